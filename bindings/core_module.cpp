@@ -1,0 +1,285 @@
+// pybind11 adapter for the CPU core: checks the arrays (dtype, contiguity, shape — no silent
+// conversion), allocates the outputs, releases the GIL and calls csrc/api.h.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "api.h"
+#include "core/param_layout.h"
+
+namespace py = pybind11;
+using plrnn::index_t;
+
+namespace {
+
+std::string shape_str(const std::vector<index_t>& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
+}
+
+template <typename S>
+const char* dtype_name() {
+  return std::is_same_v<S, float> ? "float32" : "float64";
+}
+
+// A read-only view of `obj` as a C-contiguous S array of exactly `shape`, or an exception that
+// names the argument.
+template <typename S>
+const S* view(const py::handle& obj, const std::string& name, const std::vector<index_t>& shape) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(name + ": expected a numpy.ndarray, got " + std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(py::dtype::of<S>()))
+    throw py::type_error(name + ": expected dtype " + dtype_name<S>() + ", got " + std::string(py::str(a.dtype())));
+  std::vector<index_t> got(a.shape(), a.shape() + a.ndim());
+  if (got != shape)
+    throw py::value_error(name + ": expected shape " + shape_str(shape) + ", got " + shape_str(got));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(name + ": must be C-contiguous (pass numpy.ascontiguousarray(" + name + "))");
+  return static_cast<const S*>(a.data());
+}
+
+template <typename S>
+py::array_t<S> new_array(const std::vector<index_t>& shape) {
+  return py::array_t<S>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+std::vector<index_t> shape_of(const plrnn::ParamShape& ps) {
+  return ps.vector ? std::vector<index_t>{ps.rows} : std::vector<index_t>{ps.rows, ps.cols};
+}
+
+plrnn::ModelSpec parse_spec(const py::dict& cfg) {
+  auto get_int = [&](const char* key, index_t dflt) -> index_t {
+    if (!cfg.contains(key) || cfg[key].is_none()) return dflt;
+    return cfg[key].cast<index_t>();
+  };
+  plrnn::ModelSpec spec;
+  const std::string kind = cfg["kind"].cast<std::string>();
+  const bool clipped = cfg.contains("clipped") && cfg["clipped"].cast<bool>();
+  if (kind == "standard") spec.kind = plrnn::Kind::Standard;
+  else if (kind == "alrnn") spec.kind = plrnn::Kind::ALRNN;
+  else if (kind == "dendritic") spec.kind = clipped ? plrnn::Kind::DendriticClipped : plrnn::Kind::Dendritic;
+  else if (kind == "shallow") spec.kind = clipped ? plrnn::Kind::ShallowClipped : plrnn::Kind::Shallow;
+  else throw py::value_error("kind: unknown model kind '" + kind + "' (standard, alrnn, dendritic, shallow)");
+  const std::string obs = cfg.contains("obs") ? cfg["obs"].cast<std::string>() : "identity";
+  if (obs == "identity") spec.obs = plrnn::Obs::Identity;
+  else if (obs == "linear") spec.obs = plrnn::Obs::Linear;
+  else throw py::value_error("obs: unknown observation model '" + obs + "' (identity, linear)");
+  spec.dims.M = get_int("M", 0);
+  spec.dims.N = get_int("N", 0);
+  spec.dims.K = get_int("K", 0);
+  spec.dims.P = get_int("P", 0);
+  spec.dims.Bb = get_int("bases", 0);
+  spec.dims.H = get_int("hidden", 0);
+  plrnn::check_spec(spec);
+  return spec;
+}
+
+plrnn::ForcingSpec parse_forcing(const std::string& mode, index_t tau, double alpha) {
+  plrnn::ForcingSpec f;
+  if (mode == "none") f.mode = plrnn::Forcing::None;
+  else if (mode == "sparse") f.mode = plrnn::Forcing::Sparse;
+  else if (mode == "generalized") f.mode = plrnn::Forcing::Generalized;
+  else throw py::value_error("forcing: unknown mode '" + mode + "' (none, sparse, generalized)");
+  f.tau = tau;
+  f.alpha = alpha;
+  return f;
+}
+
+template <typename S>
+plrnn::Params<S> parse_params(const plrnn::ModelSpec& spec, const py::dict& params) {
+  plrnn::Params<S> p;
+  auto slots = plrnn::param_slots(p);
+  for (int id = 0; id < plrnn::kNumParams; ++id) {
+    const auto ps = plrnn::param_shape(spec, id);
+    if (!ps.present) continue;
+    const char* name = plrnn::param_name(id);
+    if (!params.contains(name)) throw py::value_error(std::string("params: missing parameter '") + name + "'");
+    *slots[id] = view<S>(params[name], name, shape_of(ps));
+  }
+  return p;
+}
+
+template <typename S>
+py::dict new_grads(const plrnn::ModelSpec& spec, plrnn::Grads<S>& g) {
+  py::dict out;
+  auto slots = plrnn::param_slots(g);
+  for (int id = 0; id < plrnn::kNumParams; ++id) {
+    const auto ps = plrnn::param_shape(spec, id);
+    if (!ps.present) continue;
+    auto arr = new_array<S>(shape_of(ps));
+    if (arr.size()) std::fill(arr.mutable_data(), arr.mutable_data() + arr.size(), S(0));
+    *slots[id] = arr.mutable_data();
+    out[plrnn::param_name(id)] = arr;
+  }
+  return out;
+}
+
+// Shared by rollout and loss_and_grad: checks x, s, Binv against the spec.
+template <typename S>
+plrnn::Batch<S> parse_batch(const plrnn::ModelSpec& spec, const py::array& x, const py::object& s,
+                            const py::object& Binv, bool forcing) {
+  if (x.ndim() != 3) throw py::value_error("x: expected a 3-d array (B, T, N), got ndim=" + std::to_string(x.ndim()));
+  plrnn::Batch<S> b;
+  b.B = x.shape(0);
+  b.T = x.shape(1);
+  const auto& d = spec.dims;
+  b.x = view<S>(x, "x", {b.B, b.T, d.N});
+  if (d.K > 0) {
+    if (s.is_none()) throw py::value_error("s: the model has K=" + std::to_string(d.K) + " inputs, s is required");
+    b.s = view<S>(s, "s", {b.B, b.T, d.K});
+  } else if (!s.is_none()) {
+    view<S>(s, "s", {b.B, b.T, 0});
+  }
+  if (spec.obs == plrnn::Obs::Linear && forcing) {
+    if (Binv.is_none()) throw py::value_error("Binv: required for forcing with the linear observation model");
+    b.Binv = view<S>(Binv, "Binv", {d.M, d.N});
+  }
+  return b;
+}
+
+template <typename S>
+py::tuple rollout_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& x,
+                       const py::object& s, const plrnn::ForcingSpec& f, const py::object& Binv,
+                       bool return_latent) {
+  auto p = parse_params<S>(spec, params);
+  auto b = parse_batch<S>(spec, x, s, Binv, f.mode != plrnn::Forcing::None);
+  auto xhat = new_array<S>({b.B, b.T, spec.dims.N});
+  b.xhat = xhat.mutable_data();
+  py::object z = py::none();
+  if (return_latent) {
+    auto za = new_array<S>({b.B, b.T, spec.dims.M});
+    b.z = za.mutable_data();
+    z = za;
+  }
+  plrnn::LossResult r;
+  {
+    py::gil_scoped_release nogil;
+    r = plrnn::rollout<S>(spec, p, f, b);
+  }
+  return py::make_tuple(r.loss, xhat, z);
+}
+
+template <typename S>
+py::tuple loss_and_grad_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& x,
+                             const py::object& s, const plrnn::ForcingSpec& f, const py::object& Binv) {
+  auto p = parse_params<S>(spec, params);
+  auto b = parse_batch<S>(spec, x, s, Binv, f.mode != plrnn::Forcing::None);
+  plrnn::Grads<S> g;
+  py::dict grads = new_grads<S>(spec, g);
+  plrnn::LossResult r;
+  {
+    py::gil_scoped_release nogil;
+    r = plrnn::loss_and_grad<S>(spec, p, f, b, g);
+  }
+  return py::make_tuple(r.loss, grads);
+}
+
+template <typename S>
+py::tuple generate_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& z0,
+                        index_t T, const py::object& s, const py::object& eps) {
+  auto p = parse_params<S>(spec, params);
+  const auto& d = spec.dims;
+  if (z0.ndim() != 2) throw py::value_error("z0: expected a 2-d array (B, M), got ndim=" + std::to_string(z0.ndim()));
+  const index_t B = z0.shape(0);
+  if (T < 1) throw py::value_error("T: must be >= 1, got " + std::to_string(T));
+  const S* z0p = view<S>(z0, "z0", {B, d.M});
+  const S* sp = nullptr;
+  if (d.K > 0) {
+    if (s.is_none()) throw py::value_error("s: the model has K=" + std::to_string(d.K) + " inputs, s is required");
+    sp = view<S>(s, "s", {B, T, d.K});
+  }
+  const S* ep = eps.is_none() ? nullptr : view<S>(eps, "eps", {B, T, d.M});
+  auto z = new_array<S>({B, T, d.M});
+  auto xhat = new_array<S>({B, T, d.N});
+  S* zp = z.mutable_data();
+  S* xp = xhat.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    plrnn::generate<S>(spec, p, B, T, z0p, sp, ep, zp, xp);
+  }
+  return py::make_tuple(z, xhat);
+}
+
+template <typename S>
+py::tuple mar_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& units,
+                   double weight, bool mean) {
+  auto p = parse_params<S>(spec, params);
+  if (!units.dtype().is(py::dtype::of<index_t>()) || units.ndim() != 1 || !(units.flags() & py::array::c_style))
+    throw py::type_error("units: expected a 1-d contiguous int64 array");
+  plrnn::Grads<S> g;
+  py::dict grads = new_grads<S>(spec, g);
+  const double value = plrnn::mar_penalty<S>(spec, p, static_cast<const index_t*>(units.data()),
+                                             units.shape(0), weight, mean, g);
+  return py::make_tuple(value, grads);
+}
+
+// The scalar type of a call is the dtype of its main array.
+bool is_f32(const py::array& a, const char* name) {
+  if (a.dtype().is(py::dtype::of<float>())) return true;
+  if (a.dtype().is(py::dtype::of<double>())) return false;
+  throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " + std::string(py::str(a.dtype())));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "plrnn_native CPU core (C++/Eigen). Use the Python API in plrnn_native; shapes: docs/model.md.";
+
+  m.def("param_shapes", [](const py::dict& cfg) {
+    const auto spec = parse_spec(cfg);
+    py::dict out;
+    for (int id = 0; id < plrnn::kNumParams; ++id) {
+      const auto ps = plrnn::param_shape(spec, id);
+      if (ps.present) out[plrnn::param_name(id)] = py::tuple(py::cast(shape_of(ps)));
+    }
+    return out;
+  }, py::arg("config"), "Names and shapes of the parameters of a model configuration.");
+
+  m.def("rollout", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
+                      const std::string& forcing, index_t tau, double alpha, const py::object& Binv,
+                      bool return_latent) {
+    const auto spec = parse_spec(cfg);
+    const auto f = parse_forcing(forcing, tau, alpha);
+    return is_f32(x, "x") ? rollout_impl<float>(spec, params, x, s, f, Binv, return_latent)
+                          : rollout_impl<double>(spec, params, x, s, f, Binv, return_latent);
+  }, py::arg("config"), py::arg("params"), py::arg("x").noconvert(), py::arg("s") = py::none(),
+     py::arg("forcing") = "none", py::arg("tau") = 1, py::arg("alpha") = 0.0, py::arg("Binv") = py::none(),
+     py::arg("return_latent") = false,
+     "Rollout with teacher forcing: (loss, xhat [B,T,N], z [B,T,M] or None).");
+
+  m.def("loss_and_grad", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
+                            const std::string& forcing, index_t tau, double alpha, const py::object& Binv) {
+    const auto spec = parse_spec(cfg);
+    const auto f = parse_forcing(forcing, tau, alpha);
+    return is_f32(x, "x") ? loss_and_grad_impl<float>(spec, params, x, s, f, Binv)
+                          : loss_and_grad_impl<double>(spec, params, x, s, f, Binv);
+  }, py::arg("config"), py::arg("params"), py::arg("x").noconvert(), py::arg("s") = py::none(),
+     py::arg("forcing") = "none", py::arg("tau") = 1, py::arg("alpha") = 0.0, py::arg("Binv") = py::none(),
+     "MSE loss over t >= 1 and its exact gradient (BPTT): (loss, {name: grad}).");
+
+  m.def("generate", [](const py::dict& cfg, const py::dict& params, const py::array& z0, index_t T,
+                       const py::object& s, const py::object& eps) {
+    const auto spec = parse_spec(cfg);
+    return is_f32(z0, "z0") ? generate_impl<float>(spec, params, z0, T, s, eps)
+                            : generate_impl<double>(spec, params, z0, T, s, eps);
+  }, py::arg("config"), py::arg("params"), py::arg("z0").noconvert(), py::arg("T"), py::arg("s") = py::none(),
+     py::arg("eps") = py::none(), "Free run from z0 [B,M]: (z [B,T,M], xhat [B,T,N]).");
+
+  m.def("mar_penalty", [](const py::dict& cfg, const py::dict& params, const py::array& units, double weight,
+                          const std::string& reduce) {
+    const auto spec = parse_spec(cfg);
+    if (reduce != "sum" && reduce != "mean") throw py::value_error("reduce: must be 'sum' or 'mean', got '" + reduce + "'");
+    const py::array A = params.contains("A") ? py::array(params["A"]) : py::array();
+    return is_f32(A, "A") ? mar_impl<float>(spec, params, units, weight, reduce == "mean")
+                          : mar_impl<double>(spec, params, units, weight, reduce == "mean");
+  }, py::arg("config"), py::arg("params"), py::arg("units"), py::arg("weight"), py::arg("reduce") = "sum",
+     "Manifold-attractor penalty and its gradient: (value, {name: grad}).");
+
+  m.def("get_num_threads", &plrnn::get_num_threads);
+  m.def("set_num_threads", &plrnn::set_num_threads, py::arg("n"));
+}

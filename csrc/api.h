@@ -1,0 +1,32 @@
+// The native entry points of the CPU core. No Python here: the binding (bindings/core_module.cpp)
+// checks and allocates NumPy arrays, fills the plain structs of core/types.h and calls these.
+// Shapes and conventions: docs/model.md.
+#pragma once
+#include "core/types.h"
+#include "regularizers/mar.h"
+
+namespace plrnn {
+
+// Forward rollout with teacher forcing: fills batch.xhat / batch.z where not null and returns the
+// loss over t >= 1 (0 when T < 2).
+template <typename S>
+LossResult rollout(const ModelSpec& spec, const Params<S>& p, const ForcingSpec& forcing,
+                   const Batch<S>& batch);
+
+// Rollout + BPTT: the loss and its exact gradient for every parameter of the model (written to
+// the non-null pointers of `grads`, shapes as the parameters). Requires T >= 2.
+template <typename S>
+LossResult loss_and_grad(const ModelSpec& spec, const Params<S>& p, const ForcingSpec& forcing,
+                         const Batch<S>& batch, const Grads<S>& grads);
+
+// Free run from z0 [B, M]: z_t = F(z_{t-1}, s_t) + eps_t. s [B, T, K] and eps [B, T, M] may be null.
+// Writes z [B, T, M] and xhat [B, T, N] where not null.
+template <typename S>
+void generate(const ModelSpec& spec, const Params<S>& p, index_t B, index_t T, const S* z0,
+              const S* s, const S* eps, S* z, S* xhat);
+
+// Number of threads of the native calls.
+int get_num_threads();
+void set_num_threads(int n);
+
+}  // namespace plrnn

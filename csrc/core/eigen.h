@@ -1,0 +1,47 @@
+// Eigen aliases used by the CPU core. Inside the core a block of `nb` sequences at one time step is
+// a column-major [rows, nb] matrix: column j is sequence b0 + j.
+#pragma once
+#include <Eigen/Core>
+
+#include "core/types.h"
+
+namespace plrnn {
+
+template <typename S>
+using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;  // column-major
+template <typename S>
+using Vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
+template <typename S>
+using RowMat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+template <typename S>
+using CRef = Eigen::Ref<const Mat<S>>;  // read-only view of a column-major block
+template <typename S>
+using Ref = Eigen::Ref<Mat<S>>;
+
+// Parameters as NumPy lays them out (row-major).
+template <typename S>
+using CMapRow = Eigen::Map<const RowMat<S>>;
+template <typename S>
+using MapRow = Eigen::Map<RowMat<S>>;
+template <typename S>
+using CMapVec = Eigen::Map<const Vec<S>>;
+template <typename S>
+using MapVec = Eigen::Map<Vec<S>>;
+
+// The slice [b0 : b0+nb, t, :] of a [B, T, D] array, seen as a column-major [D, nb] matrix.
+template <typename S>
+using CMapSlice = Eigen::Map<const Mat<S>, 0, Eigen::OuterStride<>>;
+template <typename S>
+using MapSlice = Eigen::Map<Mat<S>, 0, Eigen::OuterStride<>>;
+
+template <typename S>
+inline CMapSlice<S> slice(const S* a, index_t T, index_t D, index_t b0, index_t nb, index_t t) {
+  return CMapSlice<S>(a + (b0 * T + t) * D, D, nb, Eigen::OuterStride<>(T * D));
+}
+template <typename S>
+inline MapSlice<S> slice(S* a, index_t T, index_t D, index_t b0, index_t nb, index_t t) {
+  return MapSlice<S>(a + (b0 * T + t) * D, D, nb, Eigen::OuterStride<>(T * D));
+}
+
+}  // namespace plrnn

@@ -1,0 +1,69 @@
+// Which named arrays a model has and their shapes: the single source of truth used by the core
+// (gradient buffers), the binding (input validation) and, through the binding, Python.
+#pragma once
+#include <array>
+#include <utility>
+
+#include "core/errors.h"
+#include "core/types.h"
+
+namespace plrnn {
+
+enum ParamId : int { pA, pW, ph, palpha, ptheta, pW1, pW2, ph1, ph2, pC, pB, pL, kNumParams };
+
+inline const char* param_name(int id) {
+  static const char* names[kNumParams] = {"A", "W", "h", "alpha", "theta", "W1",
+                                          "W2", "h1", "h2", "C", "B", "L"};
+  return names[id];
+}
+
+// Shape [rows, cols] of parameter `id` (vectors are [n, 1]); present == false where the model has none.
+struct ParamShape {
+  bool present = false;
+  bool vector = false;
+  index_t rows = 0, cols = 0;
+  index_t size() const { return rows * cols; }
+};
+
+inline ParamShape param_shape(const ModelSpec& spec, int id) {
+  const Dims& d = spec.dims;
+  const Kind k = spec.kind;
+  auto mat = [](index_t r, index_t c) { return ParamShape{true, false, r, c}; };
+  auto vec = [](index_t n) { return ParamShape{true, true, n, 1}; };
+  switch (id) {
+    case pA: return vec(d.M);
+    case pW: return has_W(k) ? mat(d.M, d.M) : ParamShape{};
+    case ph: return has_W(k) ? vec(d.M) : ParamShape{};
+    case palpha: return is_dendritic(k) ? vec(d.Bb) : ParamShape{};
+    case ptheta: return is_dendritic(k) ? mat(d.M, d.Bb) : ParamShape{};
+    case pW1: return is_shallow(k) ? mat(d.M, d.H) : ParamShape{};
+    case pW2: return is_shallow(k) ? mat(d.H, d.M) : ParamShape{};
+    case ph1: return is_shallow(k) ? vec(d.M) : ParamShape{};
+    case ph2: return is_shallow(k) ? vec(d.H) : ParamShape{};
+    case pC: return mat(d.M, d.K);
+    case pB: return spec.obs == Obs::Linear ? mat(d.N, d.M) : ParamShape{};
+    case pL: return spec.obs == Obs::Linear ? mat(d.M, d.N) : mat(d.M - d.N, d.N);
+    default: PLRNN_ASSERT(false);
+  }
+  return {};
+}
+
+template <typename T>
+inline std::array<T**, kNumParams> param_slots(ParamSet<T>& p) {
+  return {&p.A, &p.W, &p.h, &p.alpha, &p.theta, &p.W1, &p.W2, &p.h1, &p.h2, &p.C, &p.B, &p.L};
+}
+
+// Checks sizes that no model can have (the binding checks array shapes against param_shape).
+inline void check_spec(const ModelSpec& spec) {
+  const Dims& d = spec.dims;
+  PLRNN_CHECK(d.M >= 1, "M: must be >= 1, got ", d.M);
+  PLRNN_CHECK(d.N >= 1, "N: must be >= 1, got ", d.N);
+  PLRNN_CHECK(d.N <= d.M, "M: the latent size M=", d.M, " must be >= the observed size N=", d.N);
+  PLRNN_CHECK(d.K >= 0, "K: must be >= 0, got ", d.K);
+  if (spec.kind == Kind::ALRNN)
+    PLRNN_CHECK(d.P >= 0 && d.P <= d.M, "P: must be in [0, M=", d.M, "], got ", d.P);
+  if (is_dendritic(spec.kind)) PLRNN_CHECK(d.Bb >= 1, "bases: must be >= 1, got ", d.Bb);
+  if (is_shallow(spec.kind)) PLRNN_CHECK(d.H >= 1, "hidden: must be >= 1, got ", d.H);
+}
+
+}  // namespace plrnn

@@ -1,0 +1,88 @@
+// The plain structs shared by every path (CPU core, CUDA kernels, bindings): sizes, configuration
+// and raw parameter pointers. No Eigen, no Python here, so CUDA code can include it as is.
+// All arrays are row-major and contiguous, shapes as in docs/model.md.
+#pragma once
+#include <cstdint>
+
+namespace plrnn {
+
+using index_t = std::int64_t;
+
+enum class Kind : int {
+  Standard = 0,          // A*z + W relu(z) + h + C s              (W zero diagonal)
+  ALRNN = 1,             // A*z + W [z_lin; relu(z_last P)] + h + C s
+  Dendritic = 2,         // A*z + W phi(z) + h + C s, phi_i = sum_b alpha_b relu(z_i - theta_ib)
+  DendriticClipped = 3,  // phi_i = sum_b alpha_b (relu(z_i - theta_ib) - relu(z_i))
+  Shallow = 4,           // A*z + W1 relu(W2 z + h2) + h1 + C s
+  ShallowClipped = 5,    // A*z + W1 (relu(W2 z + h2) - relu(W2 z)) + h1 + C s
+};
+
+enum class Forcing : int { None = 0, Sparse = 1, Generalized = 2 };
+enum class Obs : int { Identity = 0, Linear = 1 };
+
+struct Dims {
+  index_t M = 0;   // latent units
+  index_t N = 0;   // observed dimensions
+  index_t K = 0;   // external inputs (may be 0)
+  index_t H = 0;   // hidden width (shallow)
+  index_t Bb = 0;  // number of bases (dendritic)
+  index_t P = 0;   // rectified units (alrnn)
+};
+
+struct ModelSpec {
+  Kind kind = Kind::Standard;
+  Obs obs = Obs::Identity;
+  Dims dims;
+};
+
+struct ForcingSpec {
+  Forcing mode = Forcing::None;
+  index_t tau = 1;     // sparse: interval in steps (>= 1)
+  double alpha = 0.0;  // generalized: weight in [0, 1]
+};
+
+// Parameters (read) or gradients (written) of one model: a pointer per named array, nullptr where
+// the kind or observation model has no such array.
+template <typename T>
+struct ParamSet {
+  T* A = nullptr;      // [M]
+  T* W = nullptr;      // [M, M]       standard, alrnn, dendritic
+  T* h = nullptr;      // [M]          standard, alrnn, dendritic
+  T* alpha = nullptr;  // [Bb]         dendritic
+  T* theta = nullptr;  // [M, Bb]      dendritic
+  T* W1 = nullptr;     // [M, H]       shallow
+  T* W2 = nullptr;     // [H, M]       shallow
+  T* h1 = nullptr;     // [M]          shallow
+  T* h2 = nullptr;     // [H]          shallow
+  T* C = nullptr;      // [M, K]
+  T* B = nullptr;      // [N, M]       linear observation
+  T* L = nullptr;      // [M-N, N] identity obs, [M, N] linear obs
+};
+
+template <typename S>
+using Params = ParamSet<const S>;
+template <typename S>
+using Grads = ParamSet<S>;
+
+// One batch of sequences, time-major per sequence: x[b, t, :] at x + (b*T + t)*N.
+template <typename S>
+struct Batch {
+  index_t B = 0, T = 0;
+  const S* x = nullptr;     // [B, T, N]   data (rollout/BPTT)
+  const S* s = nullptr;     // [B, T, K]   external inputs, nullptr when K == 0
+  const S* Binv = nullptr;  // [M, N]      pseudo-inverse of B (linear obs with forcing)
+  S* xhat = nullptr;        // [B, T, N]   out: pre-forcing predictions (optional)
+  S* z = nullptr;           // [B, T, M]   out: pre-forcing latent states (optional)
+};
+
+// Sum of squared errors over the scored entries and the loss = sse / (B (T-1) N).
+struct LossResult {
+  double sse = 0.0;
+  double loss = 0.0;
+};
+
+inline bool has_W(Kind k) { return k == Kind::Standard || k == Kind::ALRNN || k == Kind::Dendritic || k == Kind::DendriticClipped; }
+inline bool is_dendritic(Kind k) { return k == Kind::Dendritic || k == Kind::DendriticClipped; }
+inline bool is_shallow(Kind k) { return k == Kind::Shallow || k == Kind::ShallowClipped; }
+
+}  // namespace plrnn

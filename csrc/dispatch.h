@@ -1,0 +1,113 @@
+// The one dispatch point: runtime model kind, observation model and forcing mode become template
+// parameters here (after mamba's BOOL_SWITCH), so no hot loop branches on configuration.
+// dispatch_f32.cpp and dispatch_f64.cpp instantiate it per scalar type (two translation units,
+// compiled in parallel).
+#pragma once
+#include "api.h"
+#include "core/errors.h"
+#include "core/param_layout.h"
+#include "models/alrnn.h"
+#include "models/dendritic_plrnn.h"
+#include "models/shallow_plrnn.h"
+#include "models/standard_plrnn.h"
+#include "observation/observation.h"
+#include "rollout/bptt.h"
+#include "rollout/forcing.h"
+
+namespace plrnn {
+
+template <typename S, Kind K> struct ModelFor;
+template <typename S> struct ModelFor<S, Kind::Standard> { using type = StandardPLRNN<S>; };
+template <typename S> struct ModelFor<S, Kind::ALRNN> { using type = ALRNN<S>; };
+template <typename S> struct ModelFor<S, Kind::Dendritic> { using type = DendriticPLRNN<S>; };
+template <typename S> struct ModelFor<S, Kind::DendriticClipped> { using type = ClippedDendriticPLRNN<S>; };
+template <typename S> struct ModelFor<S, Kind::Shallow> { using type = ShallowPLRNN<S, false>; };
+template <typename S> struct ModelFor<S, Kind::ShallowClipped> { using type = ShallowPLRNN<S, true>; };
+
+template <typename S, Obs O> struct ObsFor;
+template <typename S> struct ObsFor<S, Obs::Identity> { using type = IdentityObs<S>; };
+template <typename S> struct ObsFor<S, Obs::Linear> { using type = LinearObs<S>; };
+
+template <Forcing F> struct ForcingFor;
+template <> struct ForcingFor<Forcing::None> { using type = NoForcing; };
+template <> struct ForcingFor<Forcing::Sparse> { using type = SparseForcing; };
+template <> struct ForcingFor<Forcing::Generalized> { using type = GeneralizedForcing; };
+
+template <typename E, E V> using Tag = std::integral_constant<E, V>;
+
+// fn(Tag<Kind>, Tag<Obs>, Tag<Forcing>) with the runtime values as compile-time constants.
+template <class Fn>
+decltype(auto) dispatch(Kind kind, Obs obs, Forcing forcing, Fn&& fn) {
+  auto with_forcing = [&](auto k, auto o) -> decltype(auto) {
+    switch (forcing) {
+      case Forcing::None: return fn(k, o, Tag<Forcing, Forcing::None>{});
+      case Forcing::Sparse: return fn(k, o, Tag<Forcing, Forcing::Sparse>{});
+      case Forcing::Generalized: return fn(k, o, Tag<Forcing, Forcing::Generalized>{});
+    }
+    throw_invalid("forcing: unknown mode ", static_cast<int>(forcing));
+  };
+  auto with_obs = [&](auto k) -> decltype(auto) {
+    switch (obs) {
+      case Obs::Identity: return with_forcing(k, Tag<Obs, Obs::Identity>{});
+      case Obs::Linear: return with_forcing(k, Tag<Obs, Obs::Linear>{});
+    }
+    throw_invalid("obs: unknown observation model ", static_cast<int>(obs));
+  };
+  switch (kind) {
+    case Kind::Standard: return with_obs(Tag<Kind, Kind::Standard>{});
+    case Kind::ALRNN: return with_obs(Tag<Kind, Kind::ALRNN>{});
+    case Kind::Dendritic: return with_obs(Tag<Kind, Kind::Dendritic>{});
+    case Kind::DendriticClipped: return with_obs(Tag<Kind, Kind::DendriticClipped>{});
+    case Kind::Shallow: return with_obs(Tag<Kind, Kind::Shallow>{});
+    case Kind::ShallowClipped: return with_obs(Tag<Kind, Kind::ShallowClipped>{});
+  }
+  throw_invalid("kind: unknown model kind ", static_cast<int>(kind));
+}
+
+// Checks that do not depend on array shapes (those are the binding's job).
+inline void check_call(const ModelSpec& spec, const ForcingSpec& f, index_t B, index_t T, index_t T_min) {
+  check_spec(spec);
+  PLRNN_CHECK(B >= 1, "x: batch size must be >= 1, got ", B);
+  PLRNN_CHECK(T >= T_min, "x: need at least ", T_min, " time steps, got T=", T);
+  if (f.mode == Forcing::Sparse) PLRNN_CHECK(f.tau >= 1, "tau: must be an integer >= 1, got ", f.tau);
+  if (f.mode == Forcing::Generalized)
+    PLRNN_CHECK(f.alpha >= 0.0 && f.alpha <= 1.0, "alpha: must be in [0, 1], got ", f.alpha);
+}
+
+template <typename S>
+LossResult run_rollout(const ModelSpec& spec, const Params<S>& p, const ForcingSpec& f,
+                       const Batch<S>& batch, const Grads<S>* grads) {
+  check_call(spec, f, batch.B, batch.T, grads ? 2 : 1);
+  if (spec.obs == Obs::Linear && f.mode != Forcing::None)
+    PLRNN_CHECK(batch.Binv != nullptr, "Binv: the linear observation model needs pinv(B) for forcing");
+  return dispatch(spec.kind, spec.obs, f.mode, [&](auto k, auto o, auto fm) {
+    using Model = typename ModelFor<S, decltype(k)::value>::type;
+    using Observation = typename ObsFor<S, decltype(o)::value>::type;
+    using Rule = typename ForcingFor<decltype(fm)::value>::type;
+    return rollout_or_bptt<S, Model, Observation, Rule>(spec, p, f, batch, grads);
+  });
+}
+
+template <typename S>
+LossResult rollout(const ModelSpec& spec, const Params<S>& p, const ForcingSpec& f, const Batch<S>& batch) {
+  return run_rollout<S>(spec, p, f, batch, nullptr);
+}
+
+template <typename S>
+LossResult loss_and_grad(const ModelSpec& spec, const Params<S>& p, const ForcingSpec& f,
+                         const Batch<S>& batch, const Grads<S>& grads) {
+  return run_rollout<S>(spec, p, f, batch, &grads);
+}
+
+template <typename S>
+void generate(const ModelSpec& spec, const Params<S>& p, index_t B, index_t T, const S* z0,
+              const S* s, const S* eps, S* z, S* xhat) {
+  check_call(spec, ForcingSpec{}, B, T, 1);
+  dispatch(spec.kind, spec.obs, Forcing::None, [&](auto k, auto o, auto) {
+    using Model = typename ModelFor<S, decltype(k)::value>::type;
+    using Observation = typename ObsFor<S, decltype(o)::value>::type;
+    free_run<S, Model, Observation>(spec, p, B, T, z0, s, eps, z, xhat);
+  });
+}
+
+}  // namespace plrnn

@@ -1,0 +1,12 @@
+// Instantiates the native entry points for float (see dispatch.h).
+#include "dispatch.h"
+
+namespace plrnn {
+
+template LossResult rollout<float>(const ModelSpec&, const Params<float>&, const ForcingSpec&, const Batch<float>&);
+template LossResult loss_and_grad<float>(const ModelSpec&, const Params<float>&, const ForcingSpec&,
+                                      const Batch<float>&, const Grads<float>&);
+template void generate<float>(const ModelSpec&, const Params<float>&, index_t, index_t, const float*, const float*,
+                           const float*, float*, float*);
+
+}  // namespace plrnn

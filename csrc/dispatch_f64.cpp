@@ -1,0 +1,12 @@
+// Instantiates the native entry points for double (see dispatch.h).
+#include "dispatch.h"
+
+namespace plrnn {
+
+template LossResult rollout<double>(const ModelSpec&, const Params<double>&, const ForcingSpec&, const Batch<double>&);
+template LossResult loss_and_grad<double>(const ModelSpec&, const Params<double>&, const ForcingSpec&,
+                                      const Batch<double>&, const Grads<double>&);
+template void generate<double>(const ModelSpec&, const Params<double>&, index_t, index_t, const double*, const double*,
+                           const double*, double*, double*);
+
+}  // namespace plrnn

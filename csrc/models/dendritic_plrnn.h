@@ -1,0 +1,70 @@
+// Dendritic PLRNN (basis expansion, Brenner et al. 2022):
+//   phi_i(u) = sum_b alpha_b relu(u_i - theta_ib)                 (Clipped = false)
+//   phi_i(u) = sum_b alpha_b (relu(u_i - theta_ib) - relu(u_i))   (Clipped = true, bounded orbits)
+// W has a zero diagonal as in the standard PLRNN.
+#pragma once
+#include <algorithm>
+
+#include "models/w_phi_model.h"
+
+namespace plrnn {
+
+template <typename S, bool Clipped>
+struct DendriticPhi {
+  static constexpr bool kHasParams = true;
+  static constexpr bool kZeroDiagW = true;
+  DendriticPhi(const ModelSpec& spec, const Params<S>& p)
+      : M(spec.dims.M), Bb(spec.dims.Bb), alpha(p.alpha, Bb), theta(p.theta, M, Bb), alpha_sum(alpha.sum()) {}
+
+  // fwd: Phi_ic = sum_b alpha_b relu(U_ic - theta_ib) [- alpha_sum relu(U_ic)]     U, Phi [M, n]
+  void apply(CRef<S> U, Ref<S> Phi) const {
+    for (index_t c = 0; c < U.cols(); ++c)
+      for (index_t i = 0; i < M; ++i) {
+        const S u = U(i, c);
+        S acc = 0;
+        for (index_t b = 0; b < Bb; ++b) acc += alpha[b] * std::max(u - theta(i, b), S(0));
+        if constexpr (Clipped) acc -= alpha_sum * std::max(u, S(0));
+        Phi(i, c) = acc;
+      }
+  }
+  // grad: R_ic <- R_ic * phi'(U_ic), phi' = sum_b alpha_b 1[U > theta_ib] [- alpha_sum 1[U > 0]]
+  void vjp(CRef<S> U, Ref<S> R) const {
+    for (index_t c = 0; c < U.cols(); ++c)
+      for (index_t i = 0; i < M; ++i) {
+        const S u = U(i, c);
+        S d = 0;
+        for (index_t b = 0; b < Bb; ++b) d += u > theta(i, b) ? alpha[b] : S(0);
+        if constexpr (Clipped) d -= u > S(0) ? alpha_sum : S(0);
+        R(i, c) *= d;
+      }
+  }
+  // grad of alpha and theta from R_all = W^T G of every step           U_all, R_all [M, cols]
+  //   d alpha_b   = sum_ic R_ic (relu(U_ic - theta_ib) [- relu(U_ic)])
+  //   d theta_ib  = -alpha_b sum_c R_ic 1[U_ic > theta_ib]
+  void param_grads(CRef<S> U_all, CRef<S> R_all, GradBuffers<S>& g) const {
+    auto g_alpha = g.vec(palpha);
+    auto g_theta = g.mat(ptheta);
+    for (index_t c = 0; c < U_all.cols(); ++c)
+      for (index_t i = 0; i < M; ++i) {
+        const S u = U_all(i, c), r = R_all(i, c);
+        const S clip = Clipped ? std::max(u, S(0)) : S(0);
+        for (index_t b = 0; b < Bb; ++b) {
+          const S a = u - theta(i, b);
+          g_alpha[b] += r * (std::max(a, S(0)) - clip);
+          if (a > S(0)) g_theta(i, b) -= alpha[b] * r;
+        }
+      }
+  }
+
+  index_t M, Bb;
+  CMapVec<S> alpha;
+  CMapRow<S> theta;
+  S alpha_sum;
+};
+
+template <typename S>
+using DendriticPLRNN = WPhiModel<S, DendriticPhi<S, false>>;
+template <typename S>
+using ClippedDendriticPLRNN = WPhiModel<S, DendriticPhi<S, true>>;
+
+}  // namespace plrnn

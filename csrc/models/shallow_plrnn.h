@@ -1,0 +1,94 @@
+// Shallow PLRNN (Hess et al. 2023), hidden width H:
+//   z' = A*u + W1 relu(W2 u + h2) + h1 + C s                           (Clipped = false)
+//   z' = A*u + W1 (relu(W2 u + h2) - relu(W2 u)) + h1 + C s            (Clipped = true)
+#pragma once
+#include "core/eigen.h"
+#include "core/grad_buffers.h"
+
+namespace plrnn {
+
+template <typename S, bool Clipped>
+class ShallowPLRNN {
+ public:
+  ShallowPLRNN(const ModelSpec& spec, const Params<S>& p)
+      : M_(spec.dims.M),
+        H_(spec.dims.H),
+        K_(spec.dims.K),
+        A_(p.A, M_),
+        W1_(p.W1, M_, H_),
+        W2_(p.W2, H_, M_),
+        h1_(p.h1, M_),
+        h2_(p.h2, H_),
+        C_(p.C, M_, K_) {}
+
+  struct Workspace {  // per chunk of nb sequences
+    Mat<S> v, phi, r; // [H, nb]
+    Workspace(const ShallowPLRNN& m, index_t nb) : v(m.H_, nb), phi(m.H_, nb), r(m.H_, nb) {}
+  };
+  struct Tape {       // per chunk, all steps
+    Mat<S> V;         // [H, cols] W2 U (before the bias) of every step
+    Mat<S> Delta;     // [H, cols] dL/d(W2 U) of every step
+    Vec<S> g_h2;      // [H] accumulated over the steps
+    Tape(const ShallowPLRNN& m, index_t cols) : V(m.H_, cols), Delta(m.H_, cols), g_h2(Vec<S>::Zero(m.H_)) {}
+  };
+
+  // hidden activation from v = W2 u:  relu(v + h2) [- relu(v)]          V, Phi [H, n]
+  void hidden(CRef<S> V, Ref<S> Phi) const {
+    Phi = (V.colwise() + h2_).cwiseMax(S(0));
+    if constexpr (Clipped) Phi -= V.cwiseMax(S(0));
+  }
+
+  // fwd inputs:  U [M, nb] state after forcing, Sx [K, nb] input s_t
+  // fwd outputs: Z [M, nb] = A*U + W1 hidden(W2 U) + h1 + C Sx;  tape->V keeps W2 U
+  void step(CRef<S> U, CRef<S> Sx, Ref<S> Z, Workspace& ws, Tape* tape, index_t col0) const {
+    ws.v.noalias() = W2_ * U;
+    if (tape) tape->V.middleCols(col0, U.cols()) = ws.v;
+    hidden(ws.v, ws.phi);
+    Z.noalias() = W1_ * ws.phi;
+    Z += A_.asDiagonal() * U;
+    Z.colwise() += h1_;
+    if (K_ > 0) Z.noalias() += C_ * Sx;
+  }
+
+  // grad inputs:  U [M, nb], G [M, nb] = dL/dZ, tape.V of this step
+  // grad outputs: GU [M, nb] = A*G + W2^T Delta, Delta = (W1^T G) .* (1[V + h2 > 0] [- 1[V > 0]])
+  void step_grad(CRef<S> U, CRef<S> G, Ref<S> GU, Workspace& ws, Tape& tape, index_t col0) const {
+    const index_t nb = U.cols();
+    auto V = tape.V.middleCols(col0, nb);
+    auto Delta = tape.Delta.middleCols(col0, nb);
+    ws.r.noalias() = W1_.transpose() * G;
+    for (index_t c = 0; c < nb; ++c)
+      for (index_t j = 0; j < H_; ++j) {
+        const S r = ws.r(j, c);
+        const S d1 = V(j, c) + h2_[j] > S(0) ? r : S(0);
+        tape.g_h2[j] += d1;
+        Delta(j, c) = Clipped ? d1 - (V(j, c) > S(0) ? r : S(0)) : d1;
+      }
+    GU.noalias() = W2_.transpose() * Delta;
+    GU += A_.asDiagonal() * G;
+  }
+
+  // grad of the parameters, all steps at once: U_all, G_all [M, cols], S_all [K, cols]
+  void param_grads(CRef<S> U_all, CRef<S> G_all, CRef<S> S_all, const Tape& tape,
+                   GradBuffers<S>& g) const {
+    g.vec(pA) = G_all.cwiseProduct(U_all).rowwise().sum();
+    Mat<S> phi_all(H_, U_all.cols());
+    hidden(tape.V, phi_all);
+    g.mat(pW1).noalias() = G_all * phi_all.transpose();
+    g.mat(pW2).noalias() = tape.Delta * U_all.transpose();
+    g.vec(ph1) = G_all.rowwise().sum();
+    g.vec(ph2) = tape.g_h2;
+    if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();
+  }
+
+  index_t M() const { return M_; }
+
+ private:
+  index_t M_, H_, K_;
+  CMapVec<S> A_;
+  CMapRow<S> W1_, W2_;
+  CMapVec<S> h1_, h2_;
+  CMapRow<S> C_;
+};
+
+}  // namespace plrnn

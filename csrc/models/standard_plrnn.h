@@ -1,0 +1,23 @@
+// Standard PLRNN (Durstewitz 2017): z' = A*u + W relu(u) + h + C s, W with zero diagonal.
+#pragma once
+#include "models/w_phi_model.h"
+
+namespace plrnn {
+
+template <typename S>
+struct ReluPhi {
+  static constexpr bool kHasParams = false;
+  static constexpr bool kZeroDiagW = true;
+  ReluPhi(const ModelSpec&, const Params<S>&) {}
+
+  // fwd: Phi = relu(U)                                      U, Phi [M, n]
+  void apply(CRef<S> U, Ref<S> Phi) const { Phi = U.cwiseMax(S(0)); }
+  // grad: R <- relu'(U) .* R, relu'(0) = 0                  U, R [M, n]
+  void vjp(CRef<S> U, Ref<S> R) const { R.array() = (U.array() > S(0)).select(R.array(), S(0)); }
+  void param_grads(CRef<S>, CRef<S>, GradBuffers<S>&) const {}
+};
+
+template <typename S>
+using StandardPLRNN = WPhiModel<S, ReluPhi<S>>;
+
+}  // namespace plrnn

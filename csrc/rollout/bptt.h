@@ -1,0 +1,182 @@
+// Batched rollout with teacher forcing (forward) and its exact gradient (BPTT), side by side.
+// The batch is split into one chunk of sequences per thread; each chunk runs the whole time loop
+// with [rows, nb] column-major blocks, stores what the backward pass needs (the tape), and the
+// parameter gradients are formed at the end with one matrix product per matrix over all steps.
+#pragma once
+#include <algorithm>
+#include <vector>
+
+#include "core/eigen.h"
+#include "core/grad_buffers.h"
+#include "core/thread_pool.h"
+
+namespace plrnn {
+
+template <typename S, class Model, class Observation, class ForcingRule>
+class ChunkBPTT {
+ public:
+  ChunkBPTT(const ModelSpec& spec, const Model& model, const Observation& obs,
+            const ForcingRule& forcing, const Batch<S>& batch, index_t b0, index_t nb, bool keep_tape)
+      : model_(model), obs_(obs), forcing_(forcing), batch_(batch),
+        M_(spec.dims.M), N_(spec.dims.N), K_(spec.dims.K), T_(batch.T), b0_(b0), nb_(nb),
+        cols_(keep_tape ? (batch.T - 1) * nb : 0),
+        ws_(model, nb),
+        tape_(model, cols_),
+        U_all_(M_, cols_), G_all_(M_, cols_), E_all_(N_, cols_),
+        Z_all_(Observation::kNeedsStates ? M_ : 0, cols_), S_all_(K_, keep_tape ? cols_ : nb) {}
+
+  // ---- forward: z_0 = init(x_0); z_t = F(force(z_{t-1}, x_{t-1}, a_{t-1}), s_t) ------------
+  // Returns the sum of squared errors over t >= 1. With the tape, keeps U (states after forcing),
+  // E (residuals times grad_scale) and, for the linear observation, Z (states before forcing).
+  double forward(S grad_scale) {
+    const bool keep = cols_ > 0;
+    const index_t nb = nb_;
+    Mat<S> Z(M_, nb), U(M_, nb), Xhat(N_, nb), E(N_, nb);
+    obs_.init(x_at(0), Z);
+    emit(0, Z, Xhat);
+    double sse = 0.0;
+    for (index_t t = 1; t < T_; ++t) {
+      const index_t c0 = (t - 1) * nb;
+      auto Ut = keep ? U_all_.middleCols(c0, nb) : U.middleCols(0, nb);
+      const S a = static_cast<S>(forcing_.weight(t - 1));
+      if (a != S(0)) {
+        obs_.force(Z, x_at(t - 1), a, Ut);
+      } else {
+        Ut = Z;
+      }
+      model_.step(Ut, inputs_at(t), Z, ws_, keep ? &tape_ : nullptr, c0);
+      obs_.observe(Z, Xhat);
+      E = Xhat - x_at(t);
+      sse += static_cast<double>(E.squaredNorm());
+      if (keep) {
+        E_all_.middleCols(c0, nb) = grad_scale * E;
+        if constexpr (Observation::kNeedsStates) Z_all_.middleCols(c0, nb) = Z;
+      }
+      emit(t, Z, Xhat);
+    }
+    return sse;
+  }
+
+  // ---- gradient: reverse-time sweep over the tape, then the parameter gradients ---------------
+  void backward(GradBuffers<S>& g) {
+    PLRNN_ASSERT(cols_ > 0);
+    const index_t nb = nb_;
+    Mat<S> GZ = Mat<S>::Zero(M_, nb), GU(M_, nb);  // dL/dz_t, dL/du_{t-1}
+    for (index_t t = T_ - 1; t >= 1; --t) {
+      const index_t c0 = (t - 1) * nb;
+      obs_.observe_grad(E_all_.middleCols(c0, nb), GZ);  // loss at t
+      G_all_.middleCols(c0, nb) = GZ;
+      model_.step_grad(U_all_.middleCols(c0, nb), GZ, GU, ws_, tape_, c0);
+      const S a = static_cast<S>(forcing_.weight(t - 1));
+      if (a != S(0)) {  // forcing acts only for t - 1 >= 1, where Z_{t-1} is in the tape
+        obs_.force_grad(GU, states_at(t - 1), a, GZ, g);
+      } else {
+        GZ.swap(GU);
+      }
+    }
+    obs_.init_grad(GZ, x_at(0), g);
+    model_.param_grads(U_all_, G_all_, S_all_, tape_, g);
+    obs_.param_grads(E_all_, Z_all_, g);
+  }
+
+ private:
+  CMapSlice<S> x_at(index_t t) const { return slice(batch_.x, T_, N_, b0_, nb_, t); }
+
+  // Pre-forcing states z_t, t >= 1, of the chunk (kept only where the observation model needs them).
+  CRef<S> states_at(index_t t) const {
+    if constexpr (Observation::kNeedsStates) return Z_all_.middleCols((t - 1) * nb_, nb_);
+    return Z_all_;
+  }
+
+  // s_t for the chunk as a [K, nb] block (gathered once into S_all with the tape).
+  CRef<S> inputs_at(index_t t) {
+    const bool keep = cols_ > 0;
+    auto dst = keep ? S_all_.middleCols((t - 1) * nb_, nb_) : S_all_.middleCols(0, nb_);
+    if (K_ > 0) dst = slice(batch_.s, T_, K_, b0_, nb_, t);
+    return dst;
+  }
+
+  void emit(index_t t, const Mat<S>& Z, Ref<S> Xhat) {
+    if (batch_.z) slice(batch_.z, T_, M_, b0_, nb_, t) = Z;
+    if (batch_.xhat) {
+      if (t == 0) obs_.observe(Z, Xhat);
+      slice(batch_.xhat, T_, N_, b0_, nb_, t) = Xhat;
+    }
+  }
+
+  const Model& model_;
+  const Observation& obs_;
+  const ForcingRule& forcing_;
+  const Batch<S>& batch_;
+  index_t M_, N_, K_, T_, b0_, nb_, cols_;
+  typename Model::Workspace ws_;
+  typename Model::Tape tape_;
+  Mat<S> U_all_, G_all_, E_all_, Z_all_, S_all_;  // [*, cols]
+};
+
+// Contiguous split of B sequences into n chunks: chunk c is [begin, end).
+inline std::pair<index_t, index_t> chunk_range(index_t B, int n, int c) {
+  return {B * c / n, B * (c + 1) / n};
+}
+
+// Rollout (grads == nullptr) or loss + gradient (BPTT) of a batch, threads over the batch.
+template <typename S, class Model, class Observation, class ForcingRule>
+LossResult rollout_or_bptt(const ModelSpec& spec, const Params<S>& p, const ForcingSpec& fs,
+                           const Batch<S>& batch, const Grads<S>* grads) {
+  const Model model(spec, p);
+  const Observation obs(spec, p, batch.Binv);
+  const ForcingRule forcing(fs);
+  const index_t B = batch.B, T = batch.T;
+  const int n_chunks = static_cast<int>(std::min<index_t>(get_num_threads(), B));
+  const index_t scored = B * (T - 1) * spec.dims.N;
+  const S grad_scale = scored > 0 ? S(2) / static_cast<S>(scored) : S(0);
+
+  std::vector<double> sse(n_chunks, 0.0);
+  std::vector<GradBuffers<S>> parts;
+  if (grads) parts.assign(n_chunks, GradBuffers<S>(spec));
+  parallel_for(n_chunks, [&](int c) {
+    const auto [b0, b1] = chunk_range(B, n_chunks, c);
+    ChunkBPTT<S, Model, Observation, ForcingRule> run(spec, model, obs, forcing, batch, b0, b1 - b0,
+                                                      grads != nullptr && T >= 2);
+    sse[c] = run.forward(grad_scale);
+    if (grads && T >= 2) run.backward(parts[c]);
+  });
+  if (grads) reduce_grads(parts, *grads);
+
+  LossResult r;
+  for (double v : sse) r.sse += v;
+  r.loss = scored > 0 ? r.sse / static_cast<double>(scored) : 0.0;
+  return r;
+}
+
+// Free-running generation z_t = F(z_{t-1}, s_t) + eps_t from given z_0, threads over the batch.
+//   z0 [B, M], s [B, T, K] or nullptr, eps [B, T, M] or nullptr; out z [B, T, M], xhat [B, T, N].
+template <typename S, class Model, class Observation>
+void free_run(const ModelSpec& spec, const Params<S>& p, index_t B, index_t T, const S* z0,
+              const S* s, const S* eps, S* z_out, S* xhat_out) {
+  const Model model(spec, p);
+  const Observation obs(spec, p, nullptr);
+  const index_t M = spec.dims.M, N = spec.dims.N, K = spec.dims.K;
+  const int n_chunks = static_cast<int>(std::min<index_t>(get_num_threads(), B));
+  parallel_for(n_chunks, [&](int c) {
+    const auto [b0, b1] = chunk_range(B, n_chunks, c);
+    const index_t nb = b1 - b0;
+    typename Model::Workspace ws(model, nb);
+    Mat<S> Z = Eigen::Map<const Mat<S>>(z0 + b0 * M, M, nb), Znext(M, nb), Xhat(N, nb), Sx(K, nb);
+    for (index_t t = 0; t < T; ++t) {
+      if (t > 0) {
+        if (K > 0) Sx = slice(s, T, K, b0, nb, t);
+        model.step(Z, Sx, Znext, ws, nullptr, 0);
+        if (eps) Znext += slice(eps, T, M, b0, nb, t);
+        Z.swap(Znext);
+      }
+      if (z_out) slice(z_out, T, M, b0, nb, t) = Z;
+      if (xhat_out) {
+        obs.observe(Z, Xhat);
+        slice(xhat_out, T, N, b0, nb, t) = Xhat;
+      }
+    }
+  });
+}
+
+}  // namespace plrnn

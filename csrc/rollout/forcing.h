@@ -1,0 +1,31 @@
+// Teacher-forcing schedules: the weight a(t') with which the state at time t' is pulled towards
+// the data before the next step (docs/model.md). Template parameters of the rollout, so the
+// no-forcing path carries no forcing code at all.
+#pragma once
+#include "core/types.h"
+
+namespace plrnn {
+
+struct NoForcing {
+  static constexpr Forcing kMode = Forcing::None;
+  explicit NoForcing(const ForcingSpec&) {}
+  double weight(index_t) const { return 0.0; }
+};
+
+// Sparse teacher forcing: replace the observed part every tau steps.
+struct SparseForcing {
+  static constexpr Forcing kMode = Forcing::Sparse;
+  explicit SparseForcing(const ForcingSpec& f) : tau(f.tau) {}
+  double weight(index_t t) const { return (t >= 1 && t % tau == 0) ? 1.0 : 0.0; }
+  index_t tau;
+};
+
+// Generalised teacher forcing: mix with weight alpha at every step after the first.
+struct GeneralizedForcing {
+  static constexpr Forcing kMode = Forcing::Generalized;
+  explicit GeneralizedForcing(const ForcingSpec& f) : alpha(f.alpha) {}
+  double weight(index_t t) const { return t >= 1 ? alpha : 0.0; }
+  double alpha;
+};
+
+}  // namespace plrnn

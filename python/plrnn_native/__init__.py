@@ -1,0 +1,25 @@
+"""plrnn_native: dynamical-systems reconstruction with piecewise-linear recurrent neural networks.
+
+The C++/Eigen core (``_core``) runs the batched rollout, BPTT and regulariser; this package holds
+the models' parameters as NumPy arrays. Conventions: ``docs/model.md``.
+"""
+
+from . import cuda
+from ._core import get_num_threads, set_num_threads
+from .models import FORCINGS, KINDS, OBSERVATIONS, PLRNN, load, positive_definite_init
+from .regularizers import MAR
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PLRNN",
+    "MAR",
+    "load",
+    "positive_definite_init",
+    "get_num_threads",
+    "set_num_threads",
+    "cuda",
+    "KINDS",
+    "OBSERVATIONS",
+    "FORCINGS",
+]

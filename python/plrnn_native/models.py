@@ -1,0 +1,459 @@
+"""PLRNN model family: parameters as NumPy arrays, computation in the native core.
+
+Conventions (shapes, forcing, loss) are those of ``docs/model.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Dict, Iterator, Optional, Tuple, Union
+
+import numpy as np
+
+from . import _core
+from ._validation import (
+    as_dtype,
+    check_array,
+    check_choice,
+    check_float,
+    check_int,
+)
+from .regularizers import MAR
+
+KINDS = ("standard", "alrnn", "dendritic", "shallow")
+OBSERVATIONS = ("identity", "linear")
+FORCINGS = ("none", "sparse", "generalized")
+_FORMAT = "plrnn_native.model/1"
+
+ArrayDict = Dict[str, np.ndarray]
+
+
+def positive_definite_init(M: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """Talathi & Vartak (2016) initialisation: ``K = I + R^T R / M`` scaled to spectral radius 1.
+
+    Returns ``(A, W)`` with ``A = diag(K)`` and ``W = offdiag(K)`` (float64).
+    """
+    R = rng.standard_normal((M, M))
+    K = np.eye(M) + R.T @ R / M
+    K /= np.linalg.eigvalsh(K).max()  # symmetric positive definite: spectral radius = top eigenvalue
+    A = np.diag(K).copy()
+    return A, K - np.diag(A)
+
+
+class PLRNN:
+    """A piecewise-linear RNN of one kind: ``z_t = F(z_{t-1}, s_t)``, ``xhat_t = obs(z_t)``.
+
+    Args:
+        kind: ``"standard"`` (``A*z + W relu(z) + h + C s``, ``W`` zero-diagonal), ``"alrnn"``
+            (only the last ``P`` units rectified, ``W`` full), ``"dendritic"`` (basis expansion with
+            ``bases`` thresholds per unit), ``"shallow"`` (hidden layer of width ``hidden``).
+        M: latent units. N: observed dimensions (``N <= M``). K: external inputs (0 for none).
+        obs: ``"identity"`` (``xhat = z[:N]``, the default for reconstruction) or ``"linear"`` (``xhat = B z``).
+        P: rectified units of the ALRNN, ``0 <= P <= M`` (default ``M``).
+        bases: number of bases of the dendritic PLRNN. hidden: hidden width of the shallow PLRNN.
+        clipped: clipped variant of the dendritic or shallow PLRNN (bounded orbits).
+        dtype: ``"float32"`` or ``"float64"``: of the parameters and of every array passed in.
+        seed: seed (or ``numpy.random.Generator``) of the initialisation.
+
+    Parameters are reachable by name: ``model["W"]`` (the live array), ``model["W"] = new``
+    (validated and copied in).
+    """
+
+    def __init__(self, kind: str = "standard", M: int = 16, N: int = 3, K: int = 0,
+                 obs: str = "identity", P: Optional[int] = None, bases: Optional[int] = None,
+                 hidden: Optional[int] = None, clipped: bool = False, dtype="float64",
+                 seed: Union[None, int, np.random.Generator] = None):
+        kind = check_choice("kind", kind, KINDS)
+        M = check_int("M", M, 1)
+        N = check_int("N", N, 1)
+        if M < N:
+            raise ValueError(f"M: the latent size M={M} must be >= the observed size N={N}")
+        K = check_int("K", K, 0)
+        obs = check_choice("obs", obs, OBSERVATIONS)
+        if not isinstance(clipped, (bool, np.bool_)):
+            raise TypeError(f"clipped: expected a bool, got {clipped!r}")
+        if kind == "alrnn":
+            P = M if P is None else check_int("P", P, 0, M)
+        elif P is not None:
+            raise ValueError(f"P: only the 'alrnn' kind has P, got kind={kind!r}")
+        if kind == "dendritic":
+            if bases is None:
+                raise ValueError("bases: the dendritic PLRNN needs the number of bases")
+            bases = check_int("bases", bases, 1)
+        elif bases is not None:
+            raise ValueError(f"bases: only the 'dendritic' kind has bases, got kind={kind!r}")
+        if kind == "shallow":
+            if hidden is None:
+                raise ValueError("hidden: the shallow PLRNN needs the hidden width")
+            hidden = check_int("hidden", hidden, 1)
+        elif hidden is not None:
+            raise ValueError(f"hidden: only the 'shallow' kind has hidden, got kind={kind!r}")
+        if clipped and kind not in ("dendritic", "shallow"):
+            raise ValueError(f"clipped: only the dendritic and shallow kinds have a clipped variant, got {kind!r}")
+        self._dtype = as_dtype(dtype)
+        self._config = dict(kind=kind, M=M, N=N, K=K, obs=obs, P=P, bases=bases, hidden=hidden,
+                            clipped=bool(clipped), dtype=str(self._dtype))
+        self._shapes = {name: tuple(shape) for name, shape in _core.param_shapes(self._config).items()}
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self._params: ArrayDict = {
+            name: np.ascontiguousarray(value, dtype=self._dtype)
+            for name, value in self._initial_params(rng).items()
+        }
+
+    # ---- configuration and parameters ------------------------------------------------------
+    @property
+    def config(self) -> dict:
+        """The full configuration (also what :meth:`save` stores)."""
+        return dict(self._config)
+
+    kind = property(lambda self: self._config["kind"])
+    M = property(lambda self: self._config["M"])
+    N = property(lambda self: self._config["N"])
+    K = property(lambda self: self._config["K"])
+    obs = property(lambda self: self._config["obs"])
+    dtype = property(lambda self: self._dtype)
+
+    @property
+    def params(self) -> ArrayDict:
+        """The live parameter arrays by name (a new dict; the arrays are the model's own)."""
+        return dict(self._params)
+
+    @property
+    def param_shapes(self) -> Dict[str, Tuple[int, ...]]:
+        return dict(self._shapes)
+
+    def keys(self):
+        return self._params.keys()
+
+    def items(self):
+        return self._params.items()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __contains__(self, name) -> bool:
+        return name in self._params
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._params:
+            raise KeyError(f"{name!r}: the {self.kind} model has parameters {list(self._params)}")
+        return self._params[name]
+
+    def __setitem__(self, name: str, value) -> None:
+        if name not in self._params:
+            raise KeyError(f"{name!r}: the {self.kind} model has parameters {list(self._params)}")
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"{name}: expected a real array, got dtype {arr.dtype}")
+        if arr.shape != self._shapes[name]:
+            raise ValueError(f"{name}: expected shape {self._shapes[name]}, got {arr.shape}")
+        if arr.size and not np.isfinite(arr).all():
+            raise ValueError(f"{name}: contains NaN or inf")
+        if name == "W" and self.kind in ("standard", "dendritic") and np.any(np.diag(arr) != 0):
+            raise ValueError(f"W: the {self.kind} PLRNN has a zero diagonal in W (self-coupling is A)")
+        self._params[name][...] = arr
+
+    def __repr__(self) -> str:
+        extra = {k: self._config[k] for k in ("P", "bases", "hidden") if self._config[k] is not None}
+        extra.update({"clipped": True} if self._config["clipped"] else {})
+        more = "".join(f", {k}={v}" for k, v in extra.items())
+        return (f"PLRNN(kind={self.kind!r}, M={self.M}, N={self.N}, K={self.K}, obs={self.obs!r}"
+                f"{more}, dtype={str(self._dtype)!r})")
+
+    def copy(self) -> "PLRNN":
+        new = object.__new__(PLRNN)
+        new._dtype, new._config, new._shapes = self._dtype, dict(self._config), dict(self._shapes)
+        new._params = {k: v.copy() for k, v in self._params.items()}
+        return new
+
+    def pinv_B(self) -> np.ndarray:
+        """Moore–Penrose pseudo-inverse of ``B`` ``[M, N]``: the forcing operator of the linear observation."""
+        if self.obs != "linear":
+            raise ValueError("pinv_B: only the linear observation model has B")
+        return np.ascontiguousarray(np.linalg.pinv(self._params["B"].astype(np.float64)), dtype=self._dtype)
+
+    # ---- initialisation ----------------------------------------------------------------------
+    def _initial_params(self, rng: np.random.Generator) -> ArrayDict:
+        c = self._config
+        M, N, K = c["M"], c["N"], c["K"]
+        A, W = positive_definite_init(M, rng)
+        p: ArrayDict = {"A": A}
+        if c["kind"] == "shallow":
+            H = c["hidden"]
+            p["W1"] = rng.uniform(-1, 1, (M, H)) / np.sqrt(H)
+            p["W2"] = rng.uniform(-1, 1, (H, M)) / np.sqrt(M)
+            p["h1"] = np.zeros(M)
+            p["h2"] = rng.uniform(-1, 1, H) / np.sqrt(M)
+        else:
+            p["W"] = W
+            p["h"] = np.zeros(M)
+            if c["kind"] == "dendritic":
+                Bb = c["bases"]
+                p["alpha"] = rng.uniform(0, 1, Bb) / Bb
+                p["theta"] = rng.standard_normal((M, Bb))
+        p["C"] = rng.uniform(-1, 1, (M, K)) / np.sqrt(max(K, 1))
+        if c["obs"] == "linear":
+            p["B"] = rng.standard_normal((N, M)) / np.sqrt(M)
+            p["L"] = np.linalg.pinv(p["B"])  # z_0 = B^+ x_0 at the start
+        else:
+            p["L"] = np.zeros((M - N, N))
+        assert set(p) == set(self._shapes), (set(p), set(self._shapes))
+        return p
+
+    # ---- argument handling -------------------------------------------------------------------
+    def _batch(self, x, s, name_x: str = "x") -> Tuple[np.ndarray, Optional[np.ndarray], bool]:
+        """x as [B, T, N] (a [T, N] array is one sequence) and s as [B, T, K] or None."""
+        if isinstance(x, np.ndarray) and x.ndim == 2:
+            x, single = x[None], True
+        else:
+            single = False
+        if not isinstance(x, np.ndarray) or x.ndim != 3:
+            check_array(name_x, x, self._dtype, (None, None, self.N))
+        B, T = x.shape[:2]
+        check_array(name_x, x, self._dtype, (B, T, self.N))
+        if self.K > 0:
+            if s is None:
+                raise ValueError(f"s: the model has K={self.K} external inputs; s [B, T, K] is required")
+            if single and isinstance(s, np.ndarray) and s.ndim == 2:
+                s = s[None]
+            check_array("s", s, self._dtype, (B, T, self.K))
+        elif s is not None and not (isinstance(s, np.ndarray) and s.size == 0):
+            raise ValueError("s: the model has K=0 external inputs; pass s=None")
+        else:
+            s = None
+        return x, s, single
+
+    def _forcing(self, forcing: str, tau, alpha) -> Tuple[str, int, float]:
+        forcing = check_choice("forcing", forcing, FORCINGS)
+        if forcing == "sparse":
+            if tau is None:
+                raise ValueError("tau: sparse teacher forcing needs the interval tau (an integer >= 1)")
+            tau = check_int("tau", tau, 1)
+        elif tau is not None:
+            raise ValueError(f"tau: only sparse forcing takes tau, got forcing={forcing!r}")
+        if forcing == "generalized":
+            if alpha is None:
+                raise ValueError("alpha: generalized teacher forcing needs the weight alpha in [0, 1]")
+            alpha = check_float("alpha", alpha, 0.0, 1.0)
+        elif alpha is not None:
+            raise ValueError(f"alpha: only generalized forcing takes alpha, got forcing={forcing!r}")
+        return forcing, (tau or 1), (alpha or 0.0)
+
+    def _Binv(self, forcing: str) -> Optional[np.ndarray]:
+        return self.pinv_B() if (self.obs == "linear" and forcing != "none") else None
+
+    # ---- native computations ---------------------------------------------------------------
+    def rollout(self, x: np.ndarray, s: Optional[np.ndarray] = None, forcing: str = "none",
+                tau: Optional[int] = None, alpha: Optional[float] = None,
+                return_latent: bool = False):
+        """Predictions along data with teacher forcing (docs/model.md, "Rollout").
+
+        Args:
+            x: data ``[B, T, N]`` (or ``[T, N]``), the model's dtype, C-contiguous, finite.
+            s: inputs ``[B, T, K]`` when ``K > 0``.
+            forcing: ``"none"``, ``"sparse"`` (with ``tau``) or ``"generalized"`` (with ``alpha``).
+            return_latent: also return the pre-forcing latent states ``[B, T, M]``.
+
+        Returns:
+            ``xhat`` ``[B, T, N]`` (pre-forcing predictions; ``xhat[:, 0] = obs(z_0)``), and ``z``
+            with ``return_latent``. A ``[T, N]`` input gives ``[T, ...]`` outputs.
+        """
+        x, s, single = self._batch(x, s)
+        forcing, tau, alpha = self._forcing(forcing, tau, alpha)
+        _, xhat, z = _core.rollout(self._config, self._params, x, s, forcing, tau, alpha,
+                                   self._Binv(forcing), bool(return_latent))
+        if single:
+            xhat = xhat[0]
+            z = None if z is None else z[0]
+        return (xhat, z) if return_latent else xhat
+
+    def loss_and_grad(self, x: np.ndarray, s: Optional[np.ndarray] = None, forcing: str = "none",
+                      tau: Optional[int] = None, alpha: Optional[float] = None,
+                      mar: Optional[MAR] = None) -> Tuple[float, ArrayDict]:
+        """Mean squared error of the pre-forcing predictions over ``t >= 1`` and its exact gradient (BPTT).
+
+        Arguments as :meth:`rollout` (``T >= 2``); ``mar`` adds the manifold-attractor penalty.
+        The forcing operator of the linear observation (``pinv(B)``) is held fixed (not differentiated).
+
+        Returns:
+            ``(loss, grads)`` with ``grads[name]`` of the shape of ``model[name]``; the zero diagonal of
+            ``W`` (standard, dendritic) gets a zero gradient.
+        """
+        x, s, _ = self._batch(x, s)
+        if x.shape[1] < 2:
+            raise ValueError(f"x: loss_and_grad needs at least T=2 time steps, got T={x.shape[1]}")
+        forcing, tau, alpha = self._forcing(forcing, tau, alpha)
+        loss, grads = _core.loss_and_grad(self._config, self._params, x, s, forcing, tau, alpha,
+                                          self._Binv(forcing))
+        if mar is not None:
+            value, mar_grads = self.mar_penalty(mar)
+            loss += value
+            for name, g in mar_grads.items():
+                grads[name] += g
+        return float(loss), grads
+
+    def mar_penalty(self, mar: MAR) -> Tuple[float, ArrayDict]:
+        """The manifold-attractor penalty and its gradient (zeros for untouched parameters)."""
+        if not isinstance(mar, MAR):
+            raise TypeError(f"mar: expected a plrnn_native.MAR, got {type(mar).__name__}")
+        value, grads = _core.mar_penalty(self._config, self._params, mar.resolve_units(self.M),
+                                         mar.weight, mar.reduce)
+        return float(value), grads
+
+    def initial_state(self, x0: np.ndarray) -> np.ndarray:
+        """``z_0`` from a first observation: ``[x0, L x0]`` (identity) or ``L x0`` (linear). ``x0``: ``[N]`` or ``[B, N]``."""
+        x0 = np.asarray(x0)
+        single = x0.ndim == 1
+        x0 = x0[None] if single else x0
+        check_array("x0", x0, self._dtype, (None, self.N))
+        L = self._params["L"]
+        z0 = np.concatenate([x0, x0 @ L.T], axis=1) if self.obs == "identity" else x0 @ L.T
+        z0 = np.ascontiguousarray(z0, dtype=self._dtype)
+        return z0[0] if single else z0
+
+    def generate(self, T: int, x0: Optional[np.ndarray] = None, z0: Optional[np.ndarray] = None,
+                 s: Optional[np.ndarray] = None, noise_std=None,
+                 rng: Union[None, int, np.random.Generator] = None, return_latent: bool = False):
+        """Free-running trajectories ``z_t = F(z_{t-1}, s_t) + eps_t``, ``t = 1 .. T-1``.
+
+        Args:
+            T: length including the initial state.
+            x0: first observation ``[N]`` or ``[B, N]`` (``z_0`` from :meth:`initial_state`), or
+            z0: initial latent state ``[M]`` or ``[B, M]`` (exactly one of the two).
+            s: inputs ``[B, T, K]`` (``[T, K]`` for a single trajectory) when ``K > 0``.
+            noise_std: process noise standard deviation, a scalar or ``[M]`` (diagonal ``Sigma``);
+                needs ``rng`` (a seed or ``numpy.random.Generator``) so that runs are reproducible.
+            return_latent: also return the latent states.
+
+        Returns:
+            ``xhat`` ``[B, T, N]`` (``[T, N]`` for a single initial state), and ``z`` with ``return_latent``.
+        """
+        T = check_int("T", T, 1)
+        if (x0 is None) == (z0 is None):
+            raise ValueError("x0, z0: give exactly one initial condition")
+        if x0 is not None:
+            z0 = self.initial_state(x0)
+        if not isinstance(z0, np.ndarray):
+            raise TypeError(f"z0: expected a numpy.ndarray, got {type(z0).__name__}")
+        single = z0.ndim == 1
+        z0 = z0[None] if single else z0
+        check_array("z0", z0, self._dtype, (None, self.M))
+        B = z0.shape[0]
+        if self.K > 0:
+            if s is None:
+                raise ValueError(f"s: the model has K={self.K} external inputs; s [B, T, K] is required")
+            if single and isinstance(s, np.ndarray) and s.ndim == 2:
+                s = s[None]
+            check_array("s", s, self._dtype, (B, T, self.K))
+        elif s is not None:
+            raise ValueError("s: the model has K=0 external inputs; pass s=None")
+        eps = None
+        if noise_std is not None:
+            std = np.asarray(noise_std, dtype=np.float64)
+            if std.shape not in ((), (self.M,)) or not np.isfinite(std).all() or (std < 0).any():
+                raise ValueError(f"noise_std: expected a finite scalar or [M={self.M}] array >= 0")
+            if rng is None:
+                raise ValueError("rng: process noise needs a seed or numpy.random.Generator (reproducibility)")
+            gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+            eps = gen.standard_normal((B, T, self.M)) * std
+            eps[:, 0] = 0.0
+            eps = np.ascontiguousarray(eps, dtype=self._dtype)
+        z, xhat = _core.generate(self._config, self._params, z0, T, s, eps)
+        if single:
+            z, xhat = z[0], xhat[0]
+        return (xhat, z) if return_latent else xhat
+
+    def step(self, z: np.ndarray, s: Optional[np.ndarray] = None) -> np.ndarray:
+        """One step ``F(z, s)`` for ``z`` ``[M]`` or ``[B, M]`` (``s``: ``[K]`` or ``[B, K]``)."""
+        if not isinstance(z, np.ndarray):
+            raise TypeError(f"z: expected a numpy.ndarray, got {type(z).__name__}")
+        single = z.ndim == 1
+        zb = z[None] if single else z
+        check_array("z", zb, self._dtype, (None, self.M))
+        seq = None
+        if self.K > 0:
+            if s is None:
+                raise ValueError(f"s: the model has K={self.K} external inputs; s is required")
+            sb = s[None] if (isinstance(s, np.ndarray) and s.ndim == 1) else s
+            check_array("s", sb, self._dtype, (zb.shape[0], self.K))
+            seq = np.zeros((zb.shape[0], 2, self.K), dtype=self._dtype)
+            seq[:, 1] = sb
+        elif s is not None:
+            raise ValueError("s: the model has K=0 external inputs; pass s=None")
+        z_all, _ = _core.generate(self._config, self._params, zb, 2, seq, None)
+        out = np.ascontiguousarray(z_all[:, 1])
+        return out[0] if single else out
+
+    def jacobian(self, z: np.ndarray) -> np.ndarray:
+        """The exact Jacobian ``dF/dz`` at ``z`` ``[M]`` (or ``[..., M]`` -> ``[..., M, M]``).
+
+        Inside a linear region it is constant, e.g. ``diag(A) + W diag(1[z > 0])`` (standard PLRNN).
+        """
+        z = np.asarray(z, dtype=self._dtype)
+        if z.shape[-1:] != (self.M,):
+            raise ValueError(f"z: expected shape [..., M={self.M}], got {z.shape}")
+        p, c = self._params, self._config
+        dA = np.eye(self.M, dtype=self._dtype) * p["A"]
+        if c["kind"] == "shallow":
+            v = z @ p["W2"].T
+            d = (v + p["h2"] > 0).astype(self._dtype)
+            if c["clipped"]:
+                d -= (v > 0).astype(self._dtype)
+            return dA + (p["W1"] * d[..., None, :]) @ p["W2"]
+        if c["kind"] == "standard":
+            d = (z > 0).astype(self._dtype)
+        elif c["kind"] == "alrnn":
+            d = np.ones_like(z)
+            d[..., self.M - c["P"]:] = z[..., self.M - c["P"]:] > 0
+        else:  # dendritic
+            d = ((z[..., None] > p["theta"]) * p["alpha"]).sum(-1)
+            if c["clipped"]:
+                d -= (z > 0) * p["alpha"].sum()
+        return dA + p["W"] * d[..., None, :]
+
+    # ---- persistence -------------------------------------------------------------------------
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write configuration and parameters to ``.npz``, atomically (an interrupted save leaves
+        any existing file intact)."""
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, __format__=np.array(_FORMAT), __config__=np.array(json.dumps(self._config)),
+                         **{f"param_{k}": v for k, v in self._params.items()})
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+def load(path: Union[str, os.PathLike]) -> PLRNN:
+    """Read a model written by :meth:`PLRNN.save`; every array is validated like a fresh assignment."""
+    try:
+        data = np.load(os.fspath(path), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"path: {os.fspath(path)!r} is not a readable .npz file ({exc})") from exc
+    with data:
+        if "__format__" not in data.files or str(data["__format__"]) != _FORMAT:
+            raise ValueError(f"path: {os.fspath(path)!r} is not a plrnn_native model file")
+        try:
+            config = json.loads(str(data["__config__"]))
+        except (KeyError, json.JSONDecodeError) as exc:
+            raise ValueError(f"path: {os.fspath(path)!r} has a damaged configuration") from exc
+        model = PLRNN(**config)
+        for name in model.keys():
+            key = f"param_{name}"
+            if key not in data.files:
+                raise ValueError(f"path: {os.fspath(path)!r} lacks parameter {name!r}")
+            arr = data[key]
+            if arr.dtype != model.dtype:
+                raise ValueError(f"{name}: stored dtype {arr.dtype} differs from the configuration's {model.dtype}")
+            model[name] = arr
+    return model
