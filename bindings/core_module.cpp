@@ -43,6 +43,15 @@ const S* view(const py::handle& obj, const std::string& name, const std::vector<
   return static_cast<const S*>(a.data());
 }
 
+// A writable view of an output buffer `obj` (C-contiguous S array of exactly `shape`).
+template <typename S>
+S* view_out(const py::handle& obj, const std::string& name, const std::vector<index_t>& shape) {
+  const S* p = view<S>(obj, name, shape);
+  if (!py::reinterpret_borrow<py::array>(obj).writeable())
+    throw py::value_error(name + ": output array is read-only");
+  return const_cast<S*>(p);
+}
+
 template <typename S>
 py::array_t<S> new_array(const std::vector<index_t>& shape) {
   return py::array_t<S>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
@@ -145,16 +154,16 @@ plrnn::Batch<S> parse_batch(const plrnn::ModelSpec& spec, const py::array& x, co
 template <typename S>
 py::tuple rollout_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& x,
                        const py::object& s, const plrnn::ForcingSpec& f, const py::object& Binv,
-                       bool return_latent) {
+                       bool return_latent, const py::object& xhat_out, const py::object& z_out) {
   auto p = parse_params<S>(spec, params);
   auto b = parse_batch<S>(spec, x, s, Binv, f.mode != plrnn::Forcing::None);
-  auto xhat = new_array<S>({b.B, b.T, spec.dims.N});
-  b.xhat = xhat.mutable_data();
+  const std::vector<index_t> xshape{b.B, b.T, spec.dims.N}, zshape{b.B, b.T, spec.dims.M};
+  py::object xhat = xhat_out.is_none() ? py::object(new_array<S>(xshape)) : xhat_out;
+  b.xhat = view_out<S>(xhat, xhat_out.is_none() ? "xhat" : "out", xshape);
   py::object z = py::none();
-  if (return_latent) {
-    auto za = new_array<S>({b.B, b.T, spec.dims.M});
-    b.z = za.mutable_data();
-    z = za;
+  if (return_latent || !z_out.is_none()) {
+    z = z_out.is_none() ? py::object(new_array<S>(zshape)) : z_out;
+    b.z = view_out<S>(z, z_out.is_none() ? "z" : "latent_out", zshape);
   }
   plrnn::LossResult r;
   {
@@ -242,15 +251,15 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("rollout", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
                       const std::string& forcing, index_t tau, double alpha, const py::object& Binv,
-                      bool return_latent) {
+                      bool return_latent, const py::object& xhat_out, const py::object& z_out) {
     const auto spec = parse_spec(cfg);
     const auto f = parse_forcing(forcing, tau, alpha);
-    return is_f32(x, "x") ? rollout_impl<float>(spec, params, x, s, f, Binv, return_latent)
-                          : rollout_impl<double>(spec, params, x, s, f, Binv, return_latent);
+    return is_f32(x, "x") ? rollout_impl<float>(spec, params, x, s, f, Binv, return_latent, xhat_out, z_out)
+                          : rollout_impl<double>(spec, params, x, s, f, Binv, return_latent, xhat_out, z_out);
   }, py::arg("config"), py::arg("params"), py::arg("x").noconvert(), py::arg("s") = py::none(),
      py::arg("forcing") = "none", py::arg("tau") = 1, py::arg("alpha") = 0.0, py::arg("Binv") = py::none(),
-     py::arg("return_latent") = false,
-     "Rollout with teacher forcing: (loss, xhat [B,T,N], z [B,T,M] or None).");
+     py::arg("return_latent") = false, py::arg("out") = py::none(), py::arg("latent_out") = py::none(),
+     "Rollout with teacher forcing: (loss, xhat [B,T,N], z [B,T,M] or None); optional output buffers.");
 
   m.def("loss_and_grad", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
                             const std::string& forcing, index_t tau, double alpha, const py::object& Binv) {

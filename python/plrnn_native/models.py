@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from typing import Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
@@ -19,6 +20,7 @@ from ._validation import (
     check_choice,
     check_float,
     check_int,
+    check_out,
 )
 from .regularizers import MAR
 
@@ -147,9 +149,12 @@ class PLRNN:
     def __setitem__(self, name: str, value) -> None:
         if name not in self._params:
             raise KeyError(f"{name!r}: the {self.kind} model has parameters {list(self._params)}")
-        arr = np.asarray(value)
-        if arr.dtype.kind not in "fiu":
-            raise TypeError(f"{name}: expected a real array, got dtype {arr.dtype}")
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{name}: expected a numpy.ndarray, got {type(value).__name__}")
+        arr = value
+        if arr.dtype != self._dtype:
+            raise TypeError(f"{name}: expected dtype {self._dtype} (the model's), got {arr.dtype} "
+                            f"(convert with .astype(numpy.{self._dtype}))")
         if arr.shape != self._shapes[name]:
             raise ValueError(f"{name}: expected shape {self._shapes[name]}, got {arr.shape}")
         if arr.size and not np.isfinite(arr).all():
@@ -250,7 +255,8 @@ class PLRNN:
     # ---- native computations ---------------------------------------------------------------
     def rollout(self, x: np.ndarray, s: Optional[np.ndarray] = None, forcing: str = "none",
                 tau: Optional[int] = None, alpha: Optional[float] = None,
-                return_latent: bool = False):
+                return_latent: bool = False, out: Optional[np.ndarray] = None,
+                latent_out: Optional[np.ndarray] = None):
         """Predictions along data with teacher forcing (docs/model.md, "Rollout").
 
         Args:
@@ -258,6 +264,9 @@ class PLRNN:
             s: inputs ``[B, T, K]`` when ``K > 0``.
             forcing: ``"none"``, ``"sparse"`` (with ``tau``) or ``"generalized"`` (with ``alpha``).
             return_latent: also return the pre-forcing latent states ``[B, T, M]``.
+            out, latent_out: optional writable buffers ``[B, T, N]`` and ``[B, T, M]`` (of the
+                batched shape, also for a ``[T, N]`` input) that receive the results, e.g. to avoid
+                allocations in a loop; ``latent_out`` implies ``return_latent``.
 
         Returns:
             ``xhat`` ``[B, T, N]`` (pre-forcing predictions; ``xhat[:, 0] = obs(z_0)``), and ``z``
@@ -265,8 +274,14 @@ class PLRNN:
         """
         x, s, single = self._batch(x, s)
         forcing, tau, alpha = self._forcing(forcing, tau, alpha)
+        B, T = x.shape[:2]
+        if out is not None:
+            check_out("out", out, self._dtype, (B, T, self.N))
+        if latent_out is not None:
+            check_out("latent_out", latent_out, self._dtype, (B, T, self.M))
+            return_latent = True
         _, xhat, z = _core.rollout(self._config, self._params, x, s, forcing, tau, alpha,
-                                   self._Binv(forcing), bool(return_latent))
+                                   self._Binv(forcing), bool(return_latent), out, latent_out)
         if single:
             xhat = xhat[0]
             z = None if z is None else z[0]
@@ -436,22 +451,33 @@ class PLRNN:
 
 def load(path: Union[str, os.PathLike]) -> PLRNN:
     """Read a model written by :meth:`PLRNN.save`; every array is validated like a fresh assignment."""
-    try:
-        data = np.load(os.fspath(path), allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"path: {os.fspath(path)!r} is not a readable .npz file ({exc})") from exc
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        try:
+            data = np.load(f, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"path: {path!r} is not a readable .npz file ({exc})") from exc
+        return _model_from_npz(data, path)
+
+
+def _model_from_npz(data, path: str) -> PLRNN:
     with data:
         if "__format__" not in data.files or str(data["__format__"]) != _FORMAT:
-            raise ValueError(f"path: {os.fspath(path)!r} is not a plrnn_native model file")
+            raise ValueError(f"path: {path!r} is not a plrnn_native model file")
         try:
             config = json.loads(str(data["__config__"]))
-        except (KeyError, json.JSONDecodeError) as exc:
-            raise ValueError(f"path: {os.fspath(path)!r} has a damaged configuration") from exc
-        model = PLRNN(**config)
+        except (KeyError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+            raise ValueError(f"path: {path!r} has a damaged configuration") from exc
+        try:
+            model = PLRNN(**config)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"path: {path!r} has an invalid configuration ({exc})") from exc
         for name in model.keys():
             key = f"param_{name}"
             if key not in data.files:
-                raise ValueError(f"path: {os.fspath(path)!r} lacks parameter {name!r}")
+                raise ValueError(f"path: {path!r} lacks parameter {name!r}")
             arr = data[key]
             if arr.dtype != model.dtype:
                 raise ValueError(f"{name}: stored dtype {arr.dtype} differs from the configuration's {model.dtype}")
