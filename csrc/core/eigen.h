@@ -45,3 +45,24 @@ inline MapSlice<S> slice(S* a, index_t T, index_t D, index_t b0, index_t nb, ind
 }
 
 }  // namespace plrnn
+
+namespace plrnn {
+
+// sum_c X(:, c) .* Y(:, c): a [rows] vector, accumulated column by column (contiguous, vectorised;
+// Eigen's rowwise() reduction walks a column-major matrix with a stride).
+template <typename S>
+Vec<S> row_dots(CRef<S> X, CRef<S> Y) {
+  Vec<S> acc = Vec<S>::Zero(X.rows());
+  for (index_t c = 0; c < X.cols(); ++c) acc += X.col(c).cwiseProduct(Y.col(c));
+  return acc;
+}
+
+// sum_c X(:, c): a [rows] vector.
+template <typename S>
+Vec<S> row_sums(CRef<S> X) {
+  Vec<S> acc = Vec<S>::Zero(X.rows());
+  for (index_t c = 0; c < X.cols(); ++c) acc += X.col(c);
+  return acc;
+}
+
+}  // namespace plrnn

@@ -4,6 +4,7 @@
 #pragma once
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
+#include "core/scratch.h"
 
 namespace plrnn {
 
@@ -26,10 +27,13 @@ class ShallowPLRNN {
     Workspace(const ShallowPLRNN& m, index_t nb) : v(m.H_, nb), phi(m.H_, nb), r(m.H_, nb) {}
   };
   struct Tape {       // per chunk, all steps
-    Mat<S> V;         // [H, cols] W2 U (before the bias) of every step
-    Mat<S> Delta;     // [H, cols] dL/d(W2 U) of every step
-    Vec<S> g_h2;      // [H] accumulated over the steps
-    Tape(const ShallowPLRNN& m, index_t cols) : V(m.H_, cols), Delta(m.H_, cols), g_h2(Vec<S>::Zero(m.H_)) {}
+    Eigen::Map<Mat<S>> V;      // [H, cols] W2 U (before the bias) of every step
+    Eigen::Map<Mat<S>> Delta;  // [H, cols] dL/d(W2 U) of every step
+    Vec<S> g_h2;               // [H] accumulated over the steps
+    Tape(const ShallowPLRNN& m, index_t cols)
+        : V(Scratch<S>::get(kModelTape0, m.H_, cols)),
+          Delta(Scratch<S>::get(kModelTape1, m.H_, cols)),
+          g_h2(Vec<S>::Zero(m.H_)) {}
   };
 
   // hidden activation from v = W2 u:  relu(v + h2) [- relu(v)]          V, Phi [H, n]
@@ -71,12 +75,12 @@ class ShallowPLRNN {
   // grad of the parameters, all steps at once: U_all, G_all [M, cols], S_all [K, cols]
   void param_grads(CRef<S> U_all, CRef<S> G_all, CRef<S> S_all, const Tape& tape,
                    GradBuffers<S>& g) const {
-    g.vec(pA) = G_all.cwiseProduct(U_all).rowwise().sum();
-    Mat<S> phi_all(H_, U_all.cols());
+    g.vec(pA) = row_dots<S>(G_all, U_all);
+    auto phi_all = Scratch<S>::get(kTapePhi, H_, U_all.cols());
     hidden(tape.V, phi_all);
     g.mat(pW1).noalias() = G_all * phi_all.transpose();
     g.mat(pW2).noalias() = tape.Delta * U_all.transpose();
-    g.vec(ph1) = G_all.rowwise().sum();
+    g.vec(ph1) = row_sums<S>(G_all);
     g.vec(ph2) = tape.g_h2;
     if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();
   }

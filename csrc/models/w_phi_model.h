@@ -5,6 +5,7 @@
 #pragma once
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
+#include "core/scratch.h"
 
 namespace plrnn {
 
@@ -25,9 +26,9 @@ class WPhiModel {
     Workspace(const WPhiModel& m, index_t nb) : phi(m.M_, nb), r(m.M_, nb) {}
   };
   struct Tape {  // per chunk, all steps: what the parameter gradients need beyond U and G
-    Mat<S> R;    // [M, cols] W^T G of every step, only when Phi has parameters
+    Eigen::Map<Mat<S>> R;  // [M, cols] W^T G of every step, only when Phi has parameters
     Tape(const WPhiModel& m, index_t cols)
-        : R(Phi::kHasParams ? m.M_ : 0, Phi::kHasParams ? cols : 0) {}
+        : R(Scratch<S>::get(kModelTape0, Phi::kHasParams ? m.M_ : 0, Phi::kHasParams ? cols : 0)) {}
   };
 
   // fwd inputs:  U [M, nb] state after forcing (z~_{t-1}), Sx [K, nb] input s_t
@@ -54,12 +55,12 @@ class WPhiModel {
   // U_all [M, cols] states after forcing, G_all [M, cols] dL/dZ, S_all [K, cols] inputs.
   void param_grads(CRef<S> U_all, CRef<S> G_all, CRef<S> S_all, const Tape& tape,
                    GradBuffers<S>& g) const {
-    g.vec(pA) = G_all.cwiseProduct(U_all).rowwise().sum();
-    Mat<S> phi_all(M_, U_all.cols());
+    g.vec(pA) = row_dots<S>(G_all, U_all);
+    auto phi_all = Scratch<S>::get(kTapePhi, M_, U_all.cols());
     phi_.apply(U_all, phi_all);
     g.mat(pW).noalias() = G_all * phi_all.transpose();
     if constexpr (Phi::kZeroDiagW) g.mat(pW).diagonal().setZero();
-    g.vec(ph) = G_all.rowwise().sum();
+    g.vec(ph) = row_sums<S>(G_all);
     if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();
     if constexpr (Phi::kHasParams) phi_.param_grads(U_all, tape.R, g);
   }

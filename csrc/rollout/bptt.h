@@ -8,6 +8,7 @@
 
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
+#include "core/scratch.h"
 #include "core/thread_pool.h"
 
 namespace plrnn {
@@ -22,8 +23,12 @@ class ChunkBPTT {
         cols_(keep_tape ? (batch.T - 1) * nb : 0),
         ws_(model, nb),
         tape_(model, cols_),
-        U_all_(M_, cols_), G_all_(M_, cols_), E_all_(N_, cols_),
-        Z_all_(Observation::kNeedsStates ? M_ : 0, cols_), S_all_(K_, keep_tape ? cols_ : nb) {}
+        U_all_(Scratch<S>::get(kTapeU, M_, cols_)),
+        G_all_(Scratch<S>::get(kTapeG, M_, cols_)),
+        E_all_(Scratch<S>::get(kTapeE, N_, cols_)),
+        Z_all_(Scratch<S>::get(kTapeZ, Observation::kNeedsStates ? M_ : 0, cols_)),
+        S_all_(Scratch<S>::get(kTapeS, K_, keep_tape ? cols_ : nb)) {}
+  ~ChunkBPTT() { Scratch<S>::trim(); }
 
   // ---- forward: z_0 = init(x_0); z_t = F(force(z_{t-1}, x_{t-1}, a_{t-1}), s_t) ------------
   // Returns the sum of squared errors over t >= 1. With the tape, keeps U (states after forcing),
@@ -37,7 +42,7 @@ class ChunkBPTT {
     double sse = 0.0;
     for (index_t t = 1; t < T_; ++t) {
       const index_t c0 = (t - 1) * nb;
-      auto Ut = keep ? U_all_.middleCols(c0, nb) : U.middleCols(0, nb);
+      Ref<S> Ut = keep ? Ref<S>(U_all_.middleCols(c0, nb)) : Ref<S>(U);
       const S a = static_cast<S>(forcing_.weight(t - 1));
       if (a != S(0)) {
         obs_.force(Z, x_at(t - 1), a, Ut);
@@ -111,7 +116,7 @@ class ChunkBPTT {
   index_t M_, N_, K_, T_, b0_, nb_, cols_;
   typename Model::Workspace ws_;
   typename Model::Tape tape_;
-  Mat<S> U_all_, G_all_, E_all_, Z_all_, S_all_;  // [*, cols]
+  Eigen::Map<Mat<S>> U_all_, G_all_, E_all_, Z_all_, S_all_;  // [*, cols], this thread's scratch
 };
 
 // Contiguous split of B sequences into n chunks: chunk c is [begin, end).

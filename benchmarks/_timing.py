@@ -1,0 +1,165 @@
+"""Shared timing and reporting helpers for the benchmarks in this folder.
+
+The helpers are deliberately small and dependency-free (NumPy only):
+
+* :func:`time_interleaved` runs several callables in turn, rotating their order each repeat so that
+  slow drifts of the machine (frequency scaling, other processes) affect all of them alike;
+* :func:`summarize` reduces the samples of one callable to median and interquartile range;
+* :func:`machine_info` collects what is needed to interpret the numbers later.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Robust summary of repeated wall-clock timings, in seconds."""
+
+    median: float
+    q1: float
+    q3: float
+    iqr: float
+    mean: float
+    min: float
+    max: float
+    repeats: int
+
+    def to_dict(self, samples: Sequence[float] | None = None) -> dict[str, Any]:
+        """Return a JSON-ready dict (times in milliseconds), optionally with the raw samples."""
+        out: dict[str, Any] = {
+            f"{key}_ms": 1e3 * value for key, value in asdict(self).items() if key != "repeats"
+        }
+        out["repeats"] = self.repeats
+        if samples is not None:
+            out["samples_ms"] = [1e3 * s for s in samples]
+        return out
+
+
+def summarize(samples: Sequence[float]) -> Summary:
+    """Median, quartiles (linear interpolation), IQR, mean, min and max of ``samples``."""
+    arr = np.asarray(samples, dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("cannot summarize an empty list of timings")
+    q1, median, q3 = np.percentile(arr, [25.0, 50.0, 75.0])
+    return Summary(
+        median=float(median),
+        q1=float(q1),
+        q3=float(q3),
+        iqr=float(q3 - q1),
+        mean=float(arr.mean()),
+        min=float(arr.min()),
+        max=float(arr.max()),
+        repeats=int(arr.size),
+    )
+
+
+def time_interleaved(
+    fns: Mapping[str, Callable[[], object]],
+    repeats: int,
+    warmup: int,
+) -> dict[str, list[float]]:
+    """Time each callable ``repeats`` times, interleaved, after ``warmup`` untimed calls each.
+
+    In repeat ``r`` the callables run in the order of ``fns`` rotated by ``r``: with two callables
+    the order alternates (a, b), (b, a), ..., so neither always runs right after the other.
+    The garbage collector is disabled while timing (as :mod:`timeit` does) and run between repeats.
+
+    Returns the wall-clock duration of every timed call, in seconds, per name.
+    """
+    if repeats < 1:
+        raise ValueError("repeats must be >= 1")
+    names = list(fns)
+    for _ in range(max(warmup, 0)):
+        for name in names:
+            fns[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    gc_was_enabled = gc.isenabled()
+    try:
+        for r in range(repeats):
+            shift = r % len(names)
+            gc.collect()
+            gc.disable()
+            for name in names[shift:] + names[:shift]:
+                fn = fns[name]
+                start = time.perf_counter_ns()
+                fn()
+                samples[name].append((time.perf_counter_ns() - start) * 1e-9)
+            if gc_was_enabled:
+                gc.enable()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return samples
+
+
+def _cpu_model() -> str | None:
+    """CPU model name from /proc/cpuinfo (Linux), else :func:`platform.processor`."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _git_revision(repo: Path) -> str | None:
+    """Current commit of ``repo`` (with ``-dirty`` if the tree has changes), or None."""
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("-dirty" if dirty else "")
+
+
+def machine_info(repo: Path | None = None) -> dict[str, Any]:
+    """Machine, interpreter and library facts needed to interpret benchmark numbers."""
+    try:
+        affinity: int | None = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = None
+    info: dict[str, Any] = {
+        "timestamp_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity_count": affinity,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "env_threads": {
+            key: os.environ[key]
+            for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+            if key in os.environ
+        },
+    }
+    if repo is not None:
+        info["git_revision"] = _git_revision(repo)
+    return info

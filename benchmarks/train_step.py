@@ -1,0 +1,557 @@
+"""Time one PLRNN training step: the native core against a plain PyTorch implementation.
+
+One training step is the teacher-forced rollout plus BPTT, i.e. the loss and the gradients of all
+parameters (no optimizer update). Both implementations run in the same process, on the same data
+and the same initial parameters (the native model's init, copied into torch tensors), with the same
+number of threads, float32, CPU. The PyTorch baseline (``_torch_plrnn.py``) is what a user would
+write: autograd through a Python loop over time steps.
+
+Before timing, each configuration is checked once: the native and torch losses must agree to a
+relative tolerance of ``LOSS_TOL_FACTOR * eps32 * T``; gradients are compared too (relative
+Frobenius error per parameter), and both are measured against a float64 torch reference.
+
+Timing: ``--warmup`` untimed calls each, then ``--repeats`` timed calls each, alternating the order
+of native and torch so that both see the same machine noise. Reported: median and interquartile
+range per implementation and the ratio torch_median / native_median (the speed-up of native).
+
+The default run covers the configurations of the issue: (M=32, B=16) and (M=128, B=64), T=200,
+N=3, sparse teacher forcing tau=25 and generalized teacher forcing alpha=0.1:
+
+    python benchmarks/train_step.py
+    python benchmarks/train_step.py --M 64 --B 32 --T 500 --forcing none sparse --threads 1 2
+
+torch is optional: without it only the native timings are recorded (and no correctness check).
+Results go to ``benchmarks/results/train_step.json``; a Markdown table is printed at the end.
+The exit status is 1 if a correctness check failed, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+try:  # run as a script (benchmarks/ is sys.path[0]) ...
+    from _timing import machine_info, summarize, time_interleaved
+except ImportError:  # ... or as ``python -m benchmarks.train_step`` from the repository root
+    from benchmarks._timing import machine_info, summarize, time_interleaved
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "train_step.json"
+
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+#: Loss tolerance: relative |native - torch| / |torch| < LOSS_TOL_FACTOR * eps32 * T. Rounding
+#: errors of a float32 rollout accumulate roughly linearly over the T steps; the factor allows for
+#: the different (but equally valid) summation orders of the matrix products and the final mean.
+LOSS_TOL_FACTOR = 10.0
+#: Gradient tolerance factor (relative Frobenius error per parameter): BPTT runs through the rollout
+#: twice (forward and backward), and small gradient entries lose relative accuracy.
+GRAD_TOL_FACTOR = 100.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Optional dependencies
+# --------------------------------------------------------------------------------------------------
+
+
+def import_native() -> tuple[ModuleType | None, str | None]:
+    """Import ``plrnn_native``, falling back to ``<repo>/python`` (an in-place build).
+
+    Returns ``(module, None)``, or ``(None, reason)`` when it is missing or not built.
+    """
+    try:
+        import plrnn_native
+
+        error = _check_native(plrnn_native)
+        return (None, error) if error else (plrnn_native, None)
+    except ImportError as first_error:
+        local = REPO_ROOT / "python"
+        if local.is_dir() and str(local) not in sys.path:
+            sys.path.insert(0, str(local))
+            try:
+                import plrnn_native
+
+                error = _check_native(plrnn_native)
+                return (None, error) if error else (plrnn_native, None)
+            except ImportError as exc:
+                return None, repr(exc)
+        return None, repr(first_error)
+
+
+def _check_native(module: ModuleType) -> str | None:
+    """Why ``module`` cannot be benchmarked (e.g. a source tree without the built core), or None."""
+    missing = [name for name in ("PLRNN", "set_num_threads") if not hasattr(module, name)]
+    if missing:
+        where = getattr(module, "__file__", None) or list(getattr(module, "__path__", []))
+        return f"plrnn_native at {where} lacks {missing} (not built?)"
+    return None
+
+
+def import_torch_baseline() -> tuple[ModuleType | None, ModuleType | None, str | None]:
+    """Import torch and the baseline module. Returns (torch, baseline module, error)."""
+    try:
+        import torch
+
+        try:
+            import _torch_plrnn as baseline
+        except ImportError:
+            from benchmarks import _torch_plrnn as baseline
+        return torch, baseline, None
+    except ImportError as exc:
+        return None, None, repr(exc)
+
+
+# --------------------------------------------------------------------------------------------------
+# Configurations
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Forcing:
+    """Teacher-forcing mode and its parameter (docs/model.md, "Rollout")."""
+
+    mode: str
+    tau: int | None = None
+    alpha: float | None = None
+
+    @property
+    def label(self) -> str:
+        """Short human-readable name, e.g. ``STF tau=25``."""
+        if self.mode == "sparse":
+            return f"STF tau={self.tau}"
+        if self.mode == "generalized":
+            return f"GTF alpha={self.alpha:g}"
+        return "none"
+
+    def native_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``PLRNN.loss_and_grad`` for this forcing."""
+        kwargs: dict[str, Any] = {"forcing": self.mode}
+        if self.mode == "sparse":
+            kwargs["tau"] = self.tau
+        elif self.mode == "generalized":
+            kwargs["alpha"] = self.alpha
+        return kwargs
+
+    def weights(self, T: int) -> list[float]:
+        """Forcing weights ``weight(t')`` for ``t' = 0 .. T-2``."""
+        if self.mode == "none":
+            return [0.0] * (T - 1)
+        if self.mode == "sparse":
+            assert self.tau is not None
+            return [1.0 if (t >= 1 and t % self.tau == 0) else 0.0 for t in range(T - 1)]
+        assert self.alpha is not None
+        return [self.alpha if t >= 1 else 0.0 for t in range(T - 1)]
+
+
+@dataclass(frozen=True)
+class Config:
+    """One benchmarked configuration."""
+
+    kind: str
+    M: int
+    B: int
+    T: int
+    N: int
+    H: int | None
+    clipped: bool
+    forcing: Forcing
+    threads: int
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["forcing"] = {**asdict(self.forcing), "label": self.forcing.label}
+        return out
+
+
+def build_configs(args: argparse.Namespace) -> list[Config]:
+    """Cartesian product of (M, B) pairs x forcings x thread counts."""
+    Ms, Bs = list(args.M), list(args.B)
+    if len(Ms) != len(Bs):
+        if len(Ms) == 1:
+            Ms *= len(Bs)
+        elif len(Bs) == 1:
+            Bs *= len(Ms)
+        else:
+            raise SystemExit(
+                "--M and --B need the same number of values (or one of them a single value)"
+            )
+    forcings = []
+    for mode in args.forcing:
+        if mode == "sparse":
+            forcings.append(Forcing("sparse", tau=args.tau))
+        elif mode == "generalized":
+            forcings.append(Forcing("generalized", alpha=args.alpha))
+        else:
+            forcings.append(Forcing("none"))
+    return [
+        Config(
+            args.model,
+            M,
+            B,
+            args.T,
+            args.N,
+            (args.hidden or M) if args.model == "shallow" else None,
+            args.clipped,
+            forcing,
+            threads,
+        )
+        for threads in args.threads
+        for M, B in zip(Ms, Bs)
+        for forcing in forcings
+    ]
+
+
+def make_data(config: Config, seed: int) -> np.ndarray:
+    """Random normal data, z-scored per observed dimension, float32 C-contiguous ``[B, T, N]``."""
+    rng = np.random.default_rng([seed, config.M, config.B, config.T, config.N])
+    x = rng.standard_normal((config.B, config.T, config.N))
+    x = (x - x.mean(axis=(0, 1))) / x.std(axis=(0, 1))
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def make_native_model(pn: ModuleType, config: Config, seed: int) -> Any:
+    """The native float32 model with identity observation and no external inputs."""
+    kwargs: dict[str, Any] = {"K": 0, "obs": "identity", "dtype": "float32", "seed": seed}
+    if config.H is not None:
+        kwargs["hidden"] = config.H
+    if config.clipped:
+        kwargs["clipped"] = True
+    return pn.PLRNN(config.kind, M=config.M, N=config.N, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Correctness check
+# --------------------------------------------------------------------------------------------------
+
+
+def _rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), np.finfo(np.float64).tiny)
+
+
+def check_config(
+    config: Config,
+    native_loss: float,
+    native_grads: dict[str, np.ndarray],
+    torch_model: Any,
+    reference_model: Any,
+    xt: Any,
+    xt64: Any,
+) -> dict[str, Any]:
+    """Compare native and torch (float32) losses and gradients, and both against torch float64."""
+    weights = config.forcing.weights(config.T)
+    torch_loss = float(torch_model.train_step(xt, weights).detach())
+    torch_grads = torch_model.gradients()
+    ref_loss = float(reference_model.train_step(xt64, weights).detach())
+    ref_grads = reference_model.gradients()
+
+    loss_tol = LOSS_TOL_FACTOR * FLOAT32_EPS * config.T
+    grad_tol = GRAD_TOL_FACTOR * FLOAT32_EPS * config.T
+    grads: dict[str, dict[str, float]] = {}
+    missing = sorted(set(torch_grads) - set(native_grads))
+    for name, ref in ref_grads.items():
+        if name not in native_grads:
+            continue
+        native = np.asarray(native_grads[name], dtype=np.float64)
+        scale = max(float(np.linalg.norm(ref)), np.finfo(np.float64).tiny)
+        grads[name] = {
+            "native_vs_torch": float(np.linalg.norm(native - torch_grads[name])) / scale,
+            "native_vs_float64": float(np.linalg.norm(native - ref)) / scale,
+            "torch_vs_float64": float(np.linalg.norm(torch_grads[name] - ref)) / scale,
+        }
+    loss_rel_diff = _rel(native_loss, torch_loss)
+    grad_max = max((g["native_vs_torch"] for g in grads.values()), default=math.nan)
+    finite = all(math.isfinite(v) for v in (native_loss, torch_loss, grad_max))
+    result: dict[str, Any] = {
+        "loss_native": native_loss,
+        "loss_torch": torch_loss,
+        "loss_float64": ref_loss,
+        "loss_rel_diff": loss_rel_diff,
+        "loss_rel_err_native_vs_float64": _rel(native_loss, ref_loss),
+        "loss_rel_err_torch_vs_float64": _rel(torch_loss, ref_loss),
+        "loss_tol": loss_tol,
+        "grad_rel_diff": grads,
+        "grad_rel_diff_max": grad_max,
+        "grad_tol": grad_tol,
+        "grads_missing_in_native": missing,
+    }
+    if "W" in native_grads and config.kind == "standard":
+        result["native_W_grad_diag_zero"] = bool(np.all(np.diag(native_grads["W"]) == 0))
+    result["passed"] = bool(
+        finite
+        and loss_rel_diff < loss_tol
+        and grad_max < grad_tol
+        and not missing
+        and result.get("native_W_grad_diag_zero", True)
+    )
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Benchmark
+# --------------------------------------------------------------------------------------------------
+
+
+def run_config(
+    config: Config,
+    pn: ModuleType | None,
+    torch: ModuleType | None,
+    baseline: ModuleType | None,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Check and time one configuration; returns its JSON record."""
+    x = make_data(config, args.seed)
+    weights = config.forcing.weights(config.T)
+    fns: dict[str, Callable[[], object]] = {}
+    record: dict[str, Any] = {"config": config.to_dict(), "check": None, "threads_actual": {}}
+
+    params: dict[str, np.ndarray] | None = None
+    if pn is not None:
+        pn.set_num_threads(config.threads)
+        if hasattr(pn, "get_num_threads"):
+            record["threads_actual"]["native"] = int(pn.get_num_threads())
+        native_model = make_native_model(pn, config, args.seed)
+        params = {name: np.array(value) for name, value in native_model.params.items()}
+        forcing_kwargs = config.forcing.native_kwargs()
+        native_loss, native_grads = native_model.loss_and_grad(x, **forcing_kwargs)
+        native_loss = float(native_loss)
+        fns["native"] = lambda: native_model.loss_and_grad(x, **forcing_kwargs)
+
+    if torch is not None and baseline is not None:
+        torch.set_num_threads(config.threads)
+        record["threads_actual"]["torch"] = int(torch.get_num_threads())
+        if params is None:  # no native model: an arbitrary stable init, for baseline-only timings
+            params = fallback_params(config, args.seed)
+        torch_model = baseline.TorchPLRNN(
+            config.kind, params, config.N, dtype=torch.float32, clipped=config.clipped
+        )
+        xt = torch.from_numpy(x)
+        if pn is not None:
+            reference = baseline.TorchPLRNN(
+                config.kind, params, config.N, dtype=torch.float64, clipped=config.clipped
+            )
+            record["check"] = check_config(
+                config, native_loss, native_grads, torch_model, reference, xt, xt.double()
+            )
+        fns["torch"] = lambda: torch_model.train_step(xt, weights)
+
+    samples = time_interleaved(fns, repeats=args.repeats, warmup=args.warmup)
+    for name in ("native", "torch"):
+        record[name] = summarize(samples[name]).to_dict(samples[name]) if name in samples else None
+    native, baseline_times = record["native"], record["torch"]
+    both = native is not None and baseline_times is not None
+    # The headline ratio is of medians; the ratio of minima is less sensitive to machine noise.
+    record["ratio_torch_over_native"] = (
+        baseline_times["median_ms"] / native["median_ms"] if both else None
+    )
+    record["ratio_torch_over_native_min"] = (
+        baseline_times["min_ms"] / native["min_ms"] if both else None
+    )
+    return record
+
+
+def fallback_params(config: Config, seed: int) -> dict[str, np.ndarray]:
+    """Parameters for a torch-only run (native module missing): small random, W zero diagonal."""
+    rng = np.random.default_rng([seed, config.M])
+    M, N = config.M, config.N
+    params = {
+        "A": rng.uniform(0.5, 0.9, M),
+        "C": np.zeros((M, 0)),
+        "L": rng.normal(0.0, 0.1, (M - N, N)),
+    }
+    if config.kind == "shallow":
+        H = config.H or M
+        params |= {
+            "W1": rng.normal(0.0, 0.5 / math.sqrt(H), (M, H)),
+            "W2": rng.normal(0.0, 0.5 / math.sqrt(M), (H, M)),
+            "h1": np.zeros(M),
+            "h2": np.zeros(H),
+        }
+    else:
+        W = rng.normal(0.0, 0.5 / math.sqrt(M), (M, M))
+        np.fill_diagonal(W, 0.0)
+        params |= {"W": W, "h": np.zeros(M)}
+    return {k: v.astype(np.float32) for k, v in params.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------------------------------
+
+
+def _fmt_time(summary: dict[str, Any] | None) -> str:
+    if summary is None:
+        return "—"
+    return f"{summary['median_ms']:.3g} ({summary['iqr_ms']:.2g})"
+
+
+def markdown_table(records: Sequence[dict[str, Any]]) -> str:
+    """README-ready table: one row per configuration."""
+    header = (
+        "| model | M | B | T | N | forcing | threads | native ms, median (IQR) "
+        "| torch ms, median (IQR) | speed-up (torch/native) | loss rel. diff |"
+    )
+    lines = [
+        header,
+        "|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|",
+    ]
+    for rec in records:
+        cfg = rec["config"]
+        ratio = rec["ratio_torch_over_native"]
+        check = rec["check"]
+        diff = (
+            "—"
+            if check is None
+            else f"{check['loss_rel_diff']:.1e}" + ("" if check["passed"] else " ✗")
+        )
+        kind = cfg["kind"] + (" clipped" if cfg["clipped"] else "")
+        kind += f" (H={cfg['H']})" if cfg["H"] else ""
+        speedup = "—" if ratio is None else f"{ratio:.1f}x"
+        cells = [
+            kind,
+            *(str(cfg[key]) for key in ("M", "B", "T", "N")),
+            cfg["forcing"]["label"],
+            str(cfg["threads"]),
+            _fmt_time(rec["native"]),
+            _fmt_time(rec["torch"]),
+            speedup,
+            diff,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", choices=("standard", "shallow"), default="standard")
+    parser.add_argument(
+        "--hidden", type=int, default=None, help="hidden size H of the shallow PLRNN [M]"
+    )
+    parser.add_argument("--clipped", action="store_true", help="clipped shallow PLRNN")
+    parser.add_argument(
+        "--M", type=int, nargs="+", default=[32, 128], help="latent sizes (paired with --B)"
+    )
+    parser.add_argument(
+        "--B", type=int, nargs="+", default=[16, 64], help="batch sizes (paired with --M)"
+    )
+    parser.add_argument("--T", type=int, default=200, help="sequence length")
+    parser.add_argument("--N", type=int, default=3, help="observed dimensions")
+    parser.add_argument(
+        "--forcing",
+        nargs="+",
+        choices=("none", "sparse", "generalized"),
+        default=["sparse", "generalized"],
+        help="forcing modes",
+    )
+    parser.add_argument("--tau", type=int, default=25, help="sparse forcing interval")
+    parser.add_argument("--alpha", type=float, default=0.1, help="generalized forcing weight")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1], help="thread counts (both implementations)"
+    )
+    parser.add_argument("--repeats", type=int, default=50, help="timed calls per implementation")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed calls per implementation")
+    parser.add_argument("--seed", type=int, default=0, help="seed of model init and data")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON output path")
+    args = parser.parse_args(argv)
+    if (
+        args.T < 2
+        or args.N < 1
+        or min(args.M) <= args.N
+        or args.tau < 1
+        or not 0 <= args.alpha <= 1
+    ):
+        parser.error("need T >= 2, 1 <= N < M, tau >= 1 and 0 <= alpha <= 1")
+    if args.clipped and args.model != "shallow":
+        parser.error("--clipped needs --model shallow")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    pn, native_error = import_native()
+    if args.no_torch:
+        torch, baseline, torch_error = None, None, "disabled with --no-torch"
+    else:
+        torch, baseline, torch_error = import_torch_baseline()
+    if pn is None:
+        print(
+            f"warning: plrnn_native not importable ({native_error}); timing torch only",
+            file=sys.stderr,
+        )
+    if torch is None:
+        print(
+            f"warning: PyTorch baseline missing ({torch_error}); timing native only",
+            file=sys.stderr,
+        )
+    if pn is None and torch is None:
+        print("error: neither plrnn_native nor torch is available", file=sys.stderr)
+        return 2
+
+    machine = machine_info(REPO_ROOT)
+    machine["torch"] = torch.__version__ if torch is not None else None
+    machine["torch_default_threads"] = torch.get_num_threads() if torch is not None else None
+    machine["plrnn_native"] = getattr(pn, "__version__", "unknown") if pn is not None else None
+    machine["plrnn_native_file"] = getattr(pn, "__file__", None) if pn is not None else None
+
+    records = []
+    for config in build_configs(args):
+        print(
+            f"running {config.kind} M={config.M} B={config.B} T={config.T} N={config.N} "
+            f"{config.forcing.label} threads={config.threads} ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        record = run_config(config, pn, torch, baseline, args)
+        check = record["check"]
+        if check is not None:
+            status = "ok" if check["passed"] else "FAILED"
+            print(
+                f"  check {status}: loss native={check['loss_native']:.7g} "
+                f"torch={check['loss_torch']:.7g} "
+                f"rel diff {check['loss_rel_diff']:.2e} (tol {check['loss_tol']:.1e}); "
+                f"max grad rel diff {check['grad_rel_diff_max']:.2e} (tol {check['grad_tol']:.1e})",
+                file=sys.stderr,
+                flush=True,
+            )
+        records.append(record)
+
+    output = {
+        "benchmark": "train_step",
+        "description": (
+            "one training step: teacher-forced rollout + BPTT (loss and all parameter gradients)"
+        ),
+        "command": [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)],
+        "machine": machine,
+        "settings": {
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "seed": args.seed,
+            "loss_tol_factor": LOSS_TOL_FACTOR,
+            "grad_tol_factor": GRAD_TOL_FACTOR,
+            "float32_eps": FLOAT32_EPS,
+        },
+        "missing": {"native": native_error, "torch": torch_error},
+        "results": records,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(output, indent=2) + "\n")
+    print(f"wrote {args.output}", file=sys.stderr)
+
+    print(markdown_table(records))
+    failed = [r for r in records if r["check"] is not None and not r["check"]["passed"]]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

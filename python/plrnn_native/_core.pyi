@@ -1,0 +1,46 @@
+"""Type stubs of the native CPU core (bindings/core_module.cpp). Use the API in plrnn_native."""
+
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+Config = Dict[str, object]
+Params = Dict[str, np.ndarray]
+
+def param_shapes(config: Config) -> Dict[str, Tuple[int, ...]]: ...
+def rollout(
+    config: Config,
+    params: Params,
+    x: np.ndarray,
+    s: Optional[np.ndarray] = None,
+    forcing: str = "none",
+    tau: int = 1,
+    alpha: float = 0.0,
+    Binv: Optional[np.ndarray] = None,
+    return_latent: bool = False,
+    out: Optional[np.ndarray] = None,
+    latent_out: Optional[np.ndarray] = None,
+) -> Tuple[float, np.ndarray, Optional[np.ndarray]]: ...
+def loss_and_grad(
+    config: Config,
+    params: Params,
+    x: np.ndarray,
+    s: Optional[np.ndarray] = None,
+    forcing: str = "none",
+    tau: int = 1,
+    alpha: float = 0.0,
+    Binv: Optional[np.ndarray] = None,
+) -> Tuple[float, Params]: ...
+def generate(
+    config: Config,
+    params: Params,
+    z0: np.ndarray,
+    T: int,
+    s: Optional[np.ndarray] = None,
+    eps: Optional[np.ndarray] = None,
+) -> Tuple[np.ndarray, np.ndarray]: ...
+def mar_penalty(
+    config: Config, params: Params, units: np.ndarray, weight: float, reduce: str = "sum"
+) -> Tuple[float, Params]: ...
+def get_num_threads() -> int: ...
+def set_num_threads(n: int) -> None: ...
