@@ -2,8 +2,9 @@
 
 The helpers are deliberately small and dependency-free (NumPy only):
 
-* :func:`time_interleaved` runs several callables in turn, rotating their order each repeat so that
-  slow drifts of the machine (frequency scaling, other processes) affect all of them alike;
+* :func:`time_interleaved` runs several callables in alternating blocks of consecutive calls,
+  rotating their order each round so that slow drifts of the machine (frequency scaling, other
+  processes) affect all of them alike;
 * :func:`summarize` reduces the samples of one callable to median and interquartile range;
 * :func:`machine_info` collects what is needed to interpret the numbers later.
 """
@@ -71,17 +72,22 @@ def time_interleaved(
     fns: Mapping[str, Callable[[], object]],
     repeats: int,
     warmup: int,
+    block: int = 5,
 ) -> dict[str, list[float]]:
-    """Time each callable ``repeats`` times, interleaved, after ``warmup`` untimed calls each.
+    """Time each callable ``repeats`` times, in alternating blocks, after ``warmup`` untimed calls each.
 
-    In repeat ``r`` the callables run in the order of ``fns`` rotated by ``r``: with two callables
-    the order alternates (a, b), (b, a), ..., so neither always runs right after the other.
-    The garbage collector is disabled while timing (as :mod:`timeit` does) and run between repeats.
+    A block is one untimed call followed by ``block`` timed consecutive calls of one callable, as in
+    a training loop (so a call is not timed right after the other implementation has evicted its
+    caches and put its worker threads to sleep). Blocks of the callables alternate, their order
+    rotating each round, so that all see the same machine noise. The garbage collector is disabled
+    while timing (as :mod:`timeit` does) and run between blocks.
 
     Returns the wall-clock duration of every timed call, in seconds, per name.
     """
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
+    if block < 1:
+        raise ValueError("block must be >= 1")
     names = list(fns)
     for _ in range(max(warmup, 0)):
         for name in names:
@@ -89,17 +95,21 @@ def time_interleaved(
     samples: dict[str, list[float]] = {name: [] for name in names}
     gc_was_enabled = gc.isenabled()
     try:
-        for r in range(repeats):
+        r = 0
+        while len(samples[names[0]]) < repeats:
             shift = r % len(names)
-            gc.collect()
-            gc.disable()
             for name in names[shift:] + names[:shift]:
                 fn = fns[name]
-                start = time.perf_counter_ns()
-                fn()
-                samples[name].append((time.perf_counter_ns() - start) * 1e-9)
-            if gc_was_enabled:
-                gc.enable()
+                gc.collect()
+                gc.disable()
+                fn()  # re-entry call of the block, untimed
+                for _ in range(min(block, repeats - len(samples[name]))):
+                    start = time.perf_counter_ns()
+                    fn()
+                    samples[name].append((time.perf_counter_ns() - start) * 1e-9)
+                if gc_was_enabled:
+                    gc.enable()
+            r += 1
     finally:
         if gc_was_enabled:
             gc.enable()

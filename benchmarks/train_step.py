@@ -10,8 +10,9 @@ Before timing, each configuration is checked once: the native and torch losses m
 relative tolerance of ``LOSS_TOL_FACTOR * eps32 * T``; gradients are compared too (relative
 Frobenius error per parameter), and both are measured against a float64 torch reference.
 
-Timing: ``--warmup`` untimed calls each, then ``--repeats`` timed calls each, alternating the order
-of native and torch so that both see the same machine noise. Reported: median and interquartile
+Timing: ``--warmup`` untimed calls each, then ``--repeats`` timed calls each, in alternating blocks
+of ``--block`` consecutive calls (after one untimed re-entry call), as in a training loop; native and
+torch blocks alternate so that both see the same machine noise. Reported: median and interquartile
 range per implementation and the ratio torch_median / native_median (the speed-up of native).
 
 The default run covers the configurations of the issue: (M=32, B=16) and (M=128, B=64), T=200,
@@ -342,7 +343,7 @@ def run_config(
             )
         fns["torch"] = lambda: torch_model.train_step(xt, weights)
 
-    samples = time_interleaved(fns, repeats=args.repeats, warmup=args.warmup)
+    samples = time_interleaved(fns, repeats=args.repeats, warmup=args.warmup, block=args.block)
     for name in ("native", "torch"):
         record[name] = summarize(samples[name]).to_dict(samples[name]) if name in samples else None
     native, baseline_times = record["native"], record["torch"]
@@ -460,6 +461,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, default=50, help="timed calls per implementation")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls per implementation")
+    parser.add_argument(
+        "--block", type=int, default=5,
+        help="timed consecutive calls per block (blocks of native and torch alternate)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of model init and data")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON output path")

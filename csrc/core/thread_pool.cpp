@@ -2,16 +2,39 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define PLRNN_CPU_RELAX() _mm_pause()
+#else
+#define PLRNN_CPU_RELAX() std::this_thread::yield()
+#endif
+
 #include "core/errors.h"
 
 namespace plrnn {
 namespace {
+
+// Idle workers (and a caller waiting for them) spin this long before blocking: back-to-back calls,
+// as in a training loop, then skip the wake-up of a sleeping thread (costly on virtual machines).
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+// Spins until pred() holds or kSpin passed; returns pred().
+template <class Pred>
+bool spin_until(Pred pred) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; !pred(); ++i) {
+    PLRNN_CPU_RELAX();
+    if ((i & 63) == 0 && std::chrono::steady_clock::now() - start > kSpin) return pred();
+  }
+  return true;
+}
 
 class Pool {
  public:
@@ -33,14 +56,16 @@ class Pool {
       fn_ = &fn;
       n_tasks_ = n_tasks;
       next_.store(0);
-      pending_workers_ = static_cast<int>(workers_.size());
+      pending_.store(static_cast<int>(workers_.size()));
       error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     cv_start_.notify_all();
     work();  // the caller takes tasks too
-    std::unique_lock<std::mutex> lk(m_);
-    cv_done_.wait(lk, [&] { return pending_workers_ == 0; });
+    if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lk(m_);
+      cv_done_.wait(lk, [&] { return pending_.load() == 0; });
+    }
     fn_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -59,40 +84,37 @@ class Pool {
     }
   }
 
+  void worker_loop(int id, long seen) {
+    for (;;) {
+      auto started = [&] { return generation_.load(std::memory_order_acquire) != seen || id >= stop_from_.load(); };
+      if (!spin_until(started)) {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_start_.wait(lk, started);
+      }
+      if (id >= stop_from_.load()) return;
+      seen = generation_.load(std::memory_order_acquire);
+      work();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lk(m_);  // pairs with the caller's predicate check
+        cv_done_.notify_one();
+      }
+    }
+  }
+
   // Keep exactly n workers (called only while holding run_mutex_, or from the destructor).
   void resize(int n) {
     if (static_cast<int>(workers_.size()) == n) return;
     {
       std::lock_guard<std::mutex> lk(m_);
-      stop_from_ = n;
+      stop_from_.store(n);
     }
     cv_start_.notify_all();
     for (int i = n; i < static_cast<int>(workers_.size()); ++i) workers_[i].join();
     if (static_cast<int>(workers_.size()) > n) workers_.resize(n);
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      stop_from_ = 1 << 30;
-    }
+    stop_from_.store(1 << 30);
     for (int i = static_cast<int>(workers_.size()); i < n; ++i) {
       // A new worker must not run the last generation again: it starts from the current one.
-      workers_.emplace_back([this, i, g = generation_] { worker_loop_from(i, g); });
-    }
-  }
-
-  void worker_loop_from(int id, long start_generation) {
-    long seen = start_generation;
-    for (;;) {
-      {
-        std::unique_lock<std::mutex> lk(m_);
-        cv_start_.wait(lk, [&] { return generation_ != seen || id >= stop_from_; });
-        if (id >= stop_from_) return;
-        seen = generation_;
-      }
-      work();
-      {
-        std::lock_guard<std::mutex> lk(m_);
-        if (--pending_workers_ == 0) cv_done_.notify_one();
-      }
+      workers_.emplace_back([this, i, g = generation_.load()] { worker_loop(i, g); });
     }
   }
 
@@ -104,9 +126,9 @@ class Pool {
   const std::function<void(int)>* fn_ = nullptr;
   int n_tasks_ = 0;
   std::atomic<int> next_{0};
-  int pending_workers_ = 0;
-  long generation_ = 0;
-  int stop_from_ = 1 << 30;
+  std::atomic<int> pending_{0};
+  std::atomic<long> generation_{0};
+  std::atomic<int> stop_from_{1 << 30};
   std::exception_ptr error_;
 };
 

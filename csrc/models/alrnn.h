@@ -16,10 +16,8 @@ struct PartialReluPhi {
     Phi.topRows(M - P) = U.topRows(M - P);
     Phi.bottomRows(P) = U.bottomRows(P).cwiseMax(S(0));
   }
-  // grad: R <- phi'(U) .* R (1 on the linear units)         U, R [M, n]
-  void vjp(CRef<S> U, Ref<S> R) const {
-    R.bottomRows(P).array() = (U.bottomRows(P).array() > S(0)).select(R.bottomRows(P).array(), S(0));
-  }
+  // grad: phi_i'(u) = 1 on the linear units, 1[u > 0] on the rectified ones
+  S derivative(S u, index_t i) const { return (i < M - P || u > S(0)) ? S(1) : S(0); }
   void param_grads(CRef<S>, CRef<S>, GradBuffers<S>&) const {}
 
   index_t M, P;

@@ -27,16 +27,12 @@ struct DendriticPhi {
         Phi(i, c) = acc;
       }
   }
-  // grad: R_ic <- R_ic * phi'(U_ic), phi' = sum_b alpha_b 1[U > theta_ib] [- alpha_sum 1[U > 0]]
-  void vjp(CRef<S> U, Ref<S> R) const {
-    for (index_t c = 0; c < U.cols(); ++c)
-      for (index_t i = 0; i < M; ++i) {
-        const S u = U(i, c);
-        S d = 0;
-        for (index_t b = 0; b < Bb; ++b) d += u > theta(i, b) ? alpha[b] : S(0);
-        if constexpr (Clipped) d -= u > S(0) ? alpha_sum : S(0);
-        R(i, c) *= d;
-      }
+  // grad: phi_i'(u) = sum_b alpha_b 1[u > theta_ib] [- alpha_sum 1[u > 0]]
+  S derivative(S u, index_t i) const {
+    S d = 0;
+    for (index_t b = 0; b < Bb; ++b) d += u > theta(i, b) ? alpha[b] : S(0);
+    if constexpr (Clipped) d -= u > S(0) ? alpha_sum : S(0);
+    return d;
   }
   // grad of alpha and theta from R_all = W^T G of every step           U_all, R_all [M, cols]
   //   d alpha_b   = sum_ic R_ic (relu(U_ic - theta_ib) [- relu(U_ic)])

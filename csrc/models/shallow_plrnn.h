@@ -23,16 +23,20 @@ class ShallowPLRNN {
         C_(p.C, M_, K_) {}
 
   struct Workspace {  // per chunk of nb sequences
-    Mat<S> v, phi, r; // [H, nb]
+    Mat<S> v, phi, r;  // [H, nb]
     Workspace(const ShallowPLRNN& m, index_t nb) : v(m.H_, nb), phi(m.H_, nb), r(m.H_, nb) {}
   };
-  struct Tape {       // per chunk, all steps
+  struct Tape {                // per chunk, all steps
     Eigen::Map<Mat<S>> V;      // [H, cols] W2 U (before the bias) of every step
+    Eigen::Map<Mat<S>> Phi;    // [H, cols] hidden activation of every step
     Eigen::Map<Mat<S>> Delta;  // [H, cols] dL/d(W2 U) of every step
-    Vec<S> g_h2;               // [H] accumulated over the steps
+    Vec<S> g_A, g_h1, g_h2;    // [M], [M], [H] accumulated over the steps
     Tape(const ShallowPLRNN& m, index_t cols)
         : V(Scratch<S>::get(kModelTape0, m.H_, cols)),
+          Phi(Scratch<S>::get(kTapePhi, m.H_, cols)),
           Delta(Scratch<S>::get(kModelTape1, m.H_, cols)),
+          g_A(Vec<S>::Zero(m.M_)),
+          g_h1(Vec<S>::Zero(m.M_)),
           g_h2(Vec<S>::Zero(m.H_)) {}
   };
 
@@ -43,19 +47,21 @@ class ShallowPLRNN {
   }
 
   // fwd inputs:  U [M, nb] state after forcing, Sx [K, nb] input s_t
-  // fwd outputs: Z [M, nb] = A*U + W1 hidden(W2 U) + h1 + C Sx;  tape->V keeps W2 U
+  // fwd outputs: Z [M, nb] = A*U + W1 hidden(W2 U) + h1 + C Sx;  tape keeps W2 U and hidden(W2 U)
   void step(CRef<S> U, CRef<S> Sx, Ref<S> Z, Workspace& ws, Tape* tape, index_t col0) const {
-    ws.v.noalias() = W2_ * U;
-    if (tape) tape->V.middleCols(col0, U.cols()) = ws.v;
-    hidden(ws.v, ws.phi);
-    Z.noalias() = W1_ * ws.phi;
-    Z += A_.asDiagonal() * U;
-    Z.colwise() += h1_;
+    const index_t nb = U.cols();
+    Ref<S> v = tape ? Ref<S>(tape->V.middleCols(col0, nb)) : Ref<S>(ws.v);
+    Ref<S> phi = tape ? Ref<S>(tape->Phi.middleCols(col0, nb)) : Ref<S>(ws.phi);
+    v.noalias() = W2_ * U;
+    hidden(v, phi);
+    Z.noalias() = W1_ * phi;
+    Z.array() += (U.array().colwise() * A_.array()).colwise() + h1_.array();
     if (K_ > 0) Z.noalias() += C_ * Sx;
   }
 
   // grad inputs:  U [M, nb], G [M, nb] = dL/dZ, tape.V of this step
-  // grad outputs: GU [M, nb] = A*G + W2^T Delta, Delta = (W1^T G) .* (1[V + h2 > 0] [- 1[V > 0]])
+  // grad outputs: GU [M, nb] = A*G + W2^T Delta, Delta = (W1^T G) .* (1[V + h2 > 0] [- 1[V > 0]]);
+  //               tape: Delta, g_A += rowsum(G .* U), g_h1 += rowsum(G), g_h2 += rowsum(dL/dh2)
   void step_grad(CRef<S> U, CRef<S> G, Ref<S> GU, Workspace& ws, Tape& tape, index_t col0) const {
     const index_t nb = U.cols();
     auto V = tape.V.middleCols(col0, nb);
@@ -69,18 +75,20 @@ class ShallowPLRNN {
         Delta(j, c) = Clipped ? d1 - (V(j, c) > S(0) ? r : S(0)) : d1;
       }
     GU.noalias() = W2_.transpose() * Delta;
-    GU += A_.asDiagonal() * G;
+    for (index_t c = 0; c < nb; ++c) {
+      GU.col(c) += A_.cwiseProduct(G.col(c));
+      tape.g_A += G.col(c).cwiseProduct(U.col(c));
+      tape.g_h1 += G.col(c);
+    }
   }
 
   // grad of the parameters, all steps at once: U_all, G_all [M, cols], S_all [K, cols]
   void param_grads(CRef<S> U_all, CRef<S> G_all, CRef<S> S_all, const Tape& tape,
                    GradBuffers<S>& g) const {
-    g.vec(pA) = row_dots<S>(G_all, U_all);
-    auto phi_all = Scratch<S>::get(kTapePhi, H_, U_all.cols());
-    hidden(tape.V, phi_all);
-    g.mat(pW1).noalias() = G_all * phi_all.transpose();
+    g.vec(pA) = tape.g_A;
+    g.mat(pW1).noalias() = G_all * tape.Phi.transpose();
     g.mat(pW2).noalias() = tape.Delta * U_all.transpose();
-    g.vec(ph1) = row_sums<S>(G_all);
+    g.vec(ph1) = tape.g_h1;
     g.vec(ph2) = tape.g_h2;
     if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();
   }

@@ -12,8 +12,8 @@ struct ReluPhi {
 
   // fwd: Phi = relu(U)                                      U, Phi [M, n]
   void apply(CRef<S> U, Ref<S> Phi) const { Phi = U.cwiseMax(S(0)); }
-  // grad: R <- relu'(U) .* R, relu'(0) = 0                  U, R [M, n]
-  void vjp(CRef<S> U, Ref<S> R) const { R.array() = (U.array() > S(0)).select(R.array(), S(0)); }
+  // grad: phi_i'(u) = relu'(u) = 1[u > 0] (relu'(0) = 0)
+  S derivative(S u, index_t /*i*/) const { return u > S(0) ? S(1) : S(0); }
   void param_grads(CRef<S>, CRef<S>, GradBuffers<S>&) const {}
 };
 

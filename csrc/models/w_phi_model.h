@@ -1,7 +1,8 @@
 // The shared skeleton of the standard PLRNN, the ALRNN and the dendritic PLRNN:
 //   z' = A*u + W phi(u) + h + C s
 // The kind-specific part is the elementwise nonlinearity `Phi` (see standard_plrnn.h, alrnn.h,
-// dendritic_plrnn.h), each with its forward (`apply`) beside its gradient (`vjp`, `param_grads`).
+// dendritic_plrnn.h), each with its forward (`apply`) beside its gradient (`derivative`,
+// `param_grads`).
 #pragma once
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
@@ -25,42 +26,57 @@ class WPhiModel {
     Mat<S> phi, r;    // [M, nb]
     Workspace(const WPhiModel& m, index_t nb) : phi(m.M_, nb), r(m.M_, nb) {}
   };
-  struct Tape {  // per chunk, all steps: what the parameter gradients need beyond U and G
-    Eigen::Map<Mat<S>> R;  // [M, cols] W^T G of every step, only when Phi has parameters
+  struct Tape {                // per chunk, all steps: what the parameter gradients need beyond U, G
+    Eigen::Map<Mat<S>> PhiU;   // [M, cols] phi(U) of every step
+    Eigen::Map<Mat<S>> R;      // [M, cols] W^T G of every step, only when Phi has parameters
+    Vec<S> g_A, g_h;           // [M] accumulated over the steps
     Tape(const WPhiModel& m, index_t cols)
-        : R(Scratch<S>::get(kModelTape0, Phi::kHasParams ? m.M_ : 0, Phi::kHasParams ? cols : 0)) {}
+        : PhiU(Scratch<S>::get(kTapePhi, m.M_, cols)),
+          R(Scratch<S>::get(kModelTape0, Phi::kHasParams ? m.M_ : 0, Phi::kHasParams ? cols : 0)),
+          g_A(Vec<S>::Zero(m.M_)),
+          g_h(Vec<S>::Zero(m.M_)) {}
   };
 
   // fwd inputs:  U [M, nb] state after forcing (z~_{t-1}), Sx [K, nb] input s_t
-  // fwd outputs: Z [M, nb] = A*U + W phi(U) + h + C Sx
-  void step(CRef<S> U, CRef<S> Sx, Ref<S> Z, Workspace& ws, Tape* /*tape*/, index_t /*col0*/) const {
-    phi_.apply(U, ws.phi);
-    Z.noalias() = W_ * ws.phi;
-    Z += A_.asDiagonal() * U;
-    Z.colwise() += h_;
+  // fwd outputs: Z [M, nb] = A*U + W phi(U) + h + C Sx;  tape->PhiU keeps phi(U)
+  void step(CRef<S> U, CRef<S> Sx, Ref<S> Z, Workspace& ws, Tape* tape, index_t col0) const {
+    Ref<S> phi = tape ? Ref<S>(tape->PhiU.middleCols(col0, U.cols())) : Ref<S>(ws.phi);
+    phi_.apply(U, phi);
+    Z.noalias() = W_ * phi;
+    Z.array() += (U.array().colwise() * A_.array()).colwise() + h_.array();
     if (K_ > 0) Z.noalias() += C_ * Sx;
   }
 
   // grad inputs:  U [M, nb], G [M, nb] = dL/dZ
-  // grad outputs: GU [M, nb] = dL/dU = A*G + phi'(U) .* (W^T G)
+  // grad outputs: GU [M, nb] = dL/dU = A*G + phi'(U) .* (W^T G);  tape: g_A += rowsum(G .* U),
+  //               g_h += rowsum(G), R keeps W^T G when Phi has parameters
   void step_grad(CRef<S> U, CRef<S> G, Ref<S> GU, Workspace& ws, Tape& tape, index_t col0) const {
     ws.r.noalias() = W_.transpose() * G;
     if constexpr (Phi::kHasParams) tape.R.middleCols(col0, G.cols()) = ws.r;
-    phi_.vjp(U, ws.r);
-    GU = ws.r;
-    GU += A_.asDiagonal() * G;
+    S* __restrict g_A = tape.g_A.data();
+    S* __restrict g_h = tape.g_h.data();
+    const S* __restrict a = A_.data();
+    for (index_t c = 0; c < G.cols(); ++c) {  // one fused pass, vectorised along the units
+      const S* __restrict g = G.col(c).data();
+      const S* __restrict u = U.col(c).data();
+      const S* __restrict r = ws.r.col(c).data();
+      S* __restrict gu = GU.col(c).data();
+      for (index_t i = 0; i < M_; ++i) {
+        gu[i] = a[i] * g[i] + phi_.derivative(u[i], i) * r[i];
+        g_A[i] += g[i] * u[i];
+        g_h[i] += g[i];
+      }
+    }
   }
 
   // grad of the parameters, all steps of a chunk at once (one matrix product per matrix):
   // U_all [M, cols] states after forcing, G_all [M, cols] dL/dZ, S_all [K, cols] inputs.
   void param_grads(CRef<S> U_all, CRef<S> G_all, CRef<S> S_all, const Tape& tape,
                    GradBuffers<S>& g) const {
-    g.vec(pA) = row_dots<S>(G_all, U_all);
-    auto phi_all = Scratch<S>::get(kTapePhi, M_, U_all.cols());
-    phi_.apply(U_all, phi_all);
-    g.mat(pW).noalias() = G_all * phi_all.transpose();
+    g.vec(pA) = tape.g_A;
+    g.mat(pW).noalias() = G_all * tape.PhiU.transpose();
     if constexpr (Phi::kZeroDiagW) g.mat(pW).diagonal().setZero();
-    g.vec(ph) = row_sums<S>(G_all);
+    g.vec(ph) = tape.g_h;
     if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();
     if constexpr (Phi::kHasParams) phi_.param_grads(U_all, tape.R, g);
   }

@@ -28,18 +28,18 @@ class IdentityObs {
 
   // xhat = z[:N]                                      Z [M, nb] -> Xhat [N, nb]
   void observe(CRef<S> Z, Ref<S> Xhat) const { Xhat = Z.topRows(N_); }
+  // E = xhat - x                                      Z [M, nb], X, E [N, nb]
+  void residual(CRef<S> Z, CRef<S> X, Ref<S> E) const { E = Z.topRows(N_) - X; }
   // grad: G += d/dz of <E, xhat>                      E [N, nb] (already scaled), G [M, nb]
   void observe_grad(CRef<S> E, Ref<S> G) const { G.topRows(N_) += E; }
 
-  // U = force(Z, X, a)                                Z, U [M, nb], X [N, nb]
-  void force(CRef<S> Z, CRef<S> X, S a, Ref<S> U) const {
-    U.bottomRows(M_ - N_) = Z.bottomRows(M_ - N_);
-    U.topRows(N_) = (S(1) - a) * Z.topRows(N_) + a * X;
+  // Z <- force(Z, X, a), in place                     Z [M, nb], X [N, nb]
+  void force(Ref<S> Z, CRef<S> X, S a) const {
+    Z.topRows(N_) = (S(1) - a) * Z.topRows(N_) + a * X;
   }
-  // grad: GZ = (d force / d z)^T GU                   GU, GZ [M, nb]; Z: the state that was forced
-  void force_grad(CRef<S> GU, CRef<S> /*Z*/, S a, Ref<S> GZ, GradBuffers<S>& /*g*/) const {
-    GZ.bottomRows(M_ - N_) = GU.bottomRows(M_ - N_);
-    GZ.topRows(N_) = (S(1) - a) * GU.topRows(N_);
+  // grad, in place: G <- (d force / d z)^T G           G [M, nb]; Z: the state before forcing
+  void force_grad(Ref<S> G, CRef<S> /*Z*/, S a, GradBuffers<S>& /*g*/) const {
+    G.topRows(N_) *= (S(1) - a);
   }
 
   // grads from all steps: none for the identity observation
@@ -70,23 +70,26 @@ class LinearObs {
 
   // xhat = B z
   void observe(CRef<S> Z, Ref<S> Xhat) const { Xhat.noalias() = B_ * Z; }
+  // E = B z - x
+  void residual(CRef<S> Z, CRef<S> X, Ref<S> E) const {
+    E.noalias() = B_ * Z;
+    E -= X;
+  }
   // grad: G += B^T E
   void observe_grad(CRef<S> E, Ref<S> G) const { G.noalias() += B_.transpose() * E; }
 
-  // U = Z + a Binv (X - B Z)
-  void force(CRef<S> Z, CRef<S> X, S a, Ref<S> U) const {
+  // Z <- Z + a Binv (X - B Z), in place
+  void force(Ref<S> Z, CRef<S> X, S a) const {
     PLRNN_ASSERT(Binv_.size() > 0);
     Mat<S> resid = X;
     resid.noalias() -= B_ * Z;
-    U = Z;
-    U.noalias() += a * (Binv_ * resid);
+    Z.noalias() += a * (Binv_ * resid);
   }
-  // grad: GZ = (I - a Binv B)^T GU = GU - a B^T (Binv^T GU);  dL/dB -= a (Binv^T GU) Z^T
-  // (B inside the forcing is differentiated, Binv is not).      Z [M, nb]: the state that was forced
-  void force_grad(CRef<S> GU, CRef<S> Z, S a, Ref<S> GZ, GradBuffers<S>& g) const {
-    Mat<S> t = Binv_.transpose() * GU;
-    GZ = GU;
-    GZ.noalias() -= a * (B_.transpose() * t);
+  // grad, in place: G <- (I - a Binv B)^T G = G - a B^T (Binv^T G);  dL/dB -= a (Binv^T G) Z^T
+  // (B inside the forcing is differentiated, Binv is not).      Z [M, nb]: the state before forcing
+  void force_grad(Ref<S> G, CRef<S> Z, S a, GradBuffers<S>& g) const {
+    Mat<S> t = Binv_.transpose() * G;
+    G.noalias() -= a * (B_.transpose() * t);
     g.mat(pB).noalias() -= a * (t * Z.transpose());
   }
 

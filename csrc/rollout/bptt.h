@@ -31,64 +31,71 @@ class ChunkBPTT {
   ~ChunkBPTT() { Scratch<S>::trim(); }
 
   // ---- forward: z_0 = init(x_0); z_t = F(force(z_{t-1}, x_{t-1}, a_{t-1}), s_t) ------------
-  // Returns the sum of squared errors over t >= 1. With the tape, keeps U (states after forcing),
-  // E (residuals times grad_scale) and, for the linear observation, Z (states before forcing).
+  // Returns the sum of squared errors over t >= 1. With the tape, step t writes z_t straight into
+  // U_all's block t (the next step's input), where the forcing then acts in place; the tape also
+  // keeps E (residuals times grad_scale) and, for the linear observation, Z (states before forcing).
   double forward(S grad_scale) {
     const bool keep = cols_ > 0;
     const index_t nb = nb_;
-    Mat<S> Z(M_, nb), U(M_, nb), Xhat(N_, nb), E(N_, nb);
-    obs_.init(x_at(0), Z);
-    emit(0, Z, Xhat);
+    Mat<S> ping(M_, nb), pong(M_, nb), Xhat(N_, nb), E(N_, nb);
+    auto state = [&](index_t t) -> Ref<S> {  // where u_t (z_t before forcing) lives
+      if (keep && t < T_ - 1) return U_all_.middleCols(t * nb, nb);
+      return (t % 2 == 0) ? Ref<S>(ping) : Ref<S>(pong);
+    };
+    {
+      Ref<S> Z0 = state(0);
+      obs_.init(x_at(0), Z0);
+      emit(0, Z0, Xhat);
+      force_at(0, Z0);
+    }
     double sse = 0.0;
     for (index_t t = 1; t < T_; ++t) {
       const index_t c0 = (t - 1) * nb;
-      Ref<S> Ut = keep ? Ref<S>(U_all_.middleCols(c0, nb)) : Ref<S>(U);
-      const S a = static_cast<S>(forcing_.weight(t - 1));
-      if (a != S(0)) {
-        obs_.force(Z, x_at(t - 1), a, Ut);
-      } else {
-        Ut = Z;
-      }
-      model_.step(Ut, inputs_at(t), Z, ws_, keep ? &tape_ : nullptr, c0);
-      obs_.observe(Z, Xhat);
-      E = Xhat - x_at(t);
+      Ref<S> Z = state(t);
+      model_.step(state(t - 1), inputs_at(t), Z, ws_, keep ? &tape_ : nullptr, c0);
+      obs_.residual(Z, x_at(t), E);
       sse += static_cast<double>(E.squaredNorm());
       if (keep) {
         E_all_.middleCols(c0, nb) = grad_scale * E;
         if constexpr (Observation::kNeedsStates) Z_all_.middleCols(c0, nb) = Z;
       }
       emit(t, Z, Xhat);
+      if (t < T_ - 1) force_at(t, Z);
     }
     return sse;
   }
 
   // ---- gradient: reverse-time sweep over the tape, then the parameter gradients ---------------
+  // G_all's block t-1 holds dL/dz_t; step t's gradient is written straight into block t-2.
   void backward(GradBuffers<S>& g) {
     PLRNN_ASSERT(cols_ > 0);
     const index_t nb = nb_;
-    Mat<S> GZ = Mat<S>::Zero(M_, nb), GU(M_, nb);  // dL/dz_t, dL/du_{t-1}
+    Mat<S> G0(M_, nb);  // dL/dz_0
+    G_all_.middleCols((T_ - 2) * nb, nb).setZero();  // nothing flows back into z_{T-1}
     for (index_t t = T_ - 1; t >= 1; --t) {
       const index_t c0 = (t - 1) * nb;
-      obs_.observe_grad(E_all_.middleCols(c0, nb), GZ);  // loss at t
-      G_all_.middleCols(c0, nb) = GZ;
-      model_.step_grad(U_all_.middleCols(c0, nb), GZ, GU, ws_, tape_, c0);
+      auto Gt = G_all_.middleCols(c0, nb);
+      obs_.observe_grad(E_all_.middleCols(c0, nb), Gt);  // loss at t
+      Ref<S> Gprev = t >= 2 ? Ref<S>(G_all_.middleCols(c0 - nb, nb)) : Ref<S>(G0);
+      model_.step_grad(U_all_.middleCols(c0, nb), Gt, Gprev, ws_, tape_, c0);
       const S a = static_cast<S>(forcing_.weight(t - 1));
-      if (a != S(0)) {  // forcing acts only for t - 1 >= 1, where Z_{t-1} is in the tape
-        obs_.force_grad(GU, states_at(t - 1), a, GZ, g);
-      } else {
-        GZ.swap(GU);
-      }
+      if (a != S(0)) obs_.force_grad(Gprev, states_before_forcing(t - 1), a, g);
     }
-    obs_.init_grad(GZ, x_at(0), g);
+    obs_.init_grad(G0, x_at(0), g);
     model_.param_grads(U_all_, G_all_, S_all_, tape_, g);
     obs_.param_grads(E_all_, Z_all_, g);
   }
 
  private:
+  void force_at(index_t t, Ref<S> Z) {
+    const S a = static_cast<S>(forcing_.weight(t));
+    if (a != S(0)) obs_.force(Z, x_at(t), a);
+  }
+
   CMapSlice<S> x_at(index_t t) const { return slice(batch_.x, T_, N_, b0_, nb_, t); }
 
   // Pre-forcing states z_t, t >= 1, of the chunk (kept only where the observation model needs them).
-  CRef<S> states_at(index_t t) const {
+  CRef<S> states_before_forcing(index_t t) const {
     if constexpr (Observation::kNeedsStates) return Z_all_.middleCols((t - 1) * nb_, nb_);
     return Z_all_;
   }
@@ -101,10 +108,10 @@ class ChunkBPTT {
     return dst;
   }
 
-  void emit(index_t t, const Mat<S>& Z, Ref<S> Xhat) {
+  void emit(index_t t, CRef<S> Z, Ref<S> Xhat) {
     if (batch_.z) slice(batch_.z, T_, M_, b0_, nb_, t) = Z;
     if (batch_.xhat) {
-      if (t == 0) obs_.observe(Z, Xhat);
+      obs_.observe(Z, Xhat);
       slice(batch_.xhat, T_, N_, b0_, nb_, t) = Xhat;
     }
   }
