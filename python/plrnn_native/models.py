@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from typing import Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
 from . import _core
+from ._io import atomic_savez
 from ._validation import (
     as_dtype,
     check_array,
@@ -435,18 +435,8 @@ class PLRNN:
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write configuration and parameters to ``.npz``, atomically (an interrupted save leaves
         any existing file intact)."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, __format__=np.array(_FORMAT), __config__=np.array(json.dumps(self._config)),
-                         **{f"param_{k}": v for k, v in self._params.items()})
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_savez(path, __format__=np.array(_FORMAT), __config__=np.array(json.dumps(self._config)),
+                     **{f"param_{k}": v for k, v in self._params.items()})
 
 
 def load(path: Union[str, os.PathLike]) -> PLRNN:

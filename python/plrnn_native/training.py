@@ -1,0 +1,416 @@
+"""Training a PLRNN on time series: batches of random subsequences, BPTT with teacher forcing in the
+native core, Adam/RAdam, learning-rate decay, gradient clipping, MAR, divergence guard, checkpoints.
+
+The per-step work (rollout and BPTT over all time steps of a batch) runs natively; Python does a
+handful of array operations per batch (sampling, the optimiser update).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Union
+
+import numpy as np
+
+from ._io import atomic_savez
+from ._validation import check_array, check_choice, check_float, check_int
+from .models import PLRNN
+from .regularizers import MAR
+
+_CHECKPOINT_FORMAT = "plrnn_native.checkpoint/1"
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of :class:`Trainer` (defaults: the usual DSR setting for Lorenz-63).
+
+    Attributes:
+        seq_len: length of the training subsequences (>= 2).
+        batch_size: subsequences per batch.
+        batches_per_epoch: optimiser steps per epoch.
+        epochs: number of epochs.
+        optimizer: ``"adam"`` or ``"radam"``.
+        lr, lr_end: learning rate, decayed exponentially per epoch from ``lr`` to ``lr_end``.
+        betas, eps: Adam moments' decay rates and denominator guard.
+        grad_clip: clip the global gradient norm to this value (0 disables).
+        forcing: ``"sparse"`` (interval ``tau``), ``"generalized"`` (weight ``alpha``) or ``"none"``.
+        tau: sparse teacher-forcing interval in steps.
+        alpha: generalized teacher-forcing weight in [0, 1] (the start value when adaptive).
+        adaptive_alpha: adapt ``alpha`` to the Jacobian norm along the batch (Hess et al. 2023):
+            ``alpha* = max(0, 1 - 1/G)`` with ``G`` the geometric mean of the per-step spectral norms;
+            ``alpha`` rises to ``alpha*`` at once and decays as ``0.999 alpha + 0.001 alpha*``.
+        alpha_every: batches between two estimates of ``alpha*``.
+        teacher_noise: std of Gaussian noise added to each batch's data (teacher signals and
+            targets alike; zero-mean noise on the targets leaves the expected gradient unchanged).
+        mar_weight, mar_fraction, mar_select: manifold-attractor regularisation (weight 0: off).
+        seed: seed of batch sampling and noise.
+    """
+
+    seq_len: int = 200
+    batch_size: int = 16
+    batches_per_epoch: int = 50
+    epochs: int = 1000
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    lr_end: float = 1e-5
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    grad_clip: float = 10.0
+    forcing: str = "sparse"
+    tau: int = 25
+    alpha: float = 0.1
+    adaptive_alpha: bool = False
+    alpha_every: int = 5
+    teacher_noise: float = 0.0
+    mar_weight: float = 0.0
+    mar_fraction: float = 0.5
+    mar_select: str = "last"
+    seed: int = 0
+
+    def __post_init__(self):
+        check_int("seq_len", self.seq_len, 2)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("batches_per_epoch", self.batches_per_epoch, 1)
+        check_int("epochs", self.epochs, 0)
+        check_choice("optimizer", self.optimizer, ("adam", "radam"))
+        check_float("lr", self.lr, lo=0.0, lo_open=True)
+        check_float("lr_end", self.lr_end, lo=0.0, lo_open=True)
+        self.betas = tuple(self.betas)
+        if len(self.betas) != 2:
+            raise ValueError(f"betas: expected two values, got {self.betas}")
+        for b in self.betas:
+            check_float("betas", b, 0.0, 1.0)
+        check_float("eps", self.eps, lo=0.0, lo_open=True)
+        check_float("grad_clip", self.grad_clip, lo=0.0)
+        check_choice("forcing", self.forcing, ("none", "sparse", "generalized"))
+        check_int("tau", self.tau, 1)
+        check_float("alpha", self.alpha, 0.0, 1.0)
+        check_int("alpha_every", self.alpha_every, 1)
+        check_float("teacher_noise", self.teacher_noise, lo=0.0)
+        check_float("mar_weight", self.mar_weight, lo=0.0)
+        check_int("seed", self.seed, 0)
+        if self.mar_weight > 0:
+            self.mar()  # validates fraction and selection
+
+    def mar(self) -> Optional[MAR]:
+        if self.mar_weight == 0:
+            return None
+        return MAR(self.mar_weight, fraction=self.mar_fraction, select=self.mar_select)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"training config: unknown keys {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :meth:`Trainer.train`."""
+
+    status: str  # "completed" or "diverged"
+    message: str
+    epochs_done: int
+    history: List[dict] = field(default_factory=list)
+
+
+class _Adam:
+    """Adam (Kingma & Ba 2015) or RAdam (Liu et al. 2020) on a dict of arrays, updated in place."""
+
+    def __init__(self, params: Dict[str, np.ndarray], kind: str, betas, eps):
+        self.kind, self.betas, self.eps = kind, betas, eps
+        self.m = {k: np.zeros_like(v) for k, v in params.items()}
+        self.v = {k: np.zeros_like(v) for k, v in params.items()}
+        self.t = 0
+
+    def step(self, params: Dict[str, np.ndarray], grads: Dict[str, np.ndarray], lr: float) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        t = self.t
+        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
+        if self.kind == "radam":
+            rho_inf = 2.0 / (1.0 - b2) - 1.0
+            rho_t = rho_inf - 2.0 * t * b2**t / c2
+            rect = (math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+                    if rho_t > 5 else None)
+        for k, p in params.items():
+            g = grads[k]
+            m, v = self.m[k], self.v[k]
+            m *= b1
+            m += (1.0 - b1) * g
+            v *= b2
+            v += (1.0 - b2) * g * g
+            if self.kind == "radam" and rect is None:  # variance not yet tractable: momentum SGD
+                p -= (lr / c1) * m
+            else:
+                step = (lr / c1) * (rect if self.kind == "radam" else 1.0)
+                p -= (step * m / (np.sqrt(v / c2) + self.eps)).astype(p.dtype, copy=False)
+
+    def state(self) -> dict:
+        return {"t": self.t, "m": self.m, "v": self.v}
+
+    def load_state(self, t: int, m: dict, v: dict) -> None:
+        self.t = int(t)
+        for k in self.m:
+            self.m[k][...] = m[k]
+            self.v[k][...] = v[k]
+
+
+def _as_series_list(x, s, model: PLRNN, seq_len: int):
+    """Validated list of (x [T, N], s [T, K] | None) in the model's dtype."""
+    xs = list(x) if isinstance(x, (list, tuple)) else [x]
+    ss = list(s) if isinstance(s, (list, tuple)) else [s] * len(xs)
+    if len(ss) != len(xs):
+        raise ValueError(f"s: {len(ss)} input series for {len(xs)} data series")
+    out = []
+    for i, (xi, si) in enumerate(zip(xs, ss)):
+        name = "x" if len(xs) == 1 else f"x[{i}]"
+        if not isinstance(xi, np.ndarray):
+            raise TypeError(f"{name}: expected a numpy.ndarray [T, N], got {type(xi).__name__}")
+        if xi.ndim != 2 or xi.shape[1] != model.N:
+            raise ValueError(f"{name}: expected shape [T, N={model.N}], got {xi.shape}")
+        xi = np.ascontiguousarray(xi, dtype=model.dtype)
+        check_array(name, xi, model.dtype, (None, model.N))
+        if xi.shape[0] < seq_len:
+            raise ValueError(f"{name}: {xi.shape[0]} time steps is shorter than seq_len={seq_len}")
+        if model.K > 0:
+            if si is None:
+                raise ValueError(f"s: the model has K={model.K} inputs; pass s [T, K] with the data")
+            si = np.ascontiguousarray(si, dtype=model.dtype)
+            check_array("s", si, model.dtype, (xi.shape[0], model.K))
+        elif si is not None:
+            raise ValueError("s: the model has K=0 external inputs; pass s=None")
+        out.append((xi, si))
+    return out
+
+
+class Trainer:
+    """Trains ``model`` in place on one or several time series.
+
+    Args:
+        model: the :class:`~plrnn_native.PLRNN` to train (its dtype is the training precision).
+        x: training data ``[T, N]`` (z-scored), or a list of such series.
+        s: external inputs ``[T, K]`` (or a list), when the model has ``K > 0``.
+        config: :class:`TrainConfig`.
+        callback: called as ``callback(trainer, record)`` after every epoch.
+    """
+
+    def __init__(self, model: PLRNN, x, s=None, config: Optional[TrainConfig] = None,
+                 callback: Optional[Callable[["Trainer", dict], None]] = None):
+        if not isinstance(model, PLRNN):
+            raise TypeError(f"model: expected a plrnn_native.PLRNN, got {type(model).__name__}")
+        self.model = model
+        self.config = config or TrainConfig()
+        if not isinstance(self.config, TrainConfig):
+            raise TypeError(f"config: expected a TrainConfig, got {type(self.config).__name__}")
+        self.series = _as_series_list(x, s, model, self.config.seq_len)
+        self.callback = callback
+        self.rng = np.random.default_rng(self.config.seed)
+        self.optimizer = _Adam(model.params, self.config.optimizer, self.config.betas, self.config.eps)
+        self.alpha = self.config.alpha
+        self.epoch = 0
+        self.batches_done = 0
+        self.history: List[dict] = []
+        self._mar = self.config.mar()
+        self._good = self._snapshot()
+        lengths = np.array([xi.shape[0] - self.config.seq_len + 1 for xi, _ in self.series], float)
+        self._series_p = lengths / lengths.sum()
+
+    # ---- one batch -------------------------------------------------------------------------
+    def sample_batch(self):
+        """A batch of random subsequences: x [B, seq_len, N] (and s [B, seq_len, K])."""
+        cfg = self.config
+        which = self.rng.choice(len(self.series), size=cfg.batch_size, p=self._series_p)
+        xb = np.empty((cfg.batch_size, cfg.seq_len, self.model.N), dtype=self.model.dtype)
+        sb = None if self.model.K == 0 else np.empty((cfg.batch_size, cfg.seq_len, self.model.K), self.model.dtype)
+        for b, i in enumerate(which):
+            xi, si = self.series[i]
+            t0 = int(self.rng.integers(0, xi.shape[0] - cfg.seq_len + 1))
+            xb[b] = xi[t0:t0 + cfg.seq_len]
+            if sb is not None:
+                sb[b] = si[t0:t0 + cfg.seq_len]
+        if cfg.teacher_noise > 0:
+            xb += (cfg.teacher_noise * self.rng.standard_normal(xb.shape)).astype(xb.dtype)
+        return xb, sb
+
+    def lr_at(self, epoch: int) -> float:
+        cfg = self.config
+        if cfg.epochs <= 1:
+            return cfg.lr
+        return cfg.lr * (cfg.lr_end / cfg.lr) ** (min(epoch, cfg.epochs - 1) / (cfg.epochs - 1))
+
+    def _forcing_kwargs(self) -> dict:
+        cfg = self.config
+        if cfg.forcing == "sparse":
+            return {"forcing": "sparse", "tau": cfg.tau}
+        if cfg.forcing == "generalized":
+            return {"forcing": "generalized", "alpha": float(self.alpha)}
+        return {"forcing": "none"}
+
+    def _update_alpha(self, xb, sb) -> None:
+        """Adaptive GTF: alpha* = max(0, 1 - 1/G), G the geometric mean of ||J(z_t)||_2 along the batch."""
+        _, z = self.model.rollout(xb, sb, return_latent=True, **self._forcing_kwargs())
+        states = z[:, 1:].reshape(-1, self.model.M)
+        if states.shape[0] > 256:  # a fixed-size, evenly spread sample keeps this O(1) per batch
+            states = states[np.linspace(0, states.shape[0] - 1, 256).astype(int)]
+        norms = np.linalg.norm(self.model.jacobian(states).astype(np.float64), ord=2, axis=(-2, -1))
+        G = float(np.exp(np.mean(np.log(np.maximum(norms, 1e-300)))))
+        target = max(0.0, 1.0 - 1.0 / G) if np.isfinite(G) else 1.0
+        self.alpha = target if target > self.alpha else 0.999 * self.alpha + 0.001 * target
+
+    def train_batch(self, lr: float) -> tuple:
+        """One optimiser step; returns (loss, gradient norm before clipping)."""
+        cfg = self.config
+        xb, sb = self.sample_batch()
+        if cfg.forcing == "generalized" and cfg.adaptive_alpha and self.batches_done % cfg.alpha_every == 0:
+            self._update_alpha(xb, sb)
+        loss, grads = self.model.loss_and_grad(xb, sb, mar=self._mar, **self._forcing_kwargs())
+        norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            return loss, norm
+        if cfg.grad_clip > 0 and norm > cfg.grad_clip:
+            scale = cfg.grad_clip / norm
+            for g in grads.values():
+                g *= scale
+        self.optimizer.step(self.model._params, grads, lr)
+        self.batches_done += 1
+        return loss, norm
+
+    # ---- epochs ------------------------------------------------------------------------------
+    def train(self, epochs: Optional[int] = None, progress: bool = False) -> TrainResult:
+        """Runs epochs ``self.epoch .. epochs`` (default ``config.epochs``).
+
+        Non-finite loss, gradient or parameters stop training: the model and optimiser are restored
+        to the state after the last complete epoch and the result says so (status ``"diverged"``).
+        """
+        target = self.config.epochs if epochs is None else check_int("epochs", epochs, 0)
+        bar = _progress(range(self.epoch, target), progress)
+        for _ in bar:
+            t0 = time.perf_counter()
+            lr = self.lr_at(self.epoch)
+            losses, norms = [], []
+            for _ in range(self.config.batches_per_epoch):
+                loss, norm = self.train_batch(lr)
+                losses.append(loss)
+                norms.append(norm)
+                if not (math.isfinite(loss) and math.isfinite(norm)) or not self._params_finite():
+                    self._restore(self._good)
+                    msg = (f"training diverged in epoch {self.epoch} (loss {loss}, gradient norm {norm}); "
+                           f"restored the model and optimiser to the end of epoch {self.epoch - 1}")
+                    return TrainResult("diverged", msg, self.epoch, self.history)
+            record = {"epoch": self.epoch, "loss": float(np.mean(losses)), "grad_norm": float(np.mean(norms)),
+                      "lr": lr, "alpha": float(self.alpha) if self.config.forcing == "generalized" else None,
+                      "seconds": time.perf_counter() - t0}
+            self.history.append(record)
+            self.epoch += 1
+            self._good = self._snapshot()
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{record['loss']:.4g}")
+            if self.callback is not None:
+                self.callback(self, record)
+        return TrainResult("completed", f"trained {self.epoch} epochs", self.epoch, self.history)
+
+    # ---- state ---------------------------------------------------------------------------------
+    def _params_finite(self) -> bool:
+        return all(np.isfinite(p).all() for p in self.model._params.values())
+
+    def _snapshot(self) -> dict:
+        return {
+            "params": {k: v.copy() for k, v in self.model._params.items()},
+            "m": {k: v.copy() for k, v in self.optimizer.m.items()},
+            "v": {k: v.copy() for k, v in self.optimizer.v.items()},
+            "t": self.optimizer.t,
+            "rng": self.rng.bit_generator.state,
+            "alpha": self.alpha,
+            "epoch": self.epoch,
+            "batches_done": self.batches_done,
+        }
+
+    def _restore(self, snap: dict) -> None:
+        for k, v in snap["params"].items():
+            self.model._params[k][...] = v
+        self.optimizer.load_state(snap["t"], snap["m"], snap["v"])
+        self.rng.bit_generator.state = snap["rng"]
+        self.alpha = snap["alpha"]
+        self.epoch = snap["epoch"]
+        self.batches_done = snap["batches_done"]
+
+    def save_checkpoint(self, path: Union[str, os.PathLike]) -> None:
+        """Everything needed to continue exactly where training stands, written atomically to ``.npz``."""
+        snap = self._snapshot()
+        meta = {
+            "format": _CHECKPOINT_FORMAT,
+            "model_config": self.model.config,
+            "train_config": self.config.to_dict(),
+            "t": snap["t"], "rng": snap["rng"], "alpha": snap["alpha"], "epoch": snap["epoch"],
+            "batches_done": snap["batches_done"], "history": self.history,
+        }
+        arrays = {f"param_{k}": v for k, v in snap["params"].items()}
+        arrays.update({f"adam_m_{k}": v for k, v in snap["m"].items()})
+        arrays.update({f"adam_v_{k}": v for k, v in snap["v"].items()})
+        atomic_savez(path, __meta__=np.array(json.dumps(meta)), **arrays)
+
+    @classmethod
+    def resume(cls, path: Union[str, os.PathLike], x, s=None,
+               callback: Optional[Callable[["Trainer", dict], None]] = None) -> "Trainer":
+        """A trainer continued from :meth:`save_checkpoint` on the same data: the run proceeds exactly
+        (bit for bit, at the same thread count) as if it had not been interrupted."""
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["__meta__"]))
+                arrays = {k: data[k] for k in data.files if k != "__meta__"}
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            raise ValueError(f"path: {path!r} is not a readable checkpoint ({exc})") from exc
+        if meta.get("format") != _CHECKPOINT_FORMAT:
+            raise ValueError(f"path: {path!r} is not a plrnn_native checkpoint")
+        model = PLRNN(**meta["model_config"])
+        for k in model.keys():
+            model[k] = arrays[f"param_{k}"]
+        trainer = cls(model, x, s, TrainConfig.from_dict(meta["train_config"]), callback)
+        trainer.optimizer.load_state(meta["t"], {k: arrays[f"adam_m_{k}"] for k in model.keys()},
+                                     {k: arrays[f"adam_v_{k}"] for k in model.keys()})
+        trainer.rng.bit_generator.state = meta["rng"]
+        trainer.alpha = meta["alpha"]
+        trainer.epoch = meta["epoch"]
+        trainer.batches_done = meta["batches_done"]
+        trainer.history = meta["history"]
+        trainer._good = trainer._snapshot()
+        return trainer
+
+
+def write_history(history: List[dict], folder: Union[str, os.PathLike]) -> None:
+    """Per-epoch metrics as ``history.csv`` and ``history.json`` in ``folder``."""
+    os.makedirs(folder, exist_ok=True)
+    keys = sorted({k for r in history for k in r}, key=lambda k: (k != "epoch", k))
+    with open(os.path.join(folder, "history.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    with open(os.path.join(folder, "history.json"), "w") as f:
+        json.dump(history, f, indent=1)
+
+
+def _progress(iterable, enabled: bool):
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, desc="epochs", unit="epoch")
+
+
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "write_history"]
