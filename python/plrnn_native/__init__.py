@@ -4,7 +4,7 @@ The C++/Eigen core (``_core``) runs the batched rollout, BPTT and regulariser; t
 the models' parameters as NumPy arrays. Conventions: ``docs/model.md``.
 """
 
-from . import cuda
+from . import cuda, data, metrics
 from ._core import get_num_threads, set_num_threads
 from .models import FORCINGS, KINDS, OBSERVATIONS, PLRNN, load, positive_definite_init
 from .regularizers import MAR
@@ -19,6 +19,8 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "cuda",
+    "data",
+    "metrics",
     "KINDS",
     "OBSERVATIONS",
     "FORCINGS",
