@@ -9,7 +9,8 @@ from plrnn_native import cli, load
 TINY = ["--set", "data.T=3000", "--set", "data.test_T=1000", "--set", "train.epochs=2", "--set", "train.batches_per_epoch=5",
         "--set", "train.seq_len=50", "--set", "evaluate.max_test_steps=400",
         "--set", "evaluate.lyapunov_steps=500", "--set", "evaluate.lyapunov_transient=50",
-        "--set", "run.threads=1", "--quiet", "--no-plots"]
+        "--set", "run.threads=1", "--set", "run.select_every=1", "--set", "run.validation_steps=300",
+        "--quiet", "--no-plots"]
 
 
 def test_train_evaluate_analyze_resume(tmp_path):
@@ -19,6 +20,9 @@ def test_train_evaluate_analyze_resume(tmp_path):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["D_stsp_variant"] == "binned"
+    assert metrics["selected_epoch"] in (0, 1) and (out / "best.npz").exists()
+    history = json.loads((out / "history.json").read_text())
+    assert all("val_D_stsp" in h for h in history)
     assert "train.epochs" not in (out / "config.toml").read_text()
     config = (out / "config.toml").read_text()
     assert "epochs = 2" in config

@@ -3,7 +3,7 @@
 import numpy as np
 import plrnn_native as pn
 import pytest
-from plrnn_native.training import Trainer, TrainConfig, write_history
+from plrnn_native.training import BestModelSelector, Trainer, TrainConfig, write_history
 
 
 def _data(T=1200, seed=0):
@@ -113,3 +113,20 @@ def test_bad_checkpoint_is_rejected(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="checkpoint"):
         Trainer.resume(path, _data())
+
+
+def test_best_model_selector_keeps_the_best_scored_parameters():
+    x = _data()
+    model = pn.PLRNN("standard", M=8, N=3, dtype="float32", seed=0)
+    selector = BestModelSelector(x[-300:], every=2)
+    trainer = Trainer(model, x, config=_config(epochs=6), callback=selector)
+    trainer.train()
+    scored = [h for h in trainer.history if "val_D_stsp" in h]
+    assert [h["epoch"] for h in scored] == [1, 3, 5]
+    best = min(scored, key=lambda h: h["val_D_stsp"])
+    assert selector.best_epoch == best["epoch"] and selector.best_score == best["val_D_stsp"]
+    assert selector.score(model) == scored[-1]["val_D_stsp"]  # scoring is deterministic
+    selector.restore(model)
+    assert selector.score(model) == pytest.approx(selector.best_score, rel=1e-12)
+    with pytest.raises(ValueError, match="x_val"):
+        BestModelSelector(np.full((50, 3), np.nan))

@@ -6,8 +6,10 @@
     plrnn analyze runs/lorenz63                                  # Lyapunov spectrum of the model
     plrnn generate lorenz96 --set N=20 --out l96.npy             # a benchmark data set
 
-A run folder holds ``config.toml`` (the resolved configuration), ``model.npz``, ``checkpoint.npz``,
-``history.csv``/``.json``, ``metrics.json`` and ``plots/*.png``.
+A run folder holds ``config.toml`` (the resolved configuration), ``model.npz`` (the parameters
+selected by validation, see ``run.select_every``), ``best.npz``/``selection.json`` (the selection so
+far), ``checkpoint.npz`` (the last training state, to resume), ``history.csv``/``.json``,
+``metrics.json`` and ``plots/*.png``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from . import set_num_threads
 from .models import PLRNN, load
-from .training import TrainConfig, Trainer, write_history
+from .training import BestModelSelector, TrainConfig, Trainer, write_history
 
 try:
     import tomllib
@@ -40,7 +42,9 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
               "forcing": "sparse", "tau": 25, "lr": 1e-3, "lr_end": 1e-5, "grad_clip": 10.0, "seed": 0},
     "evaluate": {"gen_factor": 1.25, "transient_fraction": 0.25, "pe_steps": 20, "seed": 0,
                  "max_test_steps": 0},
-    "run": {"threads": 0, "checkpoint_every": 25},
+    # select_every: every this many epochs score the free run against the last validation_steps of
+    # the training data and keep the best parameters as model.npz (0: keep the last)
+    "run": {"threads": 0, "checkpoint_every": 25, "select_every": 50, "validation_steps": 20_000},
 }
 
 
@@ -187,7 +191,25 @@ def cmd_train(args) -> int:
     checkpoint = os.path.join(out, "checkpoint.npz")
     every = int(cfg["run"].get("checkpoint_every", 0))
 
+    selector = None
+    select_every = int(cfg["run"].get("select_every", 0) or 0)
+    if select_every:
+        n_val = min(int(cfg["run"].get("validation_steps", 20_000)), train_ts.x.shape[0])
+        selector = BestModelSelector(train_ts.x[-n_val:], every=select_every)
+        best_path = os.path.join(out, "best.npz")
+        if args.resume and os.path.exists(best_path):  # continue the selection where it stood
+            with open(os.path.join(out, "selection.json")) as f:
+                state = json.load(f)
+            selector.best_score, selector.best_epoch = state["best_score"], state["best_epoch"]
+            selector.best_params = dict(load(best_path).items())
+
     def on_epoch(trainer: Trainer, record: dict) -> None:
+        if selector is not None:
+            before = selector.best_epoch
+            selector(trainer, record)
+            if selector.best_epoch != before:
+                trainer.model.save(os.path.join(out, "best.npz"))
+                _write_json(os.path.join(out, "selection.json"), selector.state())
         if every and trainer.epoch % every == 0:
             trainer.save_checkpoint(checkpoint)
             write_history(trainer.history, out)
@@ -207,14 +229,23 @@ def cmd_train(args) -> int:
     t0 = time.perf_counter()
     result = trainer.train(progress=not args.quiet)
     seconds = time.perf_counter() - t0
-    trainer.model.save(os.path.join(out, "model.npz"))
-    trainer.save_checkpoint(checkpoint)
+    trainer.save_checkpoint(checkpoint)  # the last state, to resume from
     write_history(trainer.history, out)
     print(f"{result.message} in {seconds:.1f} s")
+    model = trainer.model.copy()
+    if selector is not None and selector.best_params is not None:
+        for k, v in selector.best_params.items():
+            model[k] = v
+        print(f"selected the parameters of epoch {selector.best_epoch} "
+              f"(validation D_stsp {selector.best_score:.3f})")
+    model.save(os.path.join(out, "model.npz"))
     if result.status != "completed":
         print(f"warning: {result.message}", file=sys.stderr)
-    metrics = evaluate_run(out, cfg, trainer.model, test_ts, plots=not args.no_plots)
+    metrics = evaluate_run(out, cfg, model, test_ts, plots=not args.no_plots)
     metrics["train_seconds"] = seconds
+    if selector is not None:
+        metrics["selected_epoch"] = selector.best_epoch
+        metrics["validation_D_stsp"] = selector.best_score
     metrics["status"] = result.status
     _write_json(os.path.join(out, "metrics.json"), metrics)
     _print_metrics(metrics)
