@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/fixed_points.h"
 #include "api.h"
 #include "core/param_layout.h"
 
@@ -227,6 +228,47 @@ py::tuple mar_impl(const plrnn::ModelSpec& spec, const py::dict& params, const p
   return py::make_tuple(value, grads);
 }
 
+// The generic piecewise-linear form (python/plrnn_native/piecewise.py) as a PiecewiseMap; the
+// arrays stay owned by the caller's objects for the duration of the call.
+plrnn::PiecewiseMap parse_form(const py::array& J0, const py::array& b, const py::array& U, const py::array& V,
+                               const py::list& breakpoints, const py::list& slopes, const py::list& intercepts) {
+  plrnn::PiecewiseMap map;
+  if (J0.ndim() != 2) throw py::value_error("J0: expected a 2-d array [M, M]");
+  map.M = J0.shape(0);
+  map.n = py::len(breakpoints);
+  map.J0 = view<double>(J0, "J0", {map.M, map.M});
+  map.b = view<double>(b, "b", {map.M});
+  map.U = view<double>(U, "U", {map.M, map.n});
+  map.V = view<double>(V, "V", {map.M, map.n});
+  if (static_cast<index_t>(py::len(slopes)) != map.n || static_cast<index_t>(py::len(intercepts)) != map.n)
+    throw py::value_error("slopes: need one array of slopes and of intercepts per switch unit");
+  auto as_vector = [](const py::handle& h, const std::string& name, index_t size) {
+    const auto a = py::reinterpret_borrow<py::array>(h);
+    const double* p = view<double>(a, name, {size < 0 ? static_cast<index_t>(a.size()) : size});
+    return std::vector<double>(p, p + a.size());
+  };
+  for (index_t j = 0; j < map.n; ++j) {
+    const std::string idx = "[" + std::to_string(j) + "]";
+    map.breakpoints.push_back(as_vector(breakpoints[j], "breakpoints" + idx, -1));
+    const index_t pieces = static_cast<index_t>(map.breakpoints.back().size()) + 1;
+    map.slopes.push_back(as_vector(slopes[j], "slopes" + idx, pieces));
+    map.intercepts.push_back(as_vector(intercepts[j], "intercepts" + idx, pieces));
+  }
+  return map;
+}
+
+py::tuple point_set_to_python(const plrnn::PointSet& ps, index_t M, index_t n) {
+  const index_t count = ps.count(), k = ps.period;
+  const index_t listed = n > 0 ? static_cast<index_t>(ps.degenerate.size()) / (k * n) : 0;
+  auto points = new_array<double>(k == 1 ? std::vector<index_t>{count, M} : std::vector<index_t>{count, k, M});
+  auto pieces = py::array_t<std::int32_t>(k == 1 ? std::vector<py::ssize_t>{count, n} : std::vector<py::ssize_t>{count, k, n});
+  auto degenerate = py::array_t<std::int32_t>(k == 1 ? std::vector<py::ssize_t>{listed, n} : std::vector<py::ssize_t>{listed, k, n});
+  std::copy(ps.points.begin(), ps.points.end(), points.mutable_data());
+  std::copy(ps.pieces.begin(), ps.pieces.end(), pieces.mutable_data());
+  std::copy(ps.degenerate.begin(), ps.degenerate.end(), degenerate.mutable_data());
+  return py::make_tuple(points, pieces, degenerate, ps.n_degenerate, ps.visited);
+}
+
 // The scalar type of a call is the dtype of its main array.
 bool is_f32(const py::array& a, const char* name) {
   if (a.dtype().is(py::dtype::of<float>())) return true;
@@ -288,6 +330,39 @@ PYBIND11_MODULE(_core, m) {
                           : mar_impl<double>(spec, params, units, weight, reduce == "mean");
   }, py::arg("config"), py::arg("params"), py::arg("units"), py::arg("weight"), py::arg("reduce") = "sum",
      "Manifold-attractor penalty and its gradient: (value, {name: grad}).");
+
+  m.def("count_regions", [](const py::list& slopes) {
+    plrnn::PiecewiseMap map;
+    for (const auto& s : slopes) map.slopes.emplace_back(py::len(s));
+    return plrnn::count_regions(map);
+  }, py::arg("slopes"), "Number of linear regions (0 when it exceeds 63 bits).");
+
+  m.def("fixed_points_exhaustive", [](const py::array& J0, const py::array& b, const py::array& U, const py::array& V,
+                                      const py::list& breakpoints, const py::list& slopes, const py::list& intercepts,
+                                      int refactor_every) {
+    const auto map = parse_form(J0, b, U, V, breakpoints, slopes, intercepts);
+    plrnn::PointSet ps;
+    {
+      py::gil_scoped_release nogil;
+      ps = plrnn::exhaustive_fixed_points(map, refactor_every);
+    }
+    return point_set_to_python(ps, map.M, map.n);
+  }, py::arg("J0"), py::arg("b"), py::arg("U"), py::arg("V"), py::arg("breakpoints"), py::arg("slopes"),
+     py::arg("intercepts"), py::arg("refactor_every") = 256,
+     "All fixed points of a piecewise-linear map: (points [c,M], pieces [c,n], degenerate [d,n], n_degenerate, visited).");
+
+  m.def("cycles_exhaustive", [](const py::array& J0, const py::array& b, const py::array& U, const py::array& V,
+                                const py::list& breakpoints, const py::list& slopes, const py::list& intercepts, int k) {
+    const auto map = parse_form(J0, b, U, V, breakpoints, slopes, intercepts);
+    plrnn::PointSet ps;
+    {
+      py::gil_scoped_release nogil;
+      ps = plrnn::exhaustive_cycles(map, k);
+    }
+    return point_set_to_python(ps, map.M, map.n);
+  }, py::arg("J0"), py::arg("b"), py::arg("U"), py::arg("V"), py::arg("breakpoints"), py::arg("slopes"),
+     py::arg("intercepts"), py::arg("k"),
+     "All k-cycles with primitive region sequences: (points [c,k,M], pieces [c,k,n], degenerate [d,k,n], n_degenerate, visited).");
 
   m.def("get_num_threads", &plrnn::get_num_threads);
   m.def("set_num_threads", &plrnn::set_num_threads, py::arg("n"));

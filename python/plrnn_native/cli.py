@@ -41,7 +41,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
     "train": {"epochs": 1000, "batches_per_epoch": 50, "seq_len": 200, "batch_size": 16,
               "forcing": "sparse", "tau": 25, "lr": 1e-3, "lr_end": 1e-5, "grad_clip": 10.0, "seed": 0},
     "evaluate": {"gen_factor": 1.25, "transient_fraction": 0.25, "pe_steps": 20, "seed": 0,
-                 "max_test_steps": 0},
+                 "max_test_steps": 0, "lyapunov_steps": 50_000},
     # select_every: every this many epochs score the free run against the last validation_steps of
     # the training data and keep the best parameters as model.npz (0: keep the last)
     "run": {"threads": 0, "checkpoint_every": 25, "select_every": 50, "validation_steps": 20_000},

@@ -1,0 +1,275 @@
+"""Dynamics of a trained PLRNN, exactly: fixed points, k-cycles, their stability, continua, the
+continuous-time equivalent and the Lyapunov spectrum.
+
+Every kind is first written in the generic piecewise-linear form of :mod:`plrnn_native.piecewise`;
+the exhaustive solvers (``csrc/analysis/fixed_points.cpp``) visit every linear region, SCYFI
+(:mod:`plrnn_native.scyfi`) samples them for models too large for that.
+
+    res = analysis.fixed_points(model)               # exhaustive
+    res = analysis.fixed_points(model, method="scyfi", seed=0)
+    for fp in res.fixed_points: print(fp.z, fp.stability, fp.spiral)
+    cyc = analysis.cycles(model, k=3)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+
+from . import _core
+from ._validation import check_choice, check_int
+from .metrics import lyapunov_spectrum
+from .models import PLRNN
+from .piecewise import PiecewiseForm, piecewise_form
+
+#: Default limit of the exhaustive search (regions for fixed points, region sequences for cycles).
+MAX_REGIONS = 2**32
+#: |lambda| within this distance of 1 counts as marginal.
+MARGINAL_TOL = 1e-9
+
+
+def classify(eigenvalues: np.ndarray, tol: float = MARGINAL_TOL):
+    """``(stability, spiral)`` from the eigenvalues of a Jacobian (product): ``"stable"`` (all
+    ``|lambda| < 1``), ``"unstable"`` (all ``> 1``), ``"saddle"`` (both), ``"marginal"`` (some
+    ``|lambda| = 1`` within ``tol``, e.g. manifold-attractor units); spiral when any is complex."""
+    mod = np.abs(eigenvalues)
+    if np.any(np.abs(mod - 1.0) <= tol):
+        stability = "marginal"
+    elif np.all(mod < 1.0):
+        stability = "stable"
+    elif np.all(mod > 1.0):
+        stability = "unstable"
+    else:
+        stability = "saddle"
+    return stability, bool(np.any(np.abs(np.imag(eigenvalues)) > tol * np.maximum(1.0, mod)))
+
+
+@dataclass
+class FixedPoint:
+    z: np.ndarray  # [M]
+    pieces: np.ndarray  # [n_units] piece of every switch unit (the linear region)
+    jacobian: np.ndarray  # [M, M] of the region
+    eigenvalues: np.ndarray  # [M] complex
+    stability: str
+    spiral: bool
+
+
+@dataclass
+class Cycle:
+    points: np.ndarray  # [k, M], starting at the Lyndon-least rotation of the region sequence
+    pieces: np.ndarray  # [k, n_units]
+    jacobian_product: np.ndarray  # [M, M] Pi = J_k ... J_1
+    multipliers: np.ndarray  # eigenvalues of Pi
+    stability: str
+    spiral: bool
+
+    @property
+    def period(self) -> int:
+        return self.points.shape[0]
+
+    @property
+    def lyapunov_exponents(self) -> np.ndarray:
+        """``(1/k) log|eig(Pi)|`` per map step, descending."""
+        with np.errstate(divide="ignore"):
+            return np.sort(np.log(np.abs(self.multipliers)) / self.period)[::-1]
+
+
+@dataclass
+class Continuum:
+    """A region (sequence) whose ``I - Pi`` is singular: the solutions form an affine set
+    ``point + span(directions)`` when ``consistent`` (e.g. exact manifold-attractor units)."""
+
+    pieces: np.ndarray
+    point: np.ndarray  # least-squares solution of (I - Pi) z = c
+    directions: np.ndarray  # [M, d] null space of I - Pi
+    consistent: bool  # (I - Pi) z = c has solutions
+    point_in_region: bool  # the least-squares point itself lies in the region (sufficient, not necessary)
+
+
+@dataclass
+class AnalysisResult:
+    method: str
+    period: int
+    found: list  # FixedPoint or Cycle objects
+    continua: List[Continuum]
+    n_degenerate: int  # regions (sequences) with singular I - Pi, listed or not
+    visited: int  # regions or region sequences solved
+    seconds: float
+    form: PiecewiseForm = field(repr=False)
+
+    @property
+    def fixed_points(self) -> List[FixedPoint]:
+        return self.found if self.period == 1 else []
+
+    @property
+    def cycles(self) -> List[Cycle]:
+        return self.found if self.period > 1 else []
+
+    @property
+    def points(self) -> np.ndarray:
+        """``[n, M]`` fixed points or ``[n, k, M]`` cycles."""
+        M = self.form.M
+        if self.period == 1:
+            return np.array([f.z for f in self.found]).reshape(-1, M)
+        return np.array([c.points for c in self.found]).reshape(-1, self.period, M)
+
+    @property
+    def pieces(self) -> np.ndarray:
+        n = self.form.n_units
+        shape = (-1, n) if self.period == 1 else (-1, self.period, n)
+        return np.array([f.pieces for f in self.found], dtype=np.int64).reshape(shape)
+
+    @property
+    def degenerate_regions(self) -> List[np.ndarray]:
+        return [c.pieces for c in self.continua]
+
+    regions_visited = property(lambda self: self.visited)
+
+
+def _form(model: PLRNN, s) -> PiecewiseForm:
+    if not isinstance(model, PLRNN):
+        raise TypeError(f"model: expected a plrnn_native.PLRNN, got {type(model).__name__}")
+    return piecewise_form(model, s)
+
+
+def _native_args(form: PiecewiseForm):
+    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (form.J0, form.b, form.U, form.V)]
+    lists = [[np.ascontiguousarray(a, dtype=np.float64) for a in group]
+             for group in (form.breakpoints, form.slopes, form.intercepts)]
+    return (*arrays, *lists)
+
+
+def _product(form: PiecewiseForm, seq: np.ndarray):
+    """``Pi = J_k ... J_1`` and ``c`` of a region sequence ``[k, n]``."""
+    M = form.M
+    Pi, c = np.eye(M), np.zeros(M)
+    for pieces in seq:
+        J, ci = form.region_map(pieces)
+        Pi, c = J @ Pi, J @ c + ci
+    return Pi, c
+
+
+def _continuum(form: PiecewiseForm, seq: np.ndarray) -> Continuum:
+    seq = np.atleast_2d(seq)
+    Pi, c = _product(form, seq)
+    A = np.eye(form.M) - Pi
+    u, sv, vt = np.linalg.svd(A)
+    tol = max(A.shape) * np.finfo(float).eps * max(1.0, sv[0] if sv.size else 1.0)
+    null = vt[sv <= tol].T
+    point = np.linalg.lstsq(A, c, rcond=None)[0]
+    consistent = bool(np.linalg.norm(A @ point - c) <= 1e-9 * max(1.0, np.linalg.norm(c)))
+    z, inside = point, True
+    for pieces in seq:
+        inside &= bool(np.array_equal(form.pieces(z), pieces))
+        J, ci = form.region_map(pieces)
+        z = J @ z + ci
+    return Continuum(seq if seq.shape[0] > 1 else seq[0], point, null, consistent, consistent and inside)
+
+
+def _check_size(count: int, max_regions: int, what: str) -> None:
+    if count > max_regions:
+        raise ValueError(f"method: the exhaustive search would visit {count:.3g} {what} (max_regions="
+                         f"{max_regions:.3g}); use method='scyfi' for a model of this size")
+
+
+def fixed_points(model: PLRNN, method: str = "exhaustive", s: Optional[np.ndarray] = None,
+                 seed=None, max_regions: int = MAX_REGIONS, max_continua: int = 100,
+                 **scyfi_options) -> AnalysisResult:
+    """All fixed points ``z* = F(z*)`` of ``model`` (with constant input ``s``, default 0).
+
+    Args:
+        method: ``"exhaustive"`` (every linear region; exact and complete) or ``"scyfi"``
+            (heuristic for large models; ``seed`` and ``scyfi_options`` go to
+            :func:`plrnn_native.scyfi.scyfi_fixed_points`).
+        max_regions: refuse an exhaustive search over more regions than this.
+        max_continua: degenerate regions (singular ``I - J``) described as :class:`Continuum`.
+    """
+    method = check_choice("method", method, ("exhaustive", "scyfi"))
+    form = _form(model, s)
+    t0 = time.perf_counter()
+    if method == "exhaustive":
+        _check_size(form.n_regions, max_regions, "linear regions")
+        pts, pcs, deg, n_deg, visited = _core.fixed_points_exhaustive(*_native_args(form))
+    else:
+        from .scyfi import scyfi_fixed_points
+
+        pts, pcs = scyfi_fixed_points(form, np.random.default_rng(seed), **scyfi_options)[:2]
+        deg, n_deg, visited = np.zeros((0, form.n_units), np.int32), 0, -1
+    found = []
+    for z, pieces in zip(pts, pcs):
+        J, _ = form.region_map(pieces)
+        eig = np.linalg.eigvals(J)
+        stability, spiral = classify(eig)
+        found.append(FixedPoint(np.array(z), np.array(pieces, dtype=np.int64), J, eig, stability, spiral))
+    continua = [_continuum(form, d) for d in deg[:max_continua]]
+    return AnalysisResult(method, 1, found, continua, int(n_deg), int(visited), time.perf_counter() - t0, form)
+
+
+def cycles(model: PLRNN, k: int, method: str = "exhaustive", s: Optional[np.ndarray] = None, seed=None,
+           max_regions: int = MAX_REGIONS, max_continua: int = 100, **scyfi_options) -> AnalysisResult:
+    """All ``k``-cycles of minimal period ``k`` (``k = 1``: the fixed points as 1-cycles).
+
+    The exhaustive search enumerates the region sequences as Lyndon words (one rotation of every
+    primitive necklace: no rotations, no lower periods), ``R**k / k`` of them for ``R`` regions.
+    """
+    k = check_int("k", k, 1)
+    method = check_choice("method", method, ("exhaustive", "scyfi"))
+    form = _form(model, s)
+    t0 = time.perf_counter()
+    if method == "exhaustive":
+        _check_size(form.n_regions ** k // k, max_regions, f"region sequences of length {k}")
+        pts, pcs, deg, n_deg, visited = _core.cycles_exhaustive(*_native_args(form), k)
+    else:
+        from .scyfi import scyfi_cycles
+
+        pts, pcs = scyfi_cycles(form, k, np.random.default_rng(seed), **scyfi_options)[:2]
+        deg, n_deg, visited = np.zeros((0, k, form.n_units), np.int32), 0, -1
+    found = []
+    for orbit, seq in zip(pts, pcs):
+        Pi, _ = _product(form, seq)
+        eig = np.linalg.eigvals(Pi)
+        stability, spiral = classify(eig)
+        found.append(Cycle(np.array(orbit).reshape(k, form.M), np.array(seq, dtype=np.int64).reshape(k, -1),
+                           Pi, eig, stability, spiral))
+    continua = [_continuum(form, d) for d in deg[:max_continua]]
+    return AnalysisResult(method, k, found, continua, int(n_deg), int(visited), time.perf_counter() - t0, form)
+
+
+def degree(model: PLRNN, k: int = 1, s: Optional[np.ndarray] = None) -> int:
+    """``sum sgn det(I - Pi)`` over the exhaustively found ``k``-cycles (fixed points for ``k = 1``).
+
+    For fixed points it is a topological degree that does not depend on the bias ``h`` (a solver that
+    misses or invents solutions changes it).
+    """
+    res = fixed_points(model, s=s) if k == 1 else cycles(model, k, s=s)
+    M = res.form.M
+    mats = [f.jacobian for f in res.fixed_points] if k == 1 else [c.jacobian_product for c in res.cycles]
+    return int(sum(np.sign(np.linalg.det(np.eye(M) - P)) for P in mats))
+
+
+def continuous_time_equivalent(model: PLRNN, z: np.ndarray, dt: float = 1.0, s: Optional[np.ndarray] = None):
+    """``(G, g)`` of the linear ODE ``dz/dt = G z + g`` equivalent to the map in the region containing ``z``
+    (Monfared & Durstewitz 2020): ``G = logm(J) / dt``, ``g = -G (I - J)^{-1} c``, so the ODE's
+    equilibrium is the region's fixed point and ``expm(G dt) = J``. ``G`` is complex when ``J`` has
+    eigenvalues on the negative real axis (no real logarithm exists then)."""
+    from scipy.linalg import logm
+
+    form = _form(model, s)
+    if not (isinstance(dt, (int, float)) and dt > 0):
+        raise ValueError(f"dt: must be > 0, got {dt!r}")
+    z = np.asarray(z, dtype=np.float64)
+    if z.shape != (form.M,) or not np.isfinite(z).all():
+        raise ValueError(f"z: expected a finite state of shape ({form.M},), got {z.shape}")
+    J, c = form.region_map(form.pieces(z))
+    G = logm(J) / dt
+    if np.allclose(np.imag(G), 0.0):
+        G = np.real(G)
+    g = -G @ np.linalg.solve(np.eye(form.M) - J, c)
+    return G, g
+
+
+__all__ = ["fixed_points", "cycles", "degree", "continuous_time_equivalent", "lyapunov_spectrum", "classify",
+           "FixedPoint", "Cycle", "Continuum", "AnalysisResult"]
