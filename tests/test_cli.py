@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from plrnn_native import cli, load
 
-TINY = ["--set", "data.T=3000", "--set", "data.test_T=1000", "--set", "train.epochs=2", "--set", "train.batches_per_epoch=5",
+TINY = ["--set", "data.T=3000", "--set", "data.test_T=1000", "--set", "model.hidden=6", "--set", "train.epochs=2", "--set", "train.batches_per_epoch=5",
         "--set", "train.seq_len=50", "--set", "evaluate.max_test_steps=400",
         "--set", "evaluate.lyapunov_steps=500", "--set", "evaluate.lyapunov_transient=50",
         "--set", "run.threads=1", "--set", "run.select_every=1", "--set", "run.validation_steps=300",
@@ -32,14 +32,34 @@ def test_train_evaluate_analyze_resume(tmp_path):
 
     assert cli.main(["evaluate", str(out), "--no-plots", "--set", "evaluate.max_test_steps=300",
                      "--set", "evaluate.lyapunov_steps=300"]) == 0
-    assert cli.main(["analyze", str(out), "--steps", "300"]) == 0
-    spectrum = json.loads((out / "analysis.json").read_text())["lyapunov_spectrum_per_time"]
+    assert cli.main(["analyze", str(out), "--steps", "300", "--cycles", "2", "--no-plots"]) == 0
+    result = json.loads((out / "analysis.json").read_text())
+    spectrum = result["lyapunov_spectrum_per_time"]
     assert len(spectrum) == model.M and spectrum == sorted(spectrum, reverse=True)
+    assert result["fixed_points"]["method"] == "exhaustive" and result["fixed_points"]["regions"] == 2**6
+    for fp in result["fixed_points"]["items"]:  # each reported point is a fixed point of the model
+        z = np.array(fp["points"][0])
+        assert np.allclose(model.step(z.astype(model.dtype)), z, atol=1e-4)
+    assert result["cycles_2"]["method"] == "exhaustive"
 
     # resume to more epochs continues the history where it stopped
     assert cli.main(["train", "--resume", str(out), "--set", "train.epochs=3", "--quiet", "--no-plots"]) == 0
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1, 2]
+
+
+def _without(args, key):
+    """``args`` less the ``--set key=...`` pairs."""
+    out, skip = [], False
+    for i, a in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if a == "--set" and i + 1 < len(args) and args[i + 1].startswith(key + "="):
+            skip = True
+            continue
+        out.append(a)
+    return out
 
 
 def test_toml_config_and_user_data(tmp_path):
@@ -49,12 +69,13 @@ def test_toml_config_and_user_data(tmp_path):
     cfg = tmp_path / "cfg.toml"
     cfg.write_text('[model]\nkind = "standard"\nM = 6\n[train]\nforcing = "sparse"\ntau = 10\n')
     out = tmp_path / "run"
-    code = cli.main(["train", str(cfg), "--data", str(tmp_path / "mine.npy"), "--out", str(out), *TINY[2:]])
+    tiny = _without(_without(TINY, "data.T"), "model.hidden")
+    code = cli.main(["train", str(cfg), "--data", str(tmp_path / "mine.npy"), "--out", str(out), *tiny])
     assert code == 0
     assert load(out / "model.npz").kind == "standard"
     # a kind-specific key the user sets explicitly for another kind is still an error
     assert cli.main(["train", str(cfg), "--data", str(tmp_path / "mine.npy"), "--out", str(out),
-                     "--set", "model.hidden=8", *TINY[2:]]) == 2
+                     "--set", "model.hidden=8", *tiny]) == 2
 
 
 def test_bad_settings_fail_cleanly(tmp_path, capsys):

@@ -3,7 +3,7 @@
     plrnn train --system lorenz63 --out runs/lorenz63          # built-in data, default config
     plrnn train my_config.toml --set train.epochs=500           # a TOML config, with overrides
     plrnn evaluate runs/lorenz63                                 # metrics.json and plots again
-    plrnn analyze runs/lorenz63                                  # Lyapunov spectrum of the model
+    plrnn analyze runs/lorenz63                                  # fixed points, stability, Lyapunov spectrum
     plrnn generate lorenz96 --set N=20 --out l96.npy             # a benchmark data set
 
 A run folder holds ``config.toml`` (the resolved configuration), ``model.npz`` (the parameters
@@ -288,23 +288,57 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_analyze(args) -> int:
+    """Fixed points (exact: exhaustive where the regions can be enumerated, else SCYFI) with their
+    stability, optionally k-cycles, and the Lyapunov spectrum of a run's model."""
+    from . import analysis
     from . import metrics as metrics_mod
+    from . import plots as plots_mod
 
     cfg = _read_run_config(args.run)
     _threads(cfg)
     model = load(os.path.join(args.run, "model.npz"))
     _, test_ts = load_data(cfg)
     x0 = np.ascontiguousarray(test_ts.x[0], dtype=model.dtype)
-    spectrum = metrics_mod.lyapunov_spectrum(model, T=args.steps, x0=x0)
     dt = test_ts.dt
+    spectrum = metrics_mod.lyapunov_spectrum(model, T=args.steps, x0=x0)
     result = {"lyapunov_spectrum_per_step": [float(v) for v in spectrum],
               "lyapunov_spectrum_per_time": [float(v) / dt for v in spectrum], "dt": dt,
               "reference_lyapunov_max": test_ts.lyapunov_max}
-    _write_json(os.path.join(args.run, "analysis.json"), result)
     print("Lyapunov spectrum (per unit time):", ", ".join(f"{v / dt:.4f}" for v in spectrum))
-    if test_ts.lyapunov_max:
-        print(f"reference largest exponent: {test_ts.lyapunov_max}")
+
+    def describe(items):
+        return [{"points": np.atleast_2d(getattr(o, "z", getattr(o, "points", None))).tolist(),
+                 "stability": o.stability, "spiral": o.spiral,
+                 "moduli": np.sort(np.abs(getattr(o, "eigenvalues", getattr(o, "multipliers", None))))[::-1].tolist()}
+                for o in items]
+
+    from .piecewise import piecewise_form
+    regions = piecewise_form(model).n_regions
+    method = "exhaustive" if regions <= args.max_regions else "scyfi"
+    fps = analysis.fixed_points(model, method=method, seed=0)
+    result["fixed_points"] = {"method": method, "regions": regions, "items": describe(fps.fixed_points),
+                              "n_degenerate": fps.n_degenerate}
+    print(f"fixed points ({method}, {regions:.3g} regions): {len(fps.fixed_points)}")
+    for fp in fps.fixed_points:
+        print(f"  {np.array2string(fp.z[:model.N], precision=3)}  {fp.stability}{' spiral' if fp.spiral else ''}")
+    for k in args.cycles:
+        cyc = analysis.cycles(model, k, method="exhaustive" if regions ** k // k <= args.max_regions else "scyfi", seed=0)
+        result[f"cycles_{k}"] = {"method": cyc.method, "items": describe(cyc.cycles)}
+        print(f"{k}-cycles ({cyc.method}): {len(cyc.cycles)}")
+    _write_json(os.path.join(args.run, "analysis.json"), result)
+    if plots_mod.available() and not args.no_plots:
+        gen = model.generate(min(len(test_ts.x), 20_000), x0=x0)
+        pts = fps.points @ _observation_matrix(model).T if len(fps.fixed_points) else np.zeros((0, model.N))
+        labels = [f.stability for f in fps.fixed_points]
+        plots_mod.points_over_attractor(gen, pts, os.path.join(args.run, "plots", "fixed_points.png"), labels=labels)
     return 0
+
+
+def _observation_matrix(model: PLRNN) -> np.ndarray:
+    """[N, M] map from latent states to observations."""
+    if model.obs == "linear":
+        return np.asarray(model["B"], dtype=np.float64)
+    return np.eye(model.N, model.M)
 
 
 def cmd_generate(args) -> int:
@@ -366,9 +400,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("analyze", help="Lyapunov spectrum of a run's model")
+    p = sub.add_parser("analyze", help="fixed points, cycles and Lyapunov spectrum of a run's model")
     p.add_argument("run")
     p.add_argument("--steps", type=int, default=20_000, help="trajectory length for the spectrum")
+    p.add_argument("--cycles", type=int, nargs="*", default=[], metavar="K", help="also find k-cycles")
+    p.add_argument("--max-regions", type=float, default=2**24,
+                   help="exhaustive search up to this many regions, SCYFI beyond")
+    p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("generate", help="write a benchmark data set to .npy")
