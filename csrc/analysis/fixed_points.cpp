@@ -248,9 +248,10 @@ PointSet exhaustive_cycles(const PiecewiseMap& map, int k, std::size_t max_liste
   const std::uint64_t R = count_regions(map);
   PLRNN_CHECK(R > 0, "regions: too many linear regions to enumerate");
 
-  // region index (ordinary mixed radix) -> pieces
+  // region index (ordinary mixed radix, unit 0 most significant, so that the order of region
+  // indices is the lexicographic order of the piece tuples) -> pieces
   auto decode = [&](std::uint64_t r, std::int32_t* pieces) {
-    for (index_t j = 0; j < n; ++j) {
+    for (index_t j = n - 1; j >= 0; --j) {
       pieces[j] = static_cast<std::int32_t>(r % form.radix[j]);
       r /= form.radix[j];
     }

@@ -47,7 +47,7 @@ PointSet exhaustive_fixed_points(const PiecewiseMap& map, int refactor_every = 2
 
 // All k-cycles of minimal period k whose region sequence is primitive, enumerating region sequences
 // as Lyndon words (one rotation of each primitive necklace). Each cycle starts at its
-// Lyndon-least rotation.
+// Lyndon-least rotation (regions compared as piece tuples, unit 0 first).
 PointSet exhaustive_cycles(const PiecewiseMap& map, int k, std::size_t max_degenerate_listed = 1000);
 
 }  // namespace plrnn

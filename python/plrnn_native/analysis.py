@@ -96,30 +96,32 @@ class AnalysisResult:
     found: list  # FixedPoint or Cycle objects
     continua: List[Continuum]
     n_degenerate: int  # regions (sequences) with singular I - Pi, listed or not
-    visited: int  # regions or region sequences solved
+    visited: int  # regions or region sequences solved (distinct ones for SCYFI)
     seconds: float
     form: PiecewiseForm = field(repr=False)
 
     @property
     def fixed_points(self) -> List[FixedPoint]:
-        return self.found if self.period == 1 else []
+        """The fixed points (of a :func:`fixed_points` result)."""
+        return self.found if self.period == 1 and all(isinstance(f, FixedPoint) for f in self.found) else []
 
     @property
     def cycles(self) -> List[Cycle]:
-        return self.found if self.period > 1 else []
+        """The cycles (of a :func:`cycles` result; for k = 1 the fixed points as 1-cycles)."""
+        return [c for c in self.found if isinstance(c, Cycle)]
 
     @property
     def points(self) -> np.ndarray:
         """``[n, M]`` fixed points or ``[n, k, M]`` cycles."""
-        M = self.form.M
+        M, count = self.form.M, len(self.found)
         if self.period == 1:
-            return np.array([f.z for f in self.found]).reshape(-1, M)
-        return np.array([c.points for c in self.found]).reshape(-1, self.period, M)
+            return np.array([f.z if isinstance(f, FixedPoint) else f.points[0] for f in self.found]).reshape(count, M)
+        return np.array([c.points for c in self.found]).reshape(count, self.period, M)
 
     @property
     def pieces(self) -> np.ndarray:
-        n = self.form.n_units
-        shape = (-1, n) if self.period == 1 else (-1, self.period, n)
+        n, count = self.form.n_units, len(self.found)
+        shape = (count, n) if self.period == 1 else (count, self.period, n)
         return np.array([f.pieces for f in self.found], dtype=np.int64).reshape(shape)
 
     @property
@@ -196,8 +198,8 @@ def fixed_points(model: PLRNN, method: str = "exhaustive", s: Optional[np.ndarra
     else:
         from .scyfi import scyfi_fixed_points
 
-        pts, pcs = scyfi_fixed_points(form, np.random.default_rng(seed), **scyfi_options)[:2]
-        deg, n_deg, visited = np.zeros((0, form.n_units), np.int32), 0, -1
+        pts, pcs, stats = scyfi_fixed_points(form, np.random.default_rng(seed), return_stats=True, **scyfi_options)
+        deg, n_deg, visited = np.zeros((0, form.n_units), np.int32), 0, stats["regions_visited"]
     found = []
     for z, pieces in zip(pts, pcs):
         J, _ = form.region_map(pieces)
@@ -219,14 +221,19 @@ def cycles(model: PLRNN, k: int, method: str = "exhaustive", s: Optional[np.ndar
     method = check_choice("method", method, ("exhaustive", "scyfi"))
     form = _form(model, s)
     t0 = time.perf_counter()
+    if k == 1:  # fixed points as 1-cycles
+        fp = fixed_points(model, method, s, seed, max_regions, max_continua, **scyfi_options)
+        found = [Cycle(f.z[None], f.pieces[None], f.jacobian, f.eigenvalues, f.stability, f.spiral)
+                 for f in fp.found]
+        return AnalysisResult(fp.method, 1, found, fp.continua, fp.n_degenerate, fp.visited, fp.seconds, form)
     if method == "exhaustive":
         _check_size(form.n_regions ** k // k, max_regions, f"region sequences of length {k}")
         pts, pcs, deg, n_deg, visited = _core.cycles_exhaustive(*_native_args(form), k)
     else:
         from .scyfi import scyfi_cycles
 
-        pts, pcs = scyfi_cycles(form, k, np.random.default_rng(seed), **scyfi_options)[:2]
-        deg, n_deg, visited = np.zeros((0, k, form.n_units), np.int32), 0, -1
+        pts, pcs, stats = scyfi_cycles(form, k, np.random.default_rng(seed), return_stats=True, **scyfi_options)
+        deg, n_deg, visited = np.zeros((0, k, form.n_units), np.int32), 0, stats["regions_visited"]
     found = []
     for orbit, seq in zip(pts, pcs):
         Pi, _ = _product(form, seq)
@@ -239,15 +246,24 @@ def cycles(model: PLRNN, k: int, method: str = "exhaustive", s: Optional[np.ndar
 
 
 def degree(model: PLRNN, k: int = 1, s: Optional[np.ndarray] = None) -> int:
-    """``sum sgn det(I - Pi)`` over the exhaustively found ``k``-cycles (fixed points for ``k = 1``).
+    """The fixed-point index sum of ``F^k`` from the exhaustive solutions:
+    ``sum over d | k of d * sum over d-cycles of sgn det(I - Pi_d^(k/d))``.
 
-    For fixed points it is a topological degree that does not depend on the bias ``h`` (a solver that
-    misses or invents solutions changes it).
+    For ``k = 1`` this is ``sum sgn det(I - J)`` over the fixed points. It is a topological degree
+    that does not depend on the bias ``h``, so a solver that misses or invents solutions changes it.
+    (The sum over the k-cycles alone is not invariant for k > 1: the fixed points of ``F^k`` include
+    the lower periods.)
     """
-    res = fixed_points(model, s=s) if k == 1 else cycles(model, k, s=s)
-    M = res.form.M
-    mats = [f.jacobian for f in res.fixed_points] if k == 1 else [c.jacobian_product for c in res.cycles]
-    return int(sum(np.sign(np.linalg.det(np.eye(M) - P)) for P in mats))
+    k = check_int("k", k, 1)
+    total = 0
+    for d in range(1, k + 1):
+        if k % d:
+            continue
+        res = cycles(model, d, s=s)  # d = 1: the fixed points as 1-cycles
+        eye = np.eye(res.form.M)
+        for c in res.found:
+            total += d * int(np.sign(np.linalg.det(eye - np.linalg.matrix_power(c.jacobian_product, k // d))))
+    return total
 
 
 def continuous_time_equivalent(model: PLRNN, z: np.ndarray, dt: float = 1.0, s: Optional[np.ndarray] = None):

@@ -459,3 +459,128 @@ def mar_penalty_and_grad(cfg, params, units, weight, reduce="sum"):
     if cfg["kind"] in ZERO_DIAGONAL_KINDS:
         np.fill_diagonal(grads["W"], 0)
     return value, grads
+
+
+# ----------------------------------------------------------------------------------------------
+# Brute-force fixed points and k-cycles of a piecewise-linear map (SCIENCE.md section 5)
+# ----------------------------------------------------------------------------------------------
+# ``form`` is a ``plrnn_native.piecewise.PiecewiseForm`` (duck-typed: ``M``, ``n_units``,
+# ``radices``, ``region_map(pieces) -> (J, c)``, ``pieces(z)``). Every region (sequence) is
+# visited; nothing is clever, so these are slow and only for the tests' small models.
+SINGULAR_COND = 1e12  # I - J (or I - Pi) with a larger condition number counts as singular
+
+
+def _singular(matrix: np.ndarray) -> bool:
+    """True when the square ``matrix`` is (numerically) singular: rank deficient or cond > 1e12."""
+    return np.linalg.matrix_rank(matrix) < matrix.shape[0] or np.linalg.cond(matrix) > SINGULAR_COND
+
+
+def _regions(form) -> list:
+    """Every region as an int64 piece array ``[n_units]``, in lexicographic order of the pieces."""
+    return [np.array(r, dtype=np.int64) for r in np.ndindex(*(int(r) for r in form.radices))]
+
+
+def brute_force_fixed_points(form, tol: float = 1e-9):
+    """Every fixed point of the piecewise-linear map ``form``, one linear solve per region.
+
+    For each region (pieces, lexicographic order) with map ``z -> J z + c``: if ``I - J`` is
+    singular (rank deficient or condition number > 1e12) or the solve is inaccurate
+    (``|J z + c - z| > tol * (1 + |z|)``, max norms) the region is *degenerate* (a continuum or no
+    solution); otherwise ``z = (I - J)^-1 c`` is kept when it lies in the region
+    (``form.pieces(z) == pieces``: real).
+
+    Returns ``(points [n, M], pieces [n, n_units] int64, degenerate)``, ``degenerate`` being the
+    list of the piece arrays of the degenerate regions.
+    """
+    M, n = form.M, form.n_units
+    eye = np.eye(M)
+    points, pieces, degenerate = [], [], []
+    for region in _regions(form):
+        J, c = form.region_map(region)
+        if _singular(eye - J):
+            degenerate.append(region)
+            continue
+        z = np.linalg.solve(eye - J, c)
+        if np.max(np.abs(J @ z + c - z)) > tol * (1.0 + np.max(np.abs(z))):
+            degenerate.append(region)
+            continue
+        if np.array_equal(form.pieces(z), region):
+            points.append(z)
+            pieces.append(region)
+    count = len(points)
+    return (
+        np.array(points, dtype=np.float64).reshape(count, M),
+        np.array(pieces, dtype=np.int64).reshape(count, n),
+        degenerate,
+    )
+
+
+def lyndon_words(alphabet: int, k: int):
+    """Every Lyndon word of length ``k`` over ``0 .. alphabet-1`` (tuples, lexicographic order).
+
+    A Lyndon word is strictly smaller than each of its proper rotations: exactly one representative
+    per primitive necklace (no rotations, no words of a lower period). Duval's (1988) generation of
+    all Lyndon words of length <= k, keeping those of length k.
+    """
+    w = [-1]
+    while w:
+        w[-1] += 1
+        m = len(w)
+        if m == k:
+            yield tuple(w)
+        while len(w) < k:
+            w.append(w[len(w) - m])
+        while w and w[-1] == alphabet - 1:
+            w.pop()
+
+
+def cycle_map(maps: list):
+    """``(Pi, c)`` of the k-fold map ``z_1 -> z_{k+1}`` through the maps ``[(J_1, c_1), ...]``.
+
+    ``Pi = J_k ... J_1`` and ``c = sum_j (J_k ... J_{j+1}) c_j`` (built up step by step).
+    """
+    M = maps[0][0].shape[0]
+    Pi, c = np.eye(M), np.zeros(M)
+    for J, cj in maps:
+        Pi, c = J @ Pi, J @ c + cj
+    return Pi, c
+
+
+def brute_force_cycles(form, k: int):
+    """Every k-cycle (minimal period ``k``) of the piecewise-linear map ``form``.
+
+    Region sequences are the Lyndon words of length ``k`` over the regions (ordered
+    lexicographically by their pieces), so each primitive cycle is tried once and lower periods
+    never. For a sequence ``Omega_1 .. Omega_k`` with maps ``(J_i, c_i)``: ``z_1 = (I - Pi)^-1 c``
+    (see :func:`cycle_map`; singular ``I - Pi`` is skipped), ``z_{i+1} = J_i z_i + c_i``, and the
+    cycle is kept when the pieces of every ``z_i`` are ``Omega_i`` (real). It starts at its
+    Lyndon-least rotation (the sequence of region tuples compared lexicographically, unit 0 first).
+
+    Returns ``(points [n, k, M], pieces [n, k, n_units] int64)``.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    M, n = form.M, form.n_units
+    regions = _regions(form)
+    maps = [form.region_map(r) for r in regions]
+    eye = np.eye(M)
+    points, pieces = [], []
+    for word in lyndon_words(len(regions), k):
+        Pi, c = cycle_map([maps[i] for i in word])
+        if _singular(eye - Pi):
+            continue
+        z = np.linalg.solve(eye - Pi, c)
+        orbit = []
+        for i in word:
+            orbit.append(z)
+            J, ci = maps[i]
+            z = J @ z + ci
+        seq = np.array([regions[i] for i in word])
+        if np.array_equal(form.pieces(np.array(orbit)), seq):
+            points.append(orbit)
+            pieces.append(seq)
+    count = len(points)
+    return (
+        np.array(points, dtype=np.float64).reshape(count, k, M),
+        np.array(pieces, dtype=np.int64).reshape(count, k, n),
+    )
