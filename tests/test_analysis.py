@@ -804,3 +804,15 @@ def test_bad_input_raises():
             scyfi_cycles(form, k, np.random.default_rng(0))
         with pytest.raises(ValueError):
             ref.brute_force_cycles(form, k)
+
+
+def test_cuda_device_argument_errors():
+    model = pn.PLRNN("standard", M=4, N=2, seed=0)
+    with pytest.raises(ValueError, match="device"):
+        analysis.fixed_points(model, device="gpu")
+    if not pn.cuda.is_available():
+        with pytest.raises(RuntimeError, match="device: CUDA is unavailable"):
+            analysis.fixed_points(model, device="cuda")
+    else:
+        with pytest.raises(ValueError, match="two pieces"):
+            analysis.fixed_points(pn.PLRNN("dendritic", M=3, N=2, bases=2, seed=0), device="cuda")

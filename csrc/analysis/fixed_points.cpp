@@ -169,7 +169,7 @@ PointSet exhaustive_fixed_points(const PiecewiseMap& map, int refactor_every, st
     }
     MatX J, Binv(M, M);
     VecX c, z(M), y(M), w(M);
-    bool invertible = false;
+    bool invertible = false, refactor_next = false;
     int since_refactor = 0;
     auto refactor = [&] {
       form.region(g.data(), J, c);
@@ -197,15 +197,18 @@ PointSet exhaustive_fixed_points(const PiecewiseMap& map, int refactor_every, st
         const double ds = map.slopes[j][g[j]] - map.slopes[j][old];
         const double dk = map.intercepts[j][g[j]] - map.intercepts[j][old];
         c.noalias() += dk * form.U.col(j);
-        bool updated = false;
-        if (invertible && ++since_refactor < refactor_every) {
+        bool updated = false, ill_conditioned = false;
+        if (invertible && !refactor_next && ++since_refactor < refactor_every) {
           // (I - J') = (I - J) - ds u v^T, c' = c + dk u, y = Binv u, t = v^T y, a = v^T z:
           //   Binv' = Binv + ds y (v^T Binv) / den,  den = 1 - ds t      (Sherman-Morrison)
           //   z'    = Binv' c' = z + y (dk + ds (a + dk t) / den)         (O(M), no matrix product)
           y.noalias() = Binv * form.U.col(j);
           const double t = form.unit_index.empty() ? form.V.col(j).dot(y) : y[form.unit_index[j]];
           const double den = 1.0 - ds * t;
-          if (std::abs(den) > 1e-10 * (1.0 + std::abs(ds * t))) {
+          // |den| small: the new region is ill-conditioned (the update amplifies Binv by ~1/|den|);
+          // factorise it afresh, and the next one too, so that the cancellation error of leaving it
+          // is not carried along the walk
+          if (std::abs(den) > 1e-4 * (1.0 + std::abs(ds * t))) {
             const double a = form.argument(j, z);
             z.noalias() += (dk + ds * (a + dk * t) / den) * y;
             if (ds != 0.0) {
@@ -214,9 +217,15 @@ PointSet exhaustive_fixed_points(const PiecewiseMap& map, int refactor_every, st
               Binv.noalias() += (ds / den) * y * w.transpose();
             }
             updated = true;
+          } else {
+            ill_conditioned = true;
           }
         }
-        if (!updated) refactor();
+        refactor_next = false;
+        if (!updated) {
+          refactor();
+          refactor_next = ill_conditioned;  // leave an ill-conditioned region with a fresh factorisation too
+        }
       }
       if (!invertible) {
         ++n_degenerate;

@@ -177,9 +177,47 @@ def _check_size(count: int, max_regions: int, what: str) -> None:
                          f"{max_regions:.3g}); use method='scyfi' for a model of this size")
 
 
+def _cuda_fixed_points(form: PiecewiseForm, device: str):
+    """The exhaustive search on a GPU (cuda/fixed_points.cu): two-piece units only; every candidate
+    is re-verified here with a fresh float64 solve, as on the CPU."""
+    from . import cuda as cuda_mod
+
+    if not cuda_mod.is_available():
+        raise RuntimeError(f"device: CUDA is unavailable ({cuda_mod.unavailable_reason()}); use device='cpu'")
+    if np.any(form.radices != 2):
+        raise ValueError("device: the CUDA solver handles units with two pieces (standard, alrnn, unclipped "
+                         "shallow); use device='cpu' for dendritic and clipped kinds")
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    n = form.n_units
+    beta = np.array([bp[0] for bp in form.breakpoints], dtype=np.float64).reshape(n)
+    slopes = np.array(form.slopes, dtype=np.float64).reshape(n, 2)
+    intercepts = np.array(form.intercepts, dtype=np.float64).reshape(n, 2)
+    J0, b, U, V = (np.ascontiguousarray(a, dtype=np.float64) for a in (form.J0, form.b, form.U, form.V))
+    cand, cand_pieces, n_deg, visited = cuda_mod._cuda.fixed_points_exhaustive(
+        J0, b, U, V, beta, slopes, intercepts, device=index)
+    pts, pcs, seen = [], [], set()
+    for pieces in np.asarray(cand_pieces, dtype=np.int64):
+        key = tuple(pieces)
+        if key in seen:
+            continue
+        seen.add(key)
+        J, c = form.region_map(pieces)
+        try:
+            z = np.linalg.solve(np.eye(form.M) - J, c)
+        except np.linalg.LinAlgError:
+            continue
+        if np.isfinite(z).all() and np.array_equal(form.pieces(z), pieces):
+            pts.append(z)
+            pcs.append(pieces)
+    order = sorted(range(len(pcs)), key=lambda i: tuple(pcs[i]))
+    pts = np.array([pts[i] for i in order]).reshape(-1, form.M)
+    pcs = np.array([pcs[i] for i in order], dtype=np.int64).reshape(-1, n)
+    return pts, pcs, np.zeros((0, n), np.int32), int(n_deg), int(visited)
+
+
 def fixed_points(model: PLRNN, method: str = "exhaustive", s: Optional[np.ndarray] = None,
                  seed=None, max_regions: int = MAX_REGIONS, max_continua: int = 100,
-                 **scyfi_options) -> AnalysisResult:
+                 device: str = "cpu", **scyfi_options) -> AnalysisResult:
     """All fixed points ``z* = F(z*)`` of ``model`` (with constant input ``s``, default 0).
 
     Args:
@@ -188,11 +226,18 @@ def fixed_points(model: PLRNN, method: str = "exhaustive", s: Optional[np.ndarra
             :func:`plrnn_native.scyfi.scyfi_fixed_points`).
         max_regions: refuse an exhaustive search over more regions than this.
         max_continua: degenerate regions (singular ``I - J``) described as :class:`Continuum`.
+        device: ``"cpu"`` or ``"cuda"`` / ``"cuda:N"`` for the exhaustive search on a GPU (two-piece
+            units only; degenerate regions are counted there, not listed).
     """
     method = check_choice("method", method, ("exhaustive", "scyfi"))
+    if not (isinstance(device, str) and (device == "cpu" or device == "cuda" or device.startswith("cuda:"))):
+        raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     form = _form(model, s)
     t0 = time.perf_counter()
-    if method == "exhaustive":
+    if method == "exhaustive" and device != "cpu":
+        _check_size(form.n_regions, max_regions, "linear regions")
+        pts, pcs, deg, n_deg, visited = _cuda_fixed_points(form, device)
+    elif method == "exhaustive":
         _check_size(form.n_regions, max_regions, "linear regions")
         pts, pcs, deg, n_deg, visited = _core.fixed_points_exhaustive(*_native_args(form))
     else:
