@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 #: Per-system settings on top of plrnn's defaults (``plrnn_native.cli.DEFAULTS``).
 SYSTEMS = {
-    "lorenz63": [],  # the defaults: shallow PLRNN M=3, H=100, STF tau=25, 1000 epochs
+    "lorenz63": [],  # the defaults: shallow PLRNN M=3, H=100, STF tau=25, 2000 epochs
     "lorenz96": ["data.N=10", "data.F=8.0", "model.M=10", "model.hidden=200", "train.tau=10"],
 }
 TARGETS = {"lorenz63": {"D_stsp": 0.3, "D_H": 0.1, "lambda_max_rel_error": 0.1, "train_seconds": 300.0}}

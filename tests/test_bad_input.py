@@ -8,8 +8,6 @@ import numpy as np
 import plrnn_native as pn
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("error")
-
 BAD = (ValueError, TypeError)
 M, N, K, BATCH, T = 5, 2, 2, 2, 6
 

@@ -31,8 +31,6 @@ from _common import ref
 from plrnn_native import cuda
 from plrnn_native.piecewise import PiecewiseForm, piecewise_form
 
-pytestmark = pytest.mark.filterwarnings("error")
-
 requires_gpu = pytest.mark.skipif(
     not cuda.is_available(), reason=f"CUDA unavailable: {cuda.unavailable_reason()}"
 )

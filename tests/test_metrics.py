@@ -11,8 +11,6 @@ import plrnn_native as pn
 import pytest
 from plrnn_native import metrics
 
-pytestmark = pytest.mark.filterwarnings("error")
-
 
 def named(arg: str) -> str:
     return rf"\b{re.escape(arg)}\b"

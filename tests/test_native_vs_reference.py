@@ -28,8 +28,6 @@ import pytest
 from _common import FORCING_MODES, VARIANTS, kink_margin, random_data, random_params, ref
 from test_reference import _n_ops
 
-pytestmark = pytest.mark.filterwarnings("error")
-
 DTYPES = [np.float32, np.float64]
 EPS32 = np.finfo(np.float32).eps
 FLOOR_ULPS = 8

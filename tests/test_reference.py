@@ -48,8 +48,6 @@ from _common import (
     same_pattern,
 )
 
-pytestmark = pytest.mark.filterwarnings("error")
-
 U64 = np.finfo(np.float64).eps / 2  # unit roundoff of float64
 H_FD = 1e-6  # central-difference step
 H3 = 1e-3  # step of the third-difference estimate of f'''

@@ -38,8 +38,8 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
     "data": {"system": "lorenz63", "T": 100_000, "dt": 0.01, "obs_noise": 0.01, "seed": 0,
              "test_T": 100_000, "test_fraction": 0.2},
     "model": {"kind": "shallow", "M": 3, "hidden": 100, "clipped": False, "dtype": "float32", "seed": 0},
-    "train": {"epochs": 1000, "batches_per_epoch": 50, "seq_len": 200, "batch_size": 16,
-              "forcing": "sparse", "tau": 25, "lr": 1e-3, "lr_end": 1e-5, "grad_clip": 10.0, "seed": 0},
+    "train": {"epochs": 2000, "batches_per_epoch": 50, "seq_len": 200, "batch_size": 16,
+              "forcing": "sparse", "tau": 25, "lr": 1e-3, "lr_end": 1e-4, "grad_clip": 10.0, "seed": 0},
     "evaluate": {"gen_factor": 1.25, "transient_fraction": 0.25, "pe_steps": 20, "seed": 0,
                  "max_test_steps": 0, "lyapunov_steps": 50_000},
     # select_every: every this many epochs score the free run against the last validation_steps of
