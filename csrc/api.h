@@ -2,6 +2,7 @@
 // checks and allocates NumPy arrays, fills the plain structs of core/types.h and calls these.
 // Shapes and conventions: docs/model.md.
 #pragma once
+#include "core/thread_pool.h"  // get_num_threads / set_num_threads
 #include "core/types.h"
 #include "regularizers/mar.h"
 
@@ -25,8 +26,5 @@ template <typename S>
 void generate(const ModelSpec& spec, const Params<S>& p, index_t B, index_t T, const S* z0,
               const S* s, const S* eps, S* z, S* xhat);
 
-// Number of threads of the native calls.
-int get_num_threads();
-void set_num_threads(int n);
 
 }  // namespace plrnn

@@ -221,17 +221,21 @@ class PLRNN:
             check_array(name_x, x, self._dtype, (None, None, self.N))
         B, T = x.shape[:2]
         check_array(name_x, x, self._dtype, (B, T, self.N))
-        if self.K > 0:
-            if s is None:
-                raise ValueError(f"s: the model has K={self.K} external inputs; s [B, T, K] is required")
-            if single and isinstance(s, np.ndarray) and s.ndim == 2:
-                s = s[None]
-            check_array("s", s, self._dtype, (B, T, self.K))
-        elif s is not None and not (isinstance(s, np.ndarray) and s.size == 0):
+        return x, self._inputs(s, (B, T)), single
+
+    def _inputs(self, s, lead: Tuple[int, ...]) -> Optional[np.ndarray]:
+        """External inputs of shape ``lead + (K,)``, validated, or None when ``K == 0``. With a
+        batch of one (``lead[0] == 1``) the batch axis may be left out."""
+        if self.K == 0:
+            if s is None or (isinstance(s, np.ndarray) and s.size == 0):
+                return None
             raise ValueError("s: the model has K=0 external inputs; pass s=None")
-        else:
-            s = None
-        return x, s, single
+        if s is None:
+            raise ValueError(f"s: the model has K={self.K} external inputs; s of shape "
+                             f"{(*lead, self.K)} is required")
+        if isinstance(s, np.ndarray) and s.ndim == len(lead) and lead[0] == 1:
+            s = s[None]
+        return check_array("s", s, self._dtype, (*lead, self.K))
 
     def _forcing(self, forcing: str, tau, alpha) -> Tuple[str, int, float]:
         forcing = check_choice("forcing", forcing, FORCINGS)
@@ -359,14 +363,7 @@ class PLRNN:
         z0 = z0[None] if single else z0
         check_array("z0", z0, self._dtype, (None, self.M))
         B = z0.shape[0]
-        if self.K > 0:
-            if s is None:
-                raise ValueError(f"s: the model has K={self.K} external inputs; s [B, T, K] is required")
-            if single and isinstance(s, np.ndarray) and s.ndim == 2:
-                s = s[None]
-            check_array("s", s, self._dtype, (B, T, self.K))
-        elif s is not None:
-            raise ValueError("s: the model has K=0 external inputs; pass s=None")
+        s = self._inputs(s, (B, T))
         eps = None
         if noise_std is not None:
             std = np.asarray(noise_std, dtype=np.float64)
@@ -391,15 +388,10 @@ class PLRNN:
         zb = z[None] if single else z
         check_array("z", zb, self._dtype, (None, self.M))
         seq = None
-        if self.K > 0:
-            if s is None:
-                raise ValueError(f"s: the model has K={self.K} external inputs; s is required")
-            sb = s[None] if (isinstance(s, np.ndarray) and s.ndim == 1) else s
-            check_array("s", sb, self._dtype, (zb.shape[0], self.K))
+        sb = self._inputs(s, (zb.shape[0],))
+        if sb is not None:  # the input drives the step into z_1 of a 2-step run
             seq = np.zeros((zb.shape[0], 2, self.K), dtype=self._dtype)
             seq[:, 1] = sb
-        elif s is not None:
-            raise ValueError("s: the model has K=0 external inputs; pass s=None")
         z_all, _ = _core.generate(self._config, self._params, zb, 2, seq, None)
         out = np.ascontiguousarray(z_all[:, 1])
         return out[0] if single else out
