@@ -6,6 +6,7 @@
 #pragma once
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
+#include "core/packed_gemm.h"
 #include "core/scratch.h"
 
 namespace plrnn {
@@ -17,14 +18,20 @@ class WPhiModel {
       : M_(spec.dims.M),
         K_(spec.dims.K),
         A_(p.A, M_),
-        W_(p.W, M_, M_),
         h_(p.h, M_),
         C_(p.C, M_, K_),
-        phi_(spec, p) {}
+        phi_(spec, p),
+        W_packed_(p.W, M_, 1, M_, M_),   // W   (row i of W: i * M + k)
+        Wt_packed_(p.W, 1, M_, M_, M_) {}  // W^T (element (i, k) = W(k, i))
 
   struct Workspace {  // per chunk of nb sequences
-    Mat<S> phi, r;    // [M, nb]
-    Workspace(const WPhiModel& m, index_t nb) : phi(m.M_, nb), r(m.M_, nb) {}
+    Mat<S> phi;                       // [M, nb] phi(U) without the tape
+    packed::AlignedVector<S> packed;  // phi(U) (forward) or G (backward), packed for the product
+    Mat<S> prod;                      // [padded M, padded nb] W phi(U) (forward) or W^T G (backward)
+    Workspace(const WPhiModel& m, index_t nb)
+        : phi(m.M_, nb),
+          packed(static_cast<size_t>(packed::packed_cols_size<S>(m.M_, nb))),
+          prod(m.W_packed_.padded_rows(), packed::col_groups<S>(nb) * packed::Tile<S>::kNR) {}
   };
   struct Tape {                // per chunk, all steps: what the parameter gradients need beyond U, G
     Eigen::Map<Mat<S>> PhiU;   // [M, cols] phi(U) of every step
@@ -42,7 +49,10 @@ class WPhiModel {
   void step(CRef<S> U, CRef<S> Sx, Ref<S> Z, Workspace& ws, Tape* tape, index_t col0) const {
     Ref<S> phi = tape ? Ref<S>(tape->PhiU.middleCols(col0, U.cols())) : Ref<S>(ws.phi);
     phi_.apply(U, phi);
-    Z.noalias() = W_ * phi;
+    const index_t n = U.cols();
+    packed::pack_cols(phi.data(), phi.outerStride(), M_, n, ws.packed.data());
+    packed::gemm(W_packed_, ws.packed.data(), n, ws.prod.data(), ws.prod.rows());
+    Z = ws.prod.topLeftCorner(M_, n);
     Z.array() += (U.array().colwise() * A_.array()).colwise() + h_.array();
     if (K_ > 0) Z.noalias() += C_ * Sx;
   }
@@ -51,18 +61,20 @@ class WPhiModel {
   // grad outputs: GU [M, nb] = dL/dU = A*G + phi'(U) .* (W^T G);  tape: g_A += rowsum(G .* U),
   //               g_h += rowsum(G), R keeps W^T G when Phi has parameters
   void step_grad(CRef<S> U, CRef<S> G, Ref<S> GU, Workspace& ws, Tape& tape, index_t col0) const {
-    ws.r.noalias() = W_.transpose() * G;
-    if constexpr (Phi::kHasParams) tape.R.middleCols(col0, G.cols()) = ws.r;
+    const index_t n = G.cols();
+    packed::pack_cols(G.data(), G.outerStride(), M_, n, ws.packed.data());
+    packed::gemm(Wt_packed_, ws.packed.data(), n, ws.prod.data(), ws.prod.rows());
+    if constexpr (Phi::kHasParams) tape.R.middleCols(col0, n) = ws.prod.topLeftCorner(M_, n);
     S* __restrict g_A = tape.g_A.data();
     S* __restrict g_h = tape.g_h.data();
     const S* __restrict a = A_.data();
-    for (index_t c = 0; c < G.cols(); ++c) {  // one fused pass, vectorised along the units
+    for (index_t c = 0; c < n; ++c) {  // vectorised along the units
       const S* __restrict g = G.col(c).data();
       const S* __restrict u = U.col(c).data();
-      const S* __restrict r = ws.r.col(c).data();
+      const S* __restrict r = ws.prod.col(c).data();  // (W^T G)(:, c)
       S* __restrict gu = GU.col(c).data();
+      for (index_t i = 0; i < M_; ++i) gu[i] = a[i] * g[i] + phi_.derivative(u[i], i) * r[i];
       for (index_t i = 0; i < M_; ++i) {
-        gu[i] = a[i] * g[i] + phi_.derivative(u[i], i) * r[i];
         g_A[i] += g[i] * u[i];
         g_h[i] += g[i];
       }
@@ -74,7 +86,14 @@ class WPhiModel {
   void param_grads(CRef<S> U_all, CRef<S> G_all, CRef<S> S_all, const Tape& tape,
                    GradBuffers<S>& g) const {
     g.vec(pA) = tape.g_A;
-    g.mat(pW).noalias() = G_all * tape.PhiU.transpose();
+    {  // dW = G_all phi(U_all)^T, register-blocked over whole row panels, Eigen for the rest
+      const index_t cols = G_all.cols();
+      Mat<S> dW = Mat<S>::Zero(M_, M_);
+      const index_t rest = packed::gemm_abt_acc(G_all.data(), G_all.outerStride(), tape.PhiU.data(),
+                                                tape.PhiU.outerStride(), M_, M_, cols, dW.data(), M_);
+      if (rest > 0) dW.bottomRows(rest).noalias() = G_all.bottomRows(rest) * tape.PhiU.leftCols(cols).transpose();
+      g.mat(pW) = dW;
+    }
     if constexpr (Phi::kZeroDiagW) g.mat(pW).diagonal().setZero();
     g.vec(ph) = tape.g_h;
     if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();
@@ -86,10 +105,10 @@ class WPhiModel {
  private:
   index_t M_, K_;
   CMapVec<S> A_;
-  CMapRow<S> W_;
   CMapVec<S> h_;
   CMapRow<S> C_;
   Phi phi_;
+  packed::PackedRows<S> W_packed_, Wt_packed_;  // packed once per call, shared by the threads
 };
 
 }  // namespace plrnn

@@ -1,0 +1,176 @@
+// Register-blocked matrix products for the per-step work of the CPU core, where Eigen's general
+// GEMM (which re-packs both operands on every call) reaches about half of the FMA peak at M ~ 128:
+//
+//   Z = A X     A [M, K] packed once per call (PackedRows), X [K, n] a block of states packed per
+//               step (pack_cols); the forward step (A = W) and the backward step (A = W^T).
+//   D += G X^T  G [M, c], X [K, c] column-major, reduced over c (all steps of a chunk at once);
+//               the gradient of W.
+//
+// The micro-kernel keeps a (kMR SIMD packets) x kNR tile of the result in registers: per reduction
+// index it loads kMR packets of A (or G) and broadcasts kNR scalars of X. It uses Eigen's packet
+// primitives, so it compiles to AVX-512, AVX2, SSE or NEON (or scalars) like the rest of the core.
+// Summation order is fixed (ascending reduction index), so results do not depend on the thread count.
+#pragma once
+#include <algorithm>
+#include <vector>
+
+#include "core/eigen.h"
+
+namespace plrnn::packed {
+
+template <typename S>
+struct Tile {
+  using Packet = typename Eigen::internal::packet_traits<S>::type;
+  static constexpr int kLanes = Eigen::internal::unpacket_traits<Packet>::size;
+#if defined(EIGEN_VECTORIZE_AVX512)
+  static constexpr int kMR = 2, kNR = 8;  // 16 accumulators of 32 registers
+#else
+  static constexpr int kMR = 2, kNR = 4;  // 8 accumulators of 16 registers
+#endif
+  static constexpr int kRows = kMR * kLanes;  // panel height
+};
+
+template <typename S>
+using AlignedVector = std::vector<S, Eigen::aligned_allocator<S>>;
+
+inline index_t round_up(index_t n, index_t m) { return (n + m - 1) / m * m; }
+
+// A [M, K] (element (i, k) at a[i * rs + k * cs]) stored as row panels of Tile::kRows rows, each
+// [K][kRows] (the kRows entries of one column contiguous); rows past M are zero.
+template <typename S>
+class PackedRows {
+ public:
+  static constexpr index_t kRows = Tile<S>::kRows;
+  PackedRows() = default;
+  PackedRows(const S* a, index_t rs, index_t cs, index_t M, index_t K)
+      : M_(M), K_(K), Mp_(round_up(M, kRows)), data_(static_cast<size_t>(Mp_ * K), S(0)) {
+    for (index_t p = 0; p < Mp_ / kRows; ++p) {
+      S* dst = panel(p);
+      const index_t rows = std::min(kRows, M - p * kRows);
+      for (index_t k = 0; k < K; ++k)
+        for (index_t r = 0; r < rows; ++r) dst[k * kRows + r] = a[(p * kRows + r) * rs + k * cs];
+    }
+  }
+  index_t M() const { return M_; }
+  index_t K() const { return K_; }
+  index_t padded_rows() const { return Mp_; }
+  index_t panels() const { return Mp_ / kRows; }
+  const S* panel(index_t p) const { return data_.data() + p * K_ * kRows; }
+
+ private:
+  S* panel(index_t p) { return data_.data() + p * K_ * kRows; }
+  index_t M_ = 0, K_ = 0, Mp_ = 0;
+  AlignedVector<S> data_;
+};
+
+// Number of kNR-column groups of an n-column block, and the size of its packed form.
+template <typename S>
+inline index_t col_groups(index_t n) { return (n + Tile<S>::kNR - 1) / Tile<S>::kNR; }
+template <typename S>
+inline index_t packed_cols_size(index_t K, index_t n) { return col_groups<S>(n) * Tile<S>::kNR * K; }
+
+// X [K, n] column-major (leading dimension ldx) -> groups of kNR columns, each [K][kNR]; the
+// columns past n are zero.
+template <typename S>
+void pack_cols(const S* x, index_t ldx, index_t K, index_t n, S* xp) {
+  constexpr int NR = Tile<S>::kNR;
+  for (index_t g = 0; g < col_groups<S>(n); ++g) {
+    S* dst = xp + g * K * NR;
+    const S* src = x + g * NR * ldx;
+    const index_t cols = std::min<index_t>(NR, n - g * NR);
+    if (cols == NR) {  // a full group: write [K][NR] in order, reading NR columns side by side
+      for (index_t k = 0; k < K; ++k)
+        for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j * ldx + k];
+    } else {
+      for (index_t k = 0; k < K; ++k)
+        for (int j = 0; j < NR; ++j) dst[k * NR + j] = j < cols ? src[j * ldx + k] : S(0);
+    }
+  }
+}
+
+namespace detail {
+
+// out[0:kRows, 0:NR] (column-major, ld) = panel [K][kRows] times xp [K][NR].
+template <typename S, int NR>
+inline void panel_times_cols(const S* panel, const S* xp, index_t K, S* out, index_t ld) {
+  using namespace Eigen::internal;
+  using P = typename Tile<S>::Packet;
+  constexpr int MR = Tile<S>::kMR, L = Tile<S>::kLanes;
+  P acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = pset1<P>(S(0));
+  for (index_t k = 0; k < K; ++k) {
+    P a[MR];
+    for (int i = 0; i < MR; ++i) a[i] = pload<P>(panel + k * MR * L + i * L);
+    for (int j = 0; j < NR; ++j) {
+      const P x = pset1<P>(xp[k * NR + j]);
+      for (int i = 0; i < MR; ++i) acc[i][j] = pmadd(a[i], x, acc[i][j]);
+    }
+  }
+  for (int j = 0; j < NR; ++j)
+    for (int i = 0; i < MR; ++i) pstoreu(out + j * ld + i * L, acc[i][j]);
+}
+
+// d[0:kRows, 0:NR] (column-major, ld) += sum_c g[0:kRows, c] x[0:NR, c] (g, x column-major).
+template <typename S, int NR>
+inline void panel_times_rows_t(const S* g, index_t ldg, const S* x, index_t ldx, index_t cols,
+                               S* d, index_t ldd) {
+  using namespace Eigen::internal;
+  using P = typename Tile<S>::Packet;
+  constexpr int MR = Tile<S>::kMR, L = Tile<S>::kLanes;
+  P acc[MR][NR];
+  for (int j = 0; j < NR; ++j)
+    for (int i = 0; i < MR; ++i) acc[i][j] = ploadu<P>(d + j * ldd + i * L);
+  for (index_t c = 0; c < cols; ++c) {
+    P a[MR];
+    for (int i = 0; i < MR; ++i) a[i] = ploadu<P>(g + c * ldg + i * L);
+    for (int j = 0; j < NR; ++j) {
+      const P xv = pset1<P>(x[c * ldx + j]);
+      for (int i = 0; i < MR; ++i) acc[i][j] = pmadd(a[i], xv, acc[i][j]);
+    }
+  }
+  for (int j = 0; j < NR; ++j)
+    for (int i = 0; i < MR; ++i) pstoreu(d + j * ldd + i * L, acc[i][j]);
+}
+
+}  // namespace detail
+
+// out [A.padded_rows(), col_groups(n) * kNR] column-major (leading dimension ld >= padded_rows)
+// = A X, with xp = pack_cols(X) of n columns. Rows past A.M() and columns past n are zero.
+template <typename S>
+void gemm(const PackedRows<S>& A, const S* xp, index_t n, S* out, index_t ld) {
+  constexpr int NR = Tile<S>::kNR;
+  constexpr index_t R = Tile<S>::kRows;
+  const index_t K = A.K();
+  for (index_t g = 0; g < col_groups<S>(n); ++g)
+    for (index_t p = 0; p < A.panels(); ++p)
+      detail::panel_times_cols<S, NR>(A.panel(p), xp + g * K * NR, K, out + g * NR * ld + p * R, ld);
+}
+
+// D [M, K] (column-major, leading dimension ldd) += G X^T, summed over the `cols` columns of
+// G [M, cols] and X [K, cols] (column-major, leading dimensions ldg, ldx). Rows are handled in
+// full panels of Tile::kRows; the last M % kRows rows (if any) are left to the caller, who gets
+// their count back.
+template <typename S>
+index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M, index_t K,
+                     index_t cols, S* d, index_t ldd) {
+  constexpr int NR = Tile<S>::kNR;
+  constexpr index_t R = Tile<S>::kRows;
+  constexpr index_t kChunk = 256;  // columns per pass: a panel of G and all of X stay in cache
+  const index_t full = M / R * R;
+  for (index_t c0 = 0; c0 < cols; c0 += kChunk) {
+    const index_t nc = std::min(kChunk, cols - c0);
+    const S* gc = g + c0 * ldg;
+    const S* xc = x + c0 * ldx;
+    for (index_t i0 = 0; i0 < full; i0 += R) {
+      index_t k0 = 0;
+      for (; k0 + NR <= K; k0 += NR)
+        detail::panel_times_rows_t<S, NR>(gc + i0, ldg, xc + k0, ldx, nc, d + k0 * ldd + i0, ldd);
+      for (; k0 < K; ++k0)
+        detail::panel_times_rows_t<S, 1>(gc + i0, ldg, xc + k0, ldx, nc, d + k0 * ldd + i0, ldd);
+    }
+  }
+  return M - full;
+}
+
+}  // namespace plrnn::packed
