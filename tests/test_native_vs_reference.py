@@ -97,10 +97,11 @@ def _f32(a):
 
 
 def prepare(
-    kind, M, N, K, obs, P, clipped, dtype, Bsz, T, forcing="none", tau=None, alpha=None, seed=0
+    kind, M, N, K, obs, P, clipped, dtype, Bsz, T, forcing="none", tau=None, alpha=None, seed=0,
+    hidden=7,
 ):
     """A native model with kink-free random parameters and data, plus both reference precisions."""
-    model = build_model(kind, M, N, K, obs, P, clipped, dtype)
+    model = build_model(kind, M, N, K, obs, P, clipped, dtype, hidden=hidden)
     cfg = model.config
     rng = np.random.default_rng(seed)
     for _ in range(200):
@@ -227,6 +228,36 @@ def test_edge_shapes(kind, extra, M, N, K, Bsz, T, obs, dtype):
             seed=M + T,
         )
         check_rollout_and_gradients(c, forcing, tau, alpha)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sizes around the register blocking of the CPU core's matrix products (csrc/core/packed_gemm.h):
+# row panels of 32 (float32, AVX-512) or 16 (float64) units and column groups of 8 (or 4)
+# sequences, each run with 1 and 2 threads (chunks of different widths). M = 16, 32 fill whole
+# panels; 17, 33, 40, 65 leave a partial panel; B = 1, 5, 7, 9, 12 leave partial column groups. The
+# shallow kind's hidden width H = M + 8 puts whole and partial panels in the H dimension too.
+# ----------------------------------------------------------------------------------------------
+BLOCK_SIZES = [
+    # M, B, T (short rollouts: kink-free data must exist for M * B * T ReLU arguments)
+    (16, 9, 4),
+    (17, 7, 4),
+    (32, 8, 3),
+    (33, 12, 3),
+    (40, 1, 5),
+    (65, 5, 3),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("M,Bsz,T", BLOCK_SIZES, ids=[f"M{m}-B{b}" for m, b, _ in BLOCK_SIZES])
+@pytest.mark.parametrize("kind,extra", [v[1:] for v in VARIANTS], ids=[v[0] for v in VARIANTS])
+def test_register_blocked_sizes(kind, extra, M, Bsz, T, dtype):
+    obs = "linear" if M % 2 else "identity"
+    c = prepare(kind, M, 3, 2, obs, M // 2, extra.get("clipped", False), dtype, Bsz, T,
+                "sparse", 2, None, seed=M * 100 + Bsz, hidden=M + 8)
+    for threads in (1, 2):  # the thread count is restored by conftest
+        pn.set_num_threads(threads)
+        check_rollout_and_gradients(c, "sparse", 2, None)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/eigen.h"
+#include "core/errors.h"
 
 namespace plrnn::packed {
 
@@ -171,6 +172,49 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
     }
   }
   return M - full;
+}
+
+}  // namespace plrnn::packed
+
+namespace plrnn::packed {
+
+// Per-chunk buffers for products A X with packed matrices of at most `rows` rows and `depth`
+// columns, applied to blocks of at most nb columns.
+template <typename S>
+struct ProductBuffers {
+  AlignedVector<S> packed;  // X, packed by pack_cols
+  Mat<S> out;               // [padded rows, padded nb] the product
+  ProductBuffers(index_t rows, index_t depth, index_t nb)
+      : packed(static_cast<size_t>(packed_cols_size<S>(depth, nb))),
+        out(round_up(rows, Tile<S>::kRows), col_groups<S>(nb) * Tile<S>::kNR) {}
+};
+
+// A X for a block X [A.K(), n]; the result is the [A.M(), n] top-left block of buf.out (valid until
+// the next product with the same buffers).
+template <typename T>
+struct NonDeduced {  // keeps S deduced from the packed matrix alone (X may be any block type)
+  using type = T;
+};
+
+template <typename S>
+Eigen::Block<Mat<S>> multiply(const PackedRows<S>& A, typename NonDeduced<CRef<S>>::type X,
+                              ProductBuffers<S>& buf) {
+  PLRNN_ASSERT(X.rows() == A.K());
+  pack_cols(X.data(), X.outerStride(), A.K(), X.cols(), buf.packed.data());
+  gemm(A, buf.packed.data(), X.cols(), buf.out.data(), buf.out.rows());
+  return buf.out.topLeftCorner(A.M(), X.cols());
+}
+
+// G X^T [M, K] (column-major) for G [M, c], X [K, c], summed over the c columns: whole row panels
+// with the register-blocked kernel, the remaining M % kRows rows with Eigen.
+template <typename S>
+Mat<S> times_transpose(CRef<S> G, CRef<S> X) {
+  PLRNN_ASSERT(G.cols() == X.cols());
+  Mat<S> D = Mat<S>::Zero(G.rows(), X.rows());
+  const index_t rest = gemm_abt_acc(G.data(), G.outerStride(), X.data(), X.outerStride(), G.rows(),
+                                    X.rows(), G.cols(), D.data(), D.outerStride());
+  if (rest > 0) D.bottomRows(rest).noalias() = G.bottomRows(rest) * X.transpose();
+  return D;
 }
 
 }  // namespace plrnn::packed

@@ -4,6 +4,7 @@
 #pragma once
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
+#include "core/packed_gemm.h"
 #include "core/scratch.h"
 
 namespace plrnn {
@@ -16,15 +17,19 @@ class ShallowPLRNN {
         H_(spec.dims.H),
         K_(spec.dims.K),
         A_(p.A, M_),
-        W1_(p.W1, M_, H_),
-        W2_(p.W2, H_, M_),
         h1_(p.h1, M_),
         h2_(p.h2, H_),
-        C_(p.C, M_, K_) {}
+        C_(p.C, M_, K_),
+        W1_packed_(p.W1, H_, 1, M_, H_),   // W1   (row-major: W1(i, j) = W1[i H + j])
+        W2_packed_(p.W2, M_, 1, H_, M_),   // W2   (row-major: W2(j, i) = W2[j M + i])
+        W1t_packed_(p.W1, 1, H_, H_, M_),  // W1^T
+        W2t_packed_(p.W2, 1, M_, M_, H_) {}  // W2^T
 
-  struct Workspace {  // per chunk of nb sequences
-    Mat<S> v, phi, r;  // [H, nb]
-    Workspace(const ShallowPLRNN& m, index_t nb) : v(m.H_, nb), phi(m.H_, nb), r(m.H_, nb) {}
+  struct Workspace {                 // per chunk of nb sequences
+    Mat<S> v, phi;                   // [H, nb] without the tape
+    packed::ProductBuffers<S> prod;  // the four products with W1, W2 and their transposes
+    Workspace(const ShallowPLRNN& m, index_t nb)
+        : v(m.H_, nb), phi(m.H_, nb), prod(std::max(m.M_, m.H_), std::max(m.M_, m.H_), nb) {}
   };
   struct Tape {                // per chunk, all steps
     Eigen::Map<Mat<S>> V;      // [H, cols] W2 U (before the bias) of every step
@@ -52,9 +57,9 @@ class ShallowPLRNN {
     const index_t nb = U.cols();
     Ref<S> v = tape ? Ref<S>(tape->V.middleCols(col0, nb)) : Ref<S>(ws.v);
     Ref<S> phi = tape ? Ref<S>(tape->Phi.middleCols(col0, nb)) : Ref<S>(ws.phi);
-    v.noalias() = W2_ * U;
+    v = packed::multiply(W2_packed_, U, ws.prod);
     hidden(v, phi);
-    Z.noalias() = W1_ * phi;
+    Z = packed::multiply(W1_packed_, phi, ws.prod);
     Z.array() += (U.array().colwise() * A_.array()).colwise() + h1_.array();
     if (K_ > 0) Z.noalias() += C_ * Sx;
   }
@@ -66,19 +71,32 @@ class ShallowPLRNN {
     const index_t nb = U.cols();
     auto V = tape.V.middleCols(col0, nb);
     auto Delta = tape.Delta.middleCols(col0, nb);
-    ws.r.noalias() = W1_.transpose() * G;
-    for (index_t c = 0; c < nb; ++c)
+    const auto R = packed::multiply(W1t_packed_, G, ws.prod);  // W1^T G
+    S* __restrict g_h2 = tape.g_h2.data();
+    const S* __restrict h2 = h2_.data();
+    for (index_t c = 0; c < nb; ++c) {  // vectorised along the hidden units
+      const S* __restrict r = R.col(c).data();
+      const S* __restrict v = V.col(c).data();
+      S* __restrict delta = Delta.col(c).data();
       for (index_t j = 0; j < H_; ++j) {
-        const S r = ws.r(j, c);
-        const S d1 = V(j, c) + h2_[j] > S(0) ? r : S(0);
-        tape.g_h2[j] += d1;
-        Delta(j, c) = Clipped ? d1 - (V(j, c) > S(0) ? r : S(0)) : d1;
+        const S d1 = v[j] + h2[j] > S(0) ? r[j] : S(0);
+        delta[j] = Clipped ? d1 - (v[j] > S(0) ? r[j] : S(0)) : d1;
       }
-    GU.noalias() = W2_.transpose() * Delta;
+      for (index_t j = 0; j < H_; ++j) g_h2[j] += v[j] + h2[j] > S(0) ? r[j] : S(0);
+    }
+    GU = packed::multiply(W2t_packed_, Delta, ws.prod);  // W2^T Delta
+    S* __restrict g_A = tape.g_A.data();
+    S* __restrict g_h1 = tape.g_h1.data();
+    const S* __restrict a = A_.data();
     for (index_t c = 0; c < nb; ++c) {
-      GU.col(c) += A_.cwiseProduct(G.col(c));
-      tape.g_A += G.col(c).cwiseProduct(U.col(c));
-      tape.g_h1 += G.col(c);
+      const S* __restrict g = G.col(c).data();
+      const S* __restrict u = U.col(c).data();
+      S* __restrict gu = GU.col(c).data();
+      for (index_t i = 0; i < M_; ++i) gu[i] += a[i] * g[i];
+      for (index_t i = 0; i < M_; ++i) {
+        g_A[i] += g[i] * u[i];
+        g_h1[i] += g[i];
+      }
     }
   }
 
@@ -86,8 +104,8 @@ class ShallowPLRNN {
   void param_grads(CRef<S> U_all, CRef<S> G_all, CRef<S> S_all, const Tape& tape,
                    GradBuffers<S>& g) const {
     g.vec(pA) = tape.g_A;
-    g.mat(pW1).noalias() = G_all * tape.Phi.transpose();
-    g.mat(pW2).noalias() = tape.Delta * U_all.transpose();
+    g.mat(pW1) = packed::times_transpose(G_all, CRef<S>(tape.Phi));
+    g.mat(pW2) = packed::times_transpose(CRef<S>(tape.Delta), U_all);
     g.vec(ph1) = tape.g_h1;
     g.vec(ph2) = tape.g_h2;
     if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();
@@ -98,9 +116,9 @@ class ShallowPLRNN {
  private:
   index_t M_, H_, K_;
   CMapVec<S> A_;
-  CMapRow<S> W1_, W2_;
   CMapVec<S> h1_, h2_;
   CMapRow<S> C_;
+  packed::PackedRows<S> W1_packed_, W2_packed_, W1t_packed_, W2t_packed_;  // once per call
 };
 
 }  // namespace plrnn

@@ -21,17 +21,13 @@ class WPhiModel {
         h_(p.h, M_),
         C_(p.C, M_, K_),
         phi_(spec, p),
-        W_packed_(p.W, M_, 1, M_, M_),   // W   (row i of W: i * M + k)
-        Wt_packed_(p.W, 1, M_, M_, M_) {}  // W^T (element (i, k) = W(k, i))
+        W_packed_(p.W, M_, 1, M_, M_),     // W   (row-major: W(i, k) = W[i M + k])
+        Wt_packed_(p.W, 1, M_, M_, M_) {}  // W^T
 
-  struct Workspace {  // per chunk of nb sequences
-    Mat<S> phi;                       // [M, nb] phi(U) without the tape
-    packed::AlignedVector<S> packed;  // phi(U) (forward) or G (backward), packed for the product
-    Mat<S> prod;                      // [padded M, padded nb] W phi(U) (forward) or W^T G (backward)
-    Workspace(const WPhiModel& m, index_t nb)
-        : phi(m.M_, nb),
-          packed(static_cast<size_t>(packed::packed_cols_size<S>(m.M_, nb))),
-          prod(m.W_packed_.padded_rows(), packed::col_groups<S>(nb) * packed::Tile<S>::kNR) {}
+  struct Workspace {                 // per chunk of nb sequences
+    Mat<S> phi;                      // [M, nb] phi(U) without the tape
+    packed::ProductBuffers<S> prod;  // W phi(U) (forward), W^T G (backward)
+    Workspace(const WPhiModel& m, index_t nb) : phi(m.M_, nb), prod(m.M_, m.M_, nb) {}
   };
   struct Tape {                // per chunk, all steps: what the parameter gradients need beyond U, G
     Eigen::Map<Mat<S>> PhiU;   // [M, cols] phi(U) of every step
@@ -49,10 +45,7 @@ class WPhiModel {
   void step(CRef<S> U, CRef<S> Sx, Ref<S> Z, Workspace& ws, Tape* tape, index_t col0) const {
     Ref<S> phi = tape ? Ref<S>(tape->PhiU.middleCols(col0, U.cols())) : Ref<S>(ws.phi);
     phi_.apply(U, phi);
-    const index_t n = U.cols();
-    packed::pack_cols(phi.data(), phi.outerStride(), M_, n, ws.packed.data());
-    packed::gemm(W_packed_, ws.packed.data(), n, ws.prod.data(), ws.prod.rows());
-    Z = ws.prod.topLeftCorner(M_, n);
+    Z = packed::multiply(W_packed_, phi, ws.prod);
     Z.array() += (U.array().colwise() * A_.array()).colwise() + h_.array();
     if (K_ > 0) Z.noalias() += C_ * Sx;
   }
@@ -62,16 +55,15 @@ class WPhiModel {
   //               g_h += rowsum(G), R keeps W^T G when Phi has parameters
   void step_grad(CRef<S> U, CRef<S> G, Ref<S> GU, Workspace& ws, Tape& tape, index_t col0) const {
     const index_t n = G.cols();
-    packed::pack_cols(G.data(), G.outerStride(), M_, n, ws.packed.data());
-    packed::gemm(Wt_packed_, ws.packed.data(), n, ws.prod.data(), ws.prod.rows());
-    if constexpr (Phi::kHasParams) tape.R.middleCols(col0, n) = ws.prod.topLeftCorner(M_, n);
+    const auto R = packed::multiply(Wt_packed_, G, ws.prod);  // W^T G
+    if constexpr (Phi::kHasParams) tape.R.middleCols(col0, n) = R;
     S* __restrict g_A = tape.g_A.data();
     S* __restrict g_h = tape.g_h.data();
     const S* __restrict a = A_.data();
     for (index_t c = 0; c < n; ++c) {  // vectorised along the units
       const S* __restrict g = G.col(c).data();
       const S* __restrict u = U.col(c).data();
-      const S* __restrict r = ws.prod.col(c).data();  // (W^T G)(:, c)
+      const S* __restrict r = R.col(c).data();
       S* __restrict gu = GU.col(c).data();
       for (index_t i = 0; i < M_; ++i) gu[i] = a[i] * g[i] + phi_.derivative(u[i], i) * r[i];
       for (index_t i = 0; i < M_; ++i) {
@@ -86,14 +78,7 @@ class WPhiModel {
   void param_grads(CRef<S> U_all, CRef<S> G_all, CRef<S> S_all, const Tape& tape,
                    GradBuffers<S>& g) const {
     g.vec(pA) = tape.g_A;
-    {  // dW = G_all phi(U_all)^T, register-blocked over whole row panels, Eigen for the rest
-      const index_t cols = G_all.cols();
-      Mat<S> dW = Mat<S>::Zero(M_, M_);
-      const index_t rest = packed::gemm_abt_acc(G_all.data(), G_all.outerStride(), tape.PhiU.data(),
-                                                tape.PhiU.outerStride(), M_, M_, cols, dW.data(), M_);
-      if (rest > 0) dW.bottomRows(rest).noalias() = G_all.bottomRows(rest) * tape.PhiU.leftCols(cols).transpose();
-      g.mat(pW) = dW;
-    }
+    g.mat(pW) = packed::times_transpose(G_all, CRef<S>(tape.PhiU));
     if constexpr (Phi::kZeroDiagW) g.mat(pW).diagonal().setZero();
     g.vec(ph) = tape.g_h;
     if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();
