@@ -15,6 +15,12 @@ of ``--block`` consecutive calls (after one untimed re-entry call), as in a trai
 torch blocks alternate so that both see the same machine noise. Reported: median and interquartile
 range per implementation and the ratio torch_median / native_median (the speed-up of native).
 
+Roofline: at startup one core's float32 FMA throughput is measured (``_core.fma_peak_flops``, in the
+SIMD width of the build). Each configuration reports the rate of its matrix products
+(``matrix_flops``: the products with W, or W1 and W2, forward, backward and gradient) as a fraction
+of ``threads`` x that peak, and the speed-up over torch that native would have if those products ran
+at 100 % of the peak and nothing else took time: no implementation of the same arithmetic can beat it.
+
 The default run covers the configurations of the issue: (M=32, B=16) and (M=128, B=64), T=200,
 N=3, sparse teacher forcing tau=25 and generalized teacher forcing alpha=0.1:
 
@@ -228,6 +234,20 @@ def make_native_model(pn: ModuleType, config: Config, seed: int) -> Any:
     return pn.PLRNN(config.kind, M=config.M, N=config.N, **kwargs)
 
 
+def matrix_flops(config: Config) -> float:
+    """Floating-point operations of the matrix products of one training step (2 per multiply-add).
+
+    Per time step and sequence: standard, the forward ``W phi(z)``, the backward ``W^T g`` and the
+    gradient ``g phi(z)^T`` (3 x 2 M^2); shallow, ``W2 z``, ``W1 phi``, ``W1^T g``, ``W2^T delta``,
+    ``g phi^T`` and ``delta z^T`` (6 x 2 M H). The elementwise work (O(M) per step) is left out, so
+    this is a lower bound of the work and ``flops / time / peak`` an upper bound of the efficiency.
+    """
+    steps = config.B * (config.T - 1)
+    if config.kind == "shallow":
+        return 6 * 2.0 * config.M * (config.H or config.M) * steps
+    return 3 * 2.0 * config.M * config.M * steps
+
+
 # --------------------------------------------------------------------------------------------------
 # Correctness check
 # --------------------------------------------------------------------------------------------------
@@ -355,6 +375,16 @@ def run_config(
     record["ratio_torch_over_native_min"] = (
         baseline_times["min_ms"] / native["min_ms"] if both else None
     )
+    record["matrix_flops"] = matrix_flops(config)
+    if native is not None and args.peak_flops:
+        # Roofline: the matrix products at the FMA peak of `threads` cores (measured at startup).
+        rate = record["matrix_flops"] / (native["median_ms"] * 1e-3)
+        record["native_matrix_gflops"] = rate / 1e9
+        record["native_fraction_of_fma_peak"] = rate / (args.peak_flops * config.threads)
+        record["ratio_bound_at_fma_peak"] = (
+            baseline_times["median_ms"] * 1e-3 * args.peak_flops * config.threads
+            / record["matrix_flops"] if baseline_times is not None else None
+        )
     return record
 
 
@@ -397,11 +427,12 @@ def markdown_table(records: Sequence[dict[str, Any]]) -> str:
     """README-ready table: one row per configuration."""
     header = (
         "| model | M | B | T | N | forcing | threads | native ms, median (IQR) "
-        "| torch ms, median (IQR) | speed-up (torch/native) | loss rel. diff |"
+        "| torch ms, median (IQR) | speed-up (torch/native) | native % of FMA peak "
+        "| speed-up at 100 % peak | loss rel. diff |"
     )
     lines = [
         header,
-        "|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|",
+        "|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for rec in records:
         cfg = rec["config"]
@@ -415,6 +446,8 @@ def markdown_table(records: Sequence[dict[str, Any]]) -> str:
         kind = cfg["kind"] + (" clipped" if cfg["clipped"] else "")
         kind += f" (H={cfg['H']})" if cfg["H"] else ""
         speedup = "—" if ratio is None else f"{ratio:.1f}x"
+        fraction = rec.get("native_fraction_of_fma_peak")
+        bound = rec.get("ratio_bound_at_fma_peak")
         cells = [
             kind,
             *(str(cfg[key]) for key in ("M", "B", "T", "N")),
@@ -423,6 +456,8 @@ def markdown_table(records: Sequence[dict[str, Any]]) -> str:
             _fmt_time(rec["native"]),
             _fmt_time(rec["torch"]),
             speedup,
+            "—" if fraction is None else f"{100 * fraction:.0f} %",
+            "—" if bound is None else f"{bound:.1f}x",
             diff,
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -508,6 +543,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine["torch_default_threads"] = torch.get_num_threads() if torch is not None else None
     machine["plrnn_native"] = getattr(pn, "__version__", "unknown") if pn is not None else None
     machine["plrnn_native_file"] = getattr(pn, "__file__", None) if pn is not None else None
+    args.peak_flops = None
+    if pn is not None and hasattr(pn._core, "fma_peak_flops"):
+        # One core's float32 FMA throughput in the SIMD width of the build (median of 5 probes).
+        args.peak_flops = float(np.median([pn._core.fma_peak_flops("float32", 0.1) for _ in range(5)]))
+    machine["fma_peak_gflops_per_core_float32"] = (
+        args.peak_flops / 1e9 if args.peak_flops else None
+    )
 
     records = []
     for config in build_configs(args):

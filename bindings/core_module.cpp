@@ -10,6 +10,7 @@
 
 #include "analysis/fixed_points.h"
 #include "api.h"
+#include "core/fma_peak.h"
 #include "model_args.h"
 
 namespace py = pybind11;
@@ -306,6 +307,16 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("J0"), py::arg("b"), py::arg("U"), py::arg("V"), py::arg("breakpoints"), py::arg("slopes"),
      py::arg("intercepts"), py::arg("k"),
      "All k-cycles with primitive region sequences: (points [c,k,M], pieces [c,k,n], degenerate [d,k,n], n_degenerate, visited).");
+
+  m.def("fma_peak_flops", [](const std::string& dtype, double seconds) {
+    if (!(seconds > 0 && seconds <= 10)) throw py::value_error("seconds: must be in (0, 10]");
+    if (dtype != "float32" && dtype != "float64")
+      throw py::value_error("dtype: must be 'float32' or 'float64', got '" + dtype + "'");
+    py::gil_scoped_release nogil;
+    return dtype == "float32" ? plrnn::fma_peak_flops<float>(seconds)
+                              : plrnn::fma_peak_flops<double>(seconds);
+  }, py::arg("dtype") = "float32", py::arg("seconds") = 0.2,
+     "FMA throughput (flop/s, 2 per FMA) of the calling thread in the SIMD width of this build.");
 
   m.def("get_num_threads", &plrnn::get_num_threads);
   m.def("set_num_threads", &plrnn::set_num_threads, py::arg("n"));
