@@ -389,6 +389,7 @@ def test_training_beats_the_trivial_predictor_on_addition(seed):
 
 
 def test_training_beats_chance_on_digits():
+    pytest.importorskip("sklearn")  # the digits come from scikit-learn (extra "tasks")
     train, test = pn.tasks.digits("train", 8), pn.tasks.digits("test", 8)
     net = SupervisedPLRNN("standard", M=32, K=1, O=10, seed=0)
     result = pn.train_supervised(net, train, test, SupervisedConfig(updates=300, lr=3e-3, seed=0))
@@ -426,6 +427,7 @@ def test_training_rejects_mismatched_tasks():
     add = pn.tasks.addition(10, 10, rng=0)
     with pytest.raises(ValueError, match="train: the task has K=2"):
         pn.train_supervised(net, add, add)
+    pytest.importorskip("sklearn")  # a task that fits the net: the digits (extra "tasks")
     with pytest.raises(TypeError, match="evaluation"):
         pn.train_supervised(net, pn.tasks.digits("train", 8), object())
 
