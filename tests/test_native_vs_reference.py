@@ -492,8 +492,9 @@ def test_save_load_round_trip(kind, extra, dtype, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
-# Sizes where Eigen switches from coefficient-wise products to its blocked matrix-product kernels
-# (rows + cols + depth > 20), with the batch split over two threads.
+# M = 24 with the batch split over two threads: the products left to Eigen (C s, the observation
+# model, L) use its blocked kernels there (rows + cols + depth > 20); the W products take one
+# partial row panel (float32) or a whole and a partial one (float64).
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("obs", ["identity", "linear"])

@@ -42,7 +42,6 @@ template <typename S>
 class PackedRows {
  public:
   static constexpr index_t kRows = Tile<S>::kRows;
-  PackedRows() = default;
   PackedRows(const S* a, index_t rs, index_t cs, index_t M, index_t K)
       : M_(M), K_(K), Mp_(round_up(M, kRows)), data_(static_cast<size_t>(Mp_ * K), S(0)) {
     for (index_t p = 0; p < Mp_ / kRows; ++p) {
@@ -54,7 +53,6 @@ class PackedRows {
   }
   index_t M() const { return M_; }
   index_t K() const { return K_; }
-  index_t padded_rows() const { return Mp_; }
   index_t panels() const { return Mp_ / kRows; }
   const S* panel(index_t p) const { return data_.data() + p * K_ * kRows; }
 
@@ -136,8 +134,8 @@ inline void panel_times_rows_t(const S* g, index_t ldg, const S* x, index_t ldx,
 
 }  // namespace detail
 
-// out [A.padded_rows(), col_groups(n) * kNR] column-major (leading dimension ld >= padded_rows)
-// = A X, with xp = pack_cols(X) of n columns. Rows past A.M() and columns past n are zero.
+// out [round_up(A.M(), kRows), col_groups(n) * kNR] column-major (leading dimension ld at least
+// the row count) = A X, with xp = pack_cols(X) of n columns. Rows past A.M() and columns past n are zero.
 template <typename S>
 void gemm(const PackedRows<S>& A, const S* xp, index_t n, S* out, index_t ld) {
   constexpr int NR = Tile<S>::kNR;
@@ -174,10 +172,6 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
   return M - full;
 }
 
-}  // namespace plrnn::packed
-
-namespace plrnn::packed {
-
 // Per-chunk buffers for products A X with packed matrices of at most `rows` rows and `depth`
 // columns, applied to blocks of at most nb columns.
 template <typename S>
@@ -189,13 +183,13 @@ struct ProductBuffers {
         out(round_up(rows, Tile<S>::kRows), col_groups<S>(nb) * Tile<S>::kNR) {}
 };
 
-// A X for a block X [A.K(), n]; the result is the [A.M(), n] top-left block of buf.out (valid until
-// the next product with the same buffers).
 template <typename T>
 struct NonDeduced {  // keeps S deduced from the packed matrix alone (X may be any block type)
   using type = T;
 };
 
+// A X for a block X [A.K(), n]; the result is the [A.M(), n] top-left block of buf.out (valid until
+// the next product with the same buffers).
 template <typename S>
 Eigen::Block<Mat<S>> multiply(const PackedRows<S>& A, typename NonDeduced<CRef<S>>::type X,
                               ProductBuffers<S>& buf) {
