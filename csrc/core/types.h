@@ -37,6 +37,13 @@ struct ModelSpec {
   Dims dims;
 };
 
+// Rough flop count of one step of nb sequences (the work unit of core/interrupt.h).
+inline double step_work(const ModelSpec& spec, index_t nb) {
+  const Dims& d = spec.dims;
+  return 2.0 * static_cast<double>(nb) * static_cast<double>(d.M) *
+         static_cast<double>(d.M + 2 * d.H + d.Bb + d.K + d.N + 1);
+}
+
 struct ForcingSpec {
   Forcing mode = Forcing::None;
   index_t tau = 1;     // sparse: interval in steps (>= 1)

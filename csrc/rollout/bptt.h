@@ -8,6 +8,7 @@
 
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
+#include "core/interrupt.h"
 #include "core/scratch.h"
 #include "core/thread_pool.h"
 
@@ -20,7 +21,7 @@ class ChunkBPTT {
             const ForcingRule& forcing, const Batch<S>& batch, index_t b0, index_t nb, bool keep_tape)
       : model_(model), obs_(obs), forcing_(forcing), batch_(batch),
         M_(spec.dims.M), N_(spec.dims.N), K_(spec.dims.K), T_(batch.T), b0_(b0), nb_(nb),
-        cols_(keep_tape ? (batch.T - 1) * nb : 0),
+        cols_(keep_tape ? (batch.T - 1) * nb : 0), work_(step_work(spec, nb)),
         ws_(model, nb),
         tape_(model, cols_),
         U_all_(Scratch<S>::get(kTapeU, M_, cols_)),
@@ -50,6 +51,7 @@ class ChunkBPTT {
     }
     double sse = 0.0;
     for (index_t t = 1; t < T_; ++t) {
+      interruption_point(work_);
       const index_t c0 = (t - 1) * nb;
       Ref<S> Z = state(t);
       model_.step(state(t - 1), inputs_at(t), Z, ws_, keep ? &tape_ : nullptr, c0);
@@ -73,6 +75,7 @@ class ChunkBPTT {
     Mat<S> G0(M_, nb);  // dL/dz_0
     G_all_.middleCols((T_ - 2) * nb, nb).setZero();  // nothing flows back into z_{T-1}
     for (index_t t = T_ - 1; t >= 1; --t) {
+      interruption_point(2 * work_);
       const index_t c0 = (t - 1) * nb;
       auto Gt = G_all_.middleCols(c0, nb);
       obs_.observe_grad(E_all_.middleCols(c0, nb), Gt);  // loss at t
@@ -121,6 +124,7 @@ class ChunkBPTT {
   const ForcingRule& forcing_;
   const Batch<S>& batch_;
   index_t M_, N_, K_, T_, b0_, nb_, cols_;
+  double work_;  // of one step (interruption points)
   typename Model::Workspace ws_;
   typename Model::Tape tape_;
   Eigen::Map<Mat<S>> U_all_, G_all_, E_all_, Z_all_, S_all_;  // [*, cols], this thread's scratch
@@ -175,7 +179,9 @@ void free_run(const ModelSpec& spec, const Params<S>& p, index_t B, index_t T, c
     const index_t nb = b1 - b0;
     typename Model::Workspace ws(model, nb);
     Mat<S> Z = Eigen::Map<const Mat<S>>(z0 + b0 * M, M, nb), Znext(M, nb), Xhat(N, nb), Sx(K, nb);
+    const double work = step_work(spec, nb);
     for (index_t t = 0; t < T; ++t) {
+      interruption_point(work);
       if (t > 0) {
         if (K > 0) Sx = slice(s, T, K, b0, nb, t);
         model.step(Z, Sx, Znext, ws, nullptr, 0);

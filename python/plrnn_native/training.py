@@ -19,8 +19,8 @@ from typing import Callable, Dict, List, Optional, Union
 import numpy as np
 
 from . import cuda as _cuda_api
-from ._io import atomic_savez
-from ._validation import check_array, check_choice, check_float, check_int
+from ._io import NpzReader, atomic_savez
+from ._validation import check_array, check_betas, check_bool, check_choice, check_float, check_int
 from .models import PLRNN
 from .regularizers import MAR
 
@@ -89,23 +89,20 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, ("adam", "radam"))
         check_float("lr", self.lr, lo=0.0, lo_open=True)
         check_float("lr_end", self.lr_end, lo=0.0, lo_open=True)
-        self.betas = tuple(self.betas)
-        if len(self.betas) != 2:
-            raise ValueError(f"betas: expected two values, got {self.betas}")
-        for b in self.betas:
-            check_float("betas", b, 0.0, 1.0)
+        self.betas = check_betas("betas", self.betas)
         check_float("eps", self.eps, lo=0.0, lo_open=True)
         check_float("grad_clip", self.grad_clip, lo=0.0)
         check_choice("forcing", self.forcing, ("none", "sparse", "generalized"))
         check_int("tau", self.tau, 1)
         check_float("alpha", self.alpha, 0.0, 1.0)
+        check_bool("adaptive_alpha", self.adaptive_alpha)
         check_int("alpha_every", self.alpha_every, 1)
         check_float("teacher_noise", self.teacher_noise, lo=0.0)
         check_float("mar_weight", self.mar_weight, lo=0.0)
+        check_float("mar_fraction", self.mar_fraction, lo=0.0, hi=1.0, lo_open=True)
+        check_choice("mar_select", self.mar_select, ("first", "last"))
         check_int("seed", self.seed, 0)
         _cuda_api.check_device_string(self.device)
-        if self.mar_weight > 0:
-            self.mar()  # validates fraction and selection
 
     def mar(self) -> Optional[MAR]:
         if self.mar_weight == 0:
@@ -344,6 +341,19 @@ class Trainer:
         """
         target = self.config.epochs if epochs is None else check_int("epochs", epochs, 0)
         bar = _progress(range(self.epoch, target), progress)
+        try:
+            return self._train_epochs(bar)
+        except KeyboardInterrupt:
+            # Ctrl-C (the native calls check for it): back to the end of the last complete epoch,
+            # so that the trainer can be saved or continued as if it had stopped there
+            self._restore(self._good)
+            del self.history[self._good["epoch"]:]
+            raise
+        finally:
+            if hasattr(bar, "close"):
+                bar.close()
+
+    def _train_epochs(self, bar) -> TrainResult:
         for _ in bar:
             t0 = time.perf_counter()
             lr = self.lr_at(self.epoch)
@@ -419,21 +429,9 @@ class Trainer:
                callback: Optional[Callable[["Trainer", dict], None]] = None) -> "Trainer":
         """A trainer continued from :meth:`save_checkpoint` on the same data: the run proceeds exactly
         (bit for bit, at the same thread count) as if it had not been interrupted."""
-        path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["__meta__"]))
-                arrays = {k: data[k] for k in data.files if k != "__meta__"}
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            raise ValueError(f"path: {path!r} is not a readable checkpoint ({exc})") from exc
-        if meta.get("format") != _CHECKPOINT_FORMAT:
-            raise ValueError(f"path: {path!r} is not a plrnn_native checkpoint")
-        model = PLRNN(**meta["model_config"])
-        for k in model.keys():
-            model[k] = arrays[f"param_{k}"]
-        trainer = cls(model, x, s, TrainConfig.from_dict(meta["train_config"]), callback)
-        trainer.optimizer.load_state(meta["t"], {k: arrays[f"adam_m_{k}"] for k in model.keys()},
-                                     {k: arrays[f"adam_v_{k}"] for k in model.keys()})
+        model, config, meta, m, v = _read_checkpoint(path)
+        trainer = cls(model, x, s, config, callback)
+        trainer.optimizer.load_state(meta["t"], m, v)
         trainer.rng.bit_generator.state = meta["rng"]
         trainer.alpha = meta["alpha"]
         trainer.epoch = meta["epoch"]
@@ -442,6 +440,47 @@ class Trainer:
         trainer._push_to_device()
         trainer._good = trainer._snapshot()
         return trainer
+
+
+def _read_checkpoint(path):
+    """Model, TrainConfig, metadata and Adam moments of a checkpoint, every part validated (the
+    archive, its members and their headers against the stored model before anything is read); any
+    problem is one ValueError naming the path."""
+    with NpzReader(path, "plrnn_native checkpoint") as f:
+        meta = f.json("__meta__")
+        if meta.get("format") != _CHECKPOINT_FORMAT:
+            f.fail("is not a plrnn_native checkpoint")
+        try:
+            model_config = meta["model_config"]
+            if not isinstance(model_config, dict):
+                raise TypeError("model_config: expected a JSON object")
+            shapes, dtype = PLRNN._param_shapes_for(model_config)
+            config = TrainConfig.from_dict(meta["train_config"])
+            for key, lo in (("t", 0), ("epoch", 0), ("batches_done", 0)):
+                check_int(key, meta[key], lo)
+            check_float("alpha", meta["alpha"], 0.0, 1.0)
+            if not isinstance(meta["rng"], dict):
+                raise TypeError("rng: expected the bit generator's state (a JSON object)")
+            np.random.PCG64().state = meta["rng"]  # raises for a state of another generator
+            if not (isinstance(meta["history"], list) and all(isinstance(r, dict) for r in meta["history"])):
+                raise TypeError("history: expected a list of per-epoch records")
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            f.fail(f"has invalid metadata ({type(exc).__name__}: {exc})", exc)
+        groups = ("param_", "adam_m_", "adam_v_")
+        f.check_members(["__meta__", *(g + k for g in groups for k in shapes)])
+        for g in groups:  # every header first: nothing is read from a file that declares nonsense
+            for k in shapes:
+                f.header(g + k)
+        arrays = {g: {k: f.array(g + k, shape, dtype) for k, shape in shapes.items()} for g in groups}
+        for g in ("adam_m_", "adam_v_"):
+            for k, a in arrays[g].items():
+                if not np.isfinite(a).all() or (g == "adam_v_" and (a < 0).any()):
+                    f.fail(f"member {g + k!r} holds invalid optimiser moments")
+        try:
+            model = PLRNN._from_config(model_config, arrays["param_"])
+        except (TypeError, ValueError) as exc:
+            f.fail(f"has invalid parameters ({exc})", exc)
+    return model, config, meta, arrays["adam_m_"], arrays["adam_v_"]
 
 
 class BestModelSelector:
