@@ -403,42 +403,51 @@ def train_supervised(net: SupervisedPLRNN, train, evaluation, config: Optional[S
     status, message = "completed", f"trained {cfg.updates} updates"
     bar = _progress(range(cfg.updates), progress)
     done = 0
-    for it in bar:
-        if fresh:
-            task = train(cfg.batch_size, rng)
-            s, target, mask = task.batch(np.arange(task.n), dtype=net.dtype)
-        else:
-            s, target, mask = train.batch(rng.integers(0, train.n, cfg.batch_size), dtype=net.dtype)
-        loss, grads = net.loss_and_grad(s, target, mask, loss=(task if fresh else train).loss, mar=mar)
-        norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            status = "diverged"
-            message = (f"training diverged at update {it} (loss {loss}, gradient norm {norm}); "
-                       f"restored the last finite parameters")
-            break
-        if cfg.grad_clip > 0 and norm > cfg.grad_clip:
-            for g in grads.values():
-                g *= cfg.grad_clip / norm
-        opt.step(params, grads, cfg.lr * decay**it)
-        if not all(np.isfinite(v).all() for v in params.values()):
-            status = "diverged"
-            message = f"parameters became non-finite at update {it}; restored the last finite parameters"
-            break
-        done = it + 1
-        losses.append(loss)
-        for k, v in params.items():
-            good[k][...] = v
-        if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.updates:
-            record = {"update": done, "train_loss": float(np.mean(losses)), "lr": cfg.lr * decay**it,
-                      "seconds": time.perf_counter() - t0,
-                      **{f"eval_{k}": v for k, v in evaluate(net, evaluation, cfg.eval_batch).items()
-                         if isinstance(v, (int, float, bool, np.floating, np.integer, np.bool_))}}
-            history.append({k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()})
-            losses = []
-            if callback is not None:
-                callback(record)
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{record['train_loss']:.4g}")
+    updating = False
+    try:
+        for it in bar:
+            if fresh:
+                task = train(cfg.batch_size, rng)
+                s, target, mask = task.batch(np.arange(task.n), dtype=net.dtype)
+            else:
+                s, target, mask = train.batch(rng.integers(0, train.n, cfg.batch_size), dtype=net.dtype)
+            loss, grads = net.loss_and_grad(s, target, mask, loss=(task if fresh else train).loss, mar=mar)
+            norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                status = "diverged"
+                message = (f"training diverged at update {it} (loss {loss}, gradient norm {norm}); "
+                           f"restored the last finite parameters")
+                break
+            if cfg.grad_clip > 0 and norm > cfg.grad_clip:
+                for g in grads.values():
+                    g *= cfg.grad_clip / norm
+            updating = True
+            opt.step(params, grads, cfg.lr * decay**it)
+            if not all(np.isfinite(v).all() for v in params.values()):
+                status = "diverged"
+                message = f"parameters became non-finite at update {it}; restored the last finite parameters"
+                break
+            good = {k: v.copy() for k, v in params.items()}  # replaced in one step (Ctrl-C below)
+            done = it + 1
+            updating = False
+            losses.append(loss)
+            if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.updates:
+                record = {"update": done, "train_loss": float(np.mean(losses)), "lr": cfg.lr * decay**it,
+                          "seconds": time.perf_counter() - t0,
+                          **{f"eval_{k}": v for k, v in evaluate(net, evaluation, cfg.eval_batch).items()
+                             if isinstance(v, (int, float, bool, np.floating, np.integer, np.bool_))}}
+                history.append({k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()})
+                losses = []
+                if callback is not None:
+                    callback(record)
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{record['train_loss']:.4g}")
+    except KeyboardInterrupt:
+        # Ctrl-C (the native calls check for it): leave the network as after the last complete update
+        if updating:
+            for k, v in good.items():
+                params[k][...] = v
+        raise
     if status == "diverged":
         for k, v in good.items():
             params[k][...] = v
