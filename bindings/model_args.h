@@ -80,7 +80,13 @@ inline index_t cfg_int(const py::dict& cfg, const char* key, index_t dflt) {
   const py::object v = cfg[key];
   if (!PyIndex_Check(v.ptr()) || py::isinstance<py::bool_>(v))
     throw py::type_error(std::string("config: '") + key + "' must be an integer, got " + type_name(v));
-  return v.cast<index_t>();
+  const auto i = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+  if (!i) throw py::error_already_set();
+  int overflow = 0;
+  const long long value = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow != 0 || value > (1ll << 40) || value < -(1ll << 40))
+    throw py::value_error(std::string("config: '") + key + "' is out of range, got " + std::string(py::str(v)));
+  return static_cast<index_t>(value);
 }
 
 inline std::string cfg_str(const py::dict& cfg, const char* key, const char* dflt) {

@@ -176,6 +176,26 @@ def test_long_exhaustive_search_reports_its_cost_and_progress(capfd):
         analysis.fixed_points(model, progress="yes")
 
 
+def test_an_error_in_the_progress_callback_stops_the_search_and_propagates():
+    from plrnn_native.piecewise import piecewise_form
+
+    model = pn.PLRNN("standard", M=18, N=3, seed=0)
+    model["h"] = np.random.default_rng(1).standard_normal(18)
+    args = analysis._native_args(piecewise_form(model))
+    seen = []
+
+    def callback(done):
+        seen.append(done)
+        raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        _core.fixed_points_exhaustive(*args, progress=callback)
+    assert len(seen) == 1
+    full = _core.fixed_points_exhaustive(*args)  # the pool and the solver are intact
+    assert full[4] == 2**18
+    assert np.array_equal(full[1], analysis.fixed_points(model).pieces.astype(full[1].dtype))
+
+
 def test_default_max_regions_refuses_an_m32_search_before_any_work():
     model = pn.PLRNN("standard", M=32, N=3, seed=0)
     t0 = time.perf_counter()
@@ -528,6 +548,26 @@ def test_damaged_model_files_raise_one_valueerror_naming_the_path(tmp_path, dama
         pn.load(path)
 
 
+def test_damaged_supervised_model_files_raise_one_valueerror(tmp_path):
+    net = pn.SupervisedPLRNN("standard", M=4, K=1, O=2, seed=0)
+    path = tmp_path / "net.npz"
+    net.save(path)
+    loaded = pn.SupervisedPLRNN.load(path)
+    for k in net.keys():
+        np.testing.assert_array_equal(loaded[k], net[k])
+    with zipfile.ZipFile(path) as z:
+        members = {n[:-4]: z.read(n) for n in z.namelist()}
+    members["param_B"] = _npy_header_only((2, 10**9)) + b"\0" * 16
+    path.write_bytes(_npz_with(members))
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        pn.SupervisedPLRNN.load(path)
+    members["param_B"] = _npy(np.zeros((2, 4)))
+    members["__config__"] = _npy(json.dumps(dict(net.config, O=0)))
+    path.write_bytes(_npz_with(members))
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*O"):
+        pn.SupervisedPLRNN.load(path)
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncated", "missing-moment", "meta-types", "huge-header"])
 def test_damaged_checkpoints_raise_one_valueerror_naming_the_path(tmp_path, damage):
     x = np.random.default_rng(0).standard_normal((100, 2))
@@ -653,6 +693,16 @@ def test_binding_rejects_lists_where_arrays_belong_instead_of_crashing():
     lines = proc.stdout.strip().split("\n")
     assert lines == [f"{n} TypeError True" for n in
                      ["breakpoints", "slopes", "cycles", "kind", "M", "clipped", "A"]], lines
+
+
+@pytest.mark.parametrize("key, value", [("M", 10**30), ("N", -(10**30)), ("hidden", 2**63)])
+def test_binding_refuses_out_of_range_sizes_naming_them(key, value):
+    cfg = {"kind": "shallow", "M": 3, "N": 2, "hidden": 2}
+    with pytest.raises(ValueError, match=named(key)):
+        _core.param_shapes(dict(cfg, **{key: value}))
+    if key == "M":
+        with pytest.raises(ValueError, match=named("M")):
+            pn.PLRNN("standard", M=value, N=2)
 
 
 @pytest.mark.skipif(not pn.cuda.is_built(), reason="the CUDA module is not built")
