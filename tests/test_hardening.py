@@ -103,12 +103,11 @@ def _reference_after() -> str:
 def test_sigint_stops_native_work_promptly(what):
     code = _PRELUDE + _AFTER + _WORK[what] + textwrap.dedent("""
         print("ready", flush=True)
-        t0 = time.perf_counter()
         try:
             work()
             print("finished", flush=True)
         except KeyboardInterrupt:
-            print("interrupted", time.perf_counter() - t0, flush=True)
+            print("interrupted", time.perf_counter(), flush=True)  # CLOCK_MONOTONIC: same as the parent's
             check_after()
         """)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -118,17 +117,17 @@ def test_sigint_stops_native_work_promptly(what):
         time.sleep(1.0)
         sent = time.perf_counter()
         proc.send_signal(signal.SIGINT)
-        line = proc.stdout.readline().split()
-        reacted = time.perf_counter() - sent
-        out, err = proc.communicate(timeout=60)
+        # uninterrupted, each of these runs for minutes: a child that ignores Ctrl-C times out here
+        out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert line and line[0] == "interrupted", (line, err)
-    # each of these runs for many seconds (minutes) uninterrupted; Ctrl-C ends it within the poll
-    # interval plus scheduling (generous bound: the machine is shared)
+    lines = out.split("\n")
+    assert lines[0].startswith("interrupted"), (out, err[-500:])
+    reacted = float(lines[0].split()[1]) - sent
+    # Ctrl-C ends the work within the poll interval plus scheduling (generous bound: shared machine)
     assert reacted < 3.0, reacted
     assert proc.returncode == 0, err
-    after = out.split()
+    after = lines[1].split()
     assert after[0] == "after"
     assert float(after[1]) < 0.25, f"CPU still busy after the interrupt: {after[1]} s in 0.5 s"
     assert after[2:] == _reference_after()
