@@ -23,9 +23,11 @@ namespace {
 template <typename S>
 py::tuple rollout_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& x,
                        const py::object& s, const plrnn::ForcingSpec& f, const py::object& Binv,
-                       bool return_latent, const py::object& xhat_out, const py::object& z_out) {
+                       bool return_latent, const py::object& xhat_out, const py::object& z_out,
+                       const py::object& mask) {
   auto p = parse_params<S>(spec, params);
   auto b = parse_batch<S>(spec, x, s, Binv, f.mode != plrnn::Forcing::None);
+  b.mask = parse_mask<S>(spec, mask, b.B, b.T);
   const std::vector<index_t> xshape{b.B, b.T, spec.dims.N}, zshape{b.B, b.T, spec.dims.M};
   py::object xhat = xhat_out.is_none() ? py::object(new_array<S>(xshape)) : xhat_out;
   b.xhat = view_out<S>(xhat, xhat_out.is_none() ? "xhat" : "out", xshape);
@@ -40,9 +42,11 @@ py::tuple rollout_impl(const plrnn::ModelSpec& spec, const py::dict& params, con
 
 template <typename S>
 py::tuple loss_and_grad_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& x,
-                             const py::object& s, const plrnn::ForcingSpec& f, const py::object& Binv) {
+                             const py::object& s, const plrnn::ForcingSpec& f, const py::object& Binv,
+                             const py::object& mask) {
   auto p = parse_params<S>(spec, params);
   auto b = parse_batch<S>(spec, x, s, Binv, f.mode != plrnn::Forcing::None);
+  b.mask = parse_mask<S>(spec, mask, b.B, b.T);
   plrnn::Grads<S> g;
   py::dict grads = new_grads<S>(spec, g);
   const auto r = call_interruptible([&] { return plrnn::loss_and_grad<S>(spec, p, f, b, g); });
@@ -216,25 +220,30 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("rollout", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
                       const std::string& forcing, index_t tau, double alpha, const py::object& Binv,
-                      bool return_latent, const py::object& xhat_out, const py::object& z_out) {
+                      bool return_latent, const py::object& xhat_out, const py::object& z_out,
+                      const py::object& mask) {
     const auto spec = parse_spec(cfg);
     const auto f = parse_forcing(forcing, tau, alpha);
-    return is_f32(x, "x") ? rollout_impl<float>(spec, params, x, s, f, Binv, return_latent, xhat_out, z_out)
-                          : rollout_impl<double>(spec, params, x, s, f, Binv, return_latent, xhat_out, z_out);
+    return is_f32(x, "x") ? rollout_impl<float>(spec, params, x, s, f, Binv, return_latent, xhat_out, z_out, mask)
+                          : rollout_impl<double>(spec, params, x, s, f, Binv, return_latent, xhat_out, z_out, mask);
   }, py::arg("config"), py::arg("params"), py::arg("x").noconvert(), py::arg("s") = py::none(),
      py::arg("forcing") = "none", py::arg("tau") = 1, py::arg("alpha") = 0.0, py::arg("Binv") = py::none(),
      py::arg("return_latent") = false, py::arg("out") = py::none(), py::arg("latent_out") = py::none(),
-     "Rollout with teacher forcing: (loss, xhat [B,T,N], z [B,T,M] or None); optional output buffers.");
+     py::arg("mask") = py::none(),
+     "Rollout with teacher forcing: (loss, xhat [B,T,N], z [B,T,M] or None); optional output buffers; "
+     "mask [B,T,N] of 0/1 marks missing entries.");
 
   m.def("loss_and_grad", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
-                            const std::string& forcing, index_t tau, double alpha, const py::object& Binv) {
+                            const std::string& forcing, index_t tau, double alpha, const py::object& Binv,
+                            const py::object& mask) {
     const auto spec = parse_spec(cfg);
     const auto f = parse_forcing(forcing, tau, alpha);
-    return is_f32(x, "x") ? loss_and_grad_impl<float>(spec, params, x, s, f, Binv)
-                          : loss_and_grad_impl<double>(spec, params, x, s, f, Binv);
+    return is_f32(x, "x") ? loss_and_grad_impl<float>(spec, params, x, s, f, Binv, mask)
+                          : loss_and_grad_impl<double>(spec, params, x, s, f, Binv, mask);
   }, py::arg("config"), py::arg("params"), py::arg("x").noconvert(), py::arg("s") = py::none(),
      py::arg("forcing") = "none", py::arg("tau") = 1, py::arg("alpha") = 0.0, py::arg("Binv") = py::none(),
-     "MSE loss over t >= 1 and its exact gradient (BPTT): (loss, {name: grad}).");
+     py::arg("mask") = py::none(),
+     "MSE loss over the observed entries at t >= 1 and its exact gradient (BPTT): (loss, {name: grad}).");
 
   m.def("generate", [](const py::dict& cfg, const py::dict& params, const py::array& z0, index_t T,
                        const py::object& s, const py::object& eps) {

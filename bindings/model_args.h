@@ -205,6 +205,17 @@ Batch<S> parse_batch(const ModelSpec& spec, const py::array& x, const py::object
   return b;
 }
 
+// Missing values: a 0/1 mask of the batch's shape [B, T, N] (CPU core only), or nullptr for none.
+template <typename S>
+const S* parse_mask(const ModelSpec& spec, const py::object& mask, index_t B, index_t T) {
+  if (mask.is_none()) return nullptr;
+  const S* m = view<S>(mask, "mask", {B, T, spec.dims.N});
+  const index_t n = B * T * spec.dims.N;
+  for (index_t i = 0; i < n; ++i)
+    if (m[i] != S(0) && m[i] != S(1)) throw py::value_error("mask: entries must be 0 (missing) or 1 (observed)");
+  return m;
+}
+
 // Arguments of a free run: z0 [B, M], inputs [B, T, K] and process noise [B, T, M] (or null).
 template <typename S>
 struct GenerateArgs {

@@ -80,14 +80,19 @@ struct Batch {
   const S* x = nullptr;     // [B, T, N]   data (rollout/BPTT)
   const S* s = nullptr;     // [B, T, K]   external inputs, nullptr when K == 0
   const S* Binv = nullptr;  // [M, N]      pseudo-inverse of B (linear obs with forcing)
+  const S* mask = nullptr;  // [B, T, N]   1 observed / 0 missing; nullptr: every entry observed.
+                            //             Missing entries are not scored and not used as teacher
+                            //             signals (docs/model.md, "Missing values"); CPU core only.
   S* xhat = nullptr;        // [B, T, N]   out: pre-forcing predictions (optional)
   S* z = nullptr;           // [B, T, M]   out: pre-forcing latent states (optional)
 };
 
-// Sum of squared errors over the scored entries and the loss = sse / (B (T-1) N).
+// Sum of squared errors over the scored entries and the loss = sse / scored, where scored is the
+// number of observed entries at t >= 1 (B (T-1) N without a mask).
 struct LossResult {
   double sse = 0.0;
   double loss = 0.0;
+  double scored = 0.0;
 };
 
 // ---- supervised path (csrc/rollout/supervised.h) ---------------------------------------------

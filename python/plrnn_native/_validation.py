@@ -135,3 +135,16 @@ def check_out(name: str, arr, dtype: np.dtype, shape: Sequence[int], inputs=()) 
         if other is not None and np.shares_memory(arr, other):
             raise ValueError(f"{name}: overlaps {other_name} in memory; pass a separate output buffer")
     return arr
+
+
+def check_mask(name: str, mask, shape: Sequence[int], dtype: np.dtype) -> np.ndarray:
+    """A boolean ndarray of ``shape`` (True: observed, False: missing), returned as a C-contiguous
+    0/1 array of ``dtype`` for the native core."""
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"{name}: expected a boolean numpy.ndarray, got {type(mask).__name__}")
+    check_ndarray(name, mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"{name}: expected dtype bool (True: observed, False: missing), got {mask.dtype}")
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {mask.shape}")
+    return np.ascontiguousarray(mask, dtype=dtype)

@@ -21,6 +21,7 @@ from ._validation import (
     check_choice,
     check_float,
     check_int,
+    check_mask,
     check_ndarray,
     check_out,
 )
@@ -272,6 +273,16 @@ class PLRNN:
             s = s[None]
         return check_array("s", s, self._dtype, (*lead, self.K))
 
+    def _mask(self, mask, x: np.ndarray, single: bool, where: str) -> Optional[np.ndarray]:
+        """The missing-value mask as the native core's 0/1 array of x's batched shape, or None."""
+        if mask is None:
+            return None
+        if where == "cuda":
+            raise ValueError("mask: missing values are handled by the CPU core only; use device='cpu'")
+        if single and isinstance(mask, np.ndarray) and mask.ndim == 2:
+            mask = mask[None]
+        return check_mask("mask", mask, x.shape, self._dtype)
+
     def _forcing(self, forcing: str, tau, alpha) -> Tuple[str, int, float]:
         forcing = check_choice("forcing", forcing, FORCINGS)
         if forcing == "sparse":
@@ -295,7 +306,8 @@ class PLRNN:
     def rollout(self, x: np.ndarray, s: Optional[np.ndarray] = None, forcing: str = "none",
                 tau: Optional[int] = None, alpha: Optional[float] = None,
                 return_latent: bool = False, out: Optional[np.ndarray] = None,
-                latent_out: Optional[np.ndarray] = None, device: str = "cpu"):
+                latent_out: Optional[np.ndarray] = None, device: str = "cpu",
+                mask: Optional[np.ndarray] = None):
         """Predictions along data with teacher forcing (docs/model.md, "Rollout").
 
         Args:
@@ -308,6 +320,9 @@ class PLRNN:
                 allocations in a loop; ``latent_out`` implies ``return_latent``.
             device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA where available):
                 where the rollout runs (docs/gpu.md); the arrays stay NumPy arrays either way.
+            mask: missing values: a boolean array of the shape of ``x``, False where an entry is
+                missing (docs/model.md, "Missing values"): it is not used as a teacher signal (the
+                value of ``x`` there is ignored). CPU only.
 
         Returns:
             ``xhat`` ``[B, T, N]`` (pre-forcing predictions; ``xhat[:, 0] = obs(z_0)``), and ``z``
@@ -315,6 +330,7 @@ class PLRNN:
         """
         where, index = _cuda_api.resolve_device(device)
         x, s, single = self._batch(x, s)
+        mask = self._mask(mask, x, single, where)
         forcing, tau, alpha = self._forcing(forcing, tau, alpha)
         B, T = x.shape[:2]
         params = self._snapshot()
@@ -336,7 +352,7 @@ class PLRNN:
                 z = latent_out
         else:
             _, xhat, z = _core.rollout(self._config, params, x, s, forcing, tau, alpha,
-                                       Binv, bool(return_latent), out, latent_out)
+                                       Binv, bool(return_latent), out, latent_out, mask)
         if single:
             xhat = xhat[0]
             z = None if z is None else z[0]
@@ -344,10 +360,13 @@ class PLRNN:
 
     def loss_and_grad(self, x: np.ndarray, s: Optional[np.ndarray] = None, forcing: str = "none",
                       tau: Optional[int] = None, alpha: Optional[float] = None,
-                      mar: Optional[MAR] = None, device: str = "cpu") -> Tuple[float, ArrayDict]:
+                      mar: Optional[MAR] = None, device: str = "cpu",
+                      mask: Optional[np.ndarray] = None) -> Tuple[float, ArrayDict]:
         """Mean squared error of the pre-forcing predictions over ``t >= 1`` and its exact gradient (BPTT).
 
         Arguments as :meth:`rollout` (``T >= 2``); ``mar`` adds the manifold-attractor penalty.
+        With ``mask`` the mean runs over the observed entries only; a missing entry has no effect on
+        the loss or the gradient (0 when nothing at ``t >= 1`` is observed).
         The forcing operator of the linear observation (``pinv(B)``) is held fixed (not differentiated).
         ``device`` as in :meth:`rollout`: the loss, the gradients and the MAR term are computed there.
 
@@ -356,7 +375,8 @@ class PLRNN:
             ``W`` (standard, dendritic) gets a zero gradient.
         """
         where, index = _cuda_api.resolve_device(device)
-        x, s, _ = self._batch(x, s)
+        x, s, single = self._batch(x, s)
+        mask = self._mask(mask, x, single, where)
         if x.shape[1] < 2:
             raise ValueError(f"x: loss_and_grad needs at least T=2 time steps, got T={x.shape[1]}")
         forcing, tau, alpha = self._forcing(forcing, tau, alpha)
@@ -366,7 +386,7 @@ class PLRNN:
                                                         alpha, self._Binv(forcing, params), index)
         else:
             loss, grads = _core.loss_and_grad(self._config, params, x, s, forcing, tau, alpha,
-                                              self._Binv(forcing, params))
+                                              self._Binv(forcing, params), mask)
         if mar is not None:
             value, mar_grads = self._mar_penalty(mar, device, params)
             loss += value
