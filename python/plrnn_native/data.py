@@ -872,7 +872,7 @@ def _read_csv(path: str, allow_missing: bool = False) -> Tuple[np.ndarray, Optio
             fields = [f.strip() for f in fields]
             values = []
             for col, f in enumerate(fields):
-                if allow_missing and f == "" and (header is not None or width is not None):
+                if allow_missing and f == "":
                     values.append(math.nan)  # an empty field: a missing value
                     continue
                 try:

@@ -87,10 +87,11 @@ class PLRNN:
         kind = check_choice("kind", kind, KINDS)
         M = check_int("M", M, 1)
         N = check_int("N", N, 1)
-        if M < N:
-            raise ValueError(f"M: the latent size M={M} must be >= the observed size N={N}")
         K = check_int("K", K, 0)
         obs = check_choice("obs", obs, OBSERVATIONS)
+        if M < N and obs == "identity":
+            raise ValueError(f"M: the latent size M={M} must be >= the observed size N={N} with the identity "
+                             "observation (obs='linear', x = B z, allows M < N)")
         if not isinstance(clipped, (bool, np.bool_)):
             raise TypeError(f"clipped: expected a bool, got {clipped!r}")
         if kind == "alrnn":

@@ -264,6 +264,9 @@ class Trainer:
                              "the CPU); use device='cpu' or a fixed alpha")
         if self.missing_fraction > 0:
             raise ValueError("x: missing values (NaN) are handled by the CPU trainer only; use device='cpu'")
+        if self.model.obs == "linear" and self.model.M < self.model.N and cfg.forcing != "none":
+            raise ValueError("M: the CUDA trainer's forcing needs M >= N with the linear observation; "
+                             "use device='cpu'")
         units = None if self._mar is None else np.ascontiguousarray(self._mar.resolve_units(self.model.M),
                                                                     dtype=np.int64)
         return _cuda_api._cuda.DeviceTrainer(
@@ -516,19 +519,22 @@ class BestModelSelector:
     parameters are kept when it is the lowest so far. Training can end in a worse state than it
     passed through (e.g. on a periodic orbit after a chaotic one); :meth:`restore` puts the best
     parameters back. ``x_val`` must not be the test data. Rows with a missing value (NaN) are left
-    out of the comparison; the free run starts from the first complete row.
+    out of the comparison; the free run starts from the first complete row. A model with inputs
+    needs ``s_val`` (the inputs along ``x_val``) and runs driven by them over ``len(x_val)`` steps.
     """
 
-    def __init__(self, x_val: np.ndarray, every: int = 50, seed: int = 0):
+    def __init__(self, x_val: np.ndarray, every: int = 50, seed: int = 0, s_val: Optional[np.ndarray] = None):
         x_val = np.asarray(x_val, dtype=np.float64)
         if x_val.ndim != 2 or np.isinf(x_val).any():
             raise ValueError("x_val: expected validation data [T >= 10, N] without inf")
         complete = ~np.isnan(x_val).any(axis=1)
         if complete.sum() < 10 or not complete[: len(x_val) // 2 + 1].any():
             raise ValueError("x_val: expected at least 10 complete rows (no NaN), one of them in the first half")
-        self.T_run = x_val.shape[0]
-        self.x0 = x_val[int(np.argmax(complete))]
+        start = int(np.argmax(complete))
+        self.T_run = x_val.shape[0] - start
+        self.x0 = x_val[start]
         self.x_val = x_val[complete]
+        self.s_val = None if s_val is None else np.asarray(s_val, dtype=np.float64)[start:]
         self.every = check_int("every", every, 1)
         self.seed = seed
         self.best_score = math.inf
@@ -541,7 +547,13 @@ class BestModelSelector:
         T = self.T_run
         x0 = np.ascontiguousarray(self.x0, dtype=model.dtype)
         with np.errstate(all="ignore"):
-            gen = model.generate(T + T // 4, x0=x0)[T // 4:].astype(np.float64)
+            if model.K > 0:
+                if self.s_val is None:
+                    raise ValueError(f"s_val: the model has K={model.K} inputs; pass the inputs along x_val")
+                s = np.ascontiguousarray(self.s_val, dtype=model.dtype)
+                gen = model.generate(T, x0=x0, s=s)[T // 4:].astype(np.float64)
+            else:
+                gen = model.generate(T + T // 4, x0=x0)[T // 4:].astype(np.float64)
         if not np.isfinite(gen).all() or np.abs(gen).max() > 1e3 * np.abs(self.x_val).max():
             return math.inf
         if self.x_val.shape[1] <= 4:
