@@ -393,8 +393,8 @@ def _bad_arrays(shape, dtype):
         st.integers(0, 10**6).map(nan_at),
         st.integers(0, 10**6).map(inf_at),
         st.integers(0, 10**6).map(lambda i: _masked(good, i % good.size)),
-        st.sampled_from([np.int64, np.float16, np.complex128, np.float64 if dtype == np.float32 else np.float32,
-                         bool]).map(lambda d: good.astype(d)),
+        st.sampled_from([np.int64, np.float16, np.complex128, bool,
+                         np.float64 if dtype == np.float32 else np.float32]).map(lambda d: good.astype(d)),
         st.sampled_from([good.tolist(), tuple(good.reshape(-1).tolist()), None, 1.0, "x"]),
         st.just(np.zeros(shape[:-1] + (shape[-1] + 1,), dtype)),
         st.just(np.zeros((shape[0], shape[1] * 2, *shape[2:]), dtype)[:, ::2]) if len(shape) == 3
@@ -670,14 +670,17 @@ def test_binding_rejects_lists_where_arrays_belong_instead_of_crashing():
         from plrnn_native import _core
         J0, b, U, V = np.eye(2), np.zeros(2), np.eye(2), np.eye(2)
         slopes, icpt = [np.array([0.0, 1.0])] * 2, [np.zeros(2)] * 2
+        def fp(bp, sl):
+            return _core.fixed_points_exhaustive(J0, b, U, V, bp, sl, icpt)
+        std, shallow = {"kind": "standard", "M": 2, "N": 1}, {"kind": "shallow", "M": 3, "N": 2, "hidden": 2}
         cases = {
-            "breakpoints": lambda: _core.fixed_points_exhaustive(J0, b, U, V, [[0.0], [0.0]], slopes, icpt),
-            "slopes": lambda: _core.fixed_points_exhaustive(J0, b, U, V, [np.zeros(1)] * 2, [[0.0, 1.0]] * 2, icpt),
+            "breakpoints": lambda: fp([[0.0], [0.0]], slopes),
+            "slopes": lambda: fp([np.zeros(1)] * 2, [[0.0, 1.0]] * 2),
             "cycles": lambda: _core.cycles_exhaustive(J0, b, U, V, [[0.0], 5], slopes, icpt, 2),
             "kind": lambda: _core.param_shapes({"kind": 3, "M": 3, "N": 2}),
-            "M": lambda: _core.param_shapes({"kind": "standard", "M": "3", "N": 2}),
-            "clipped": lambda: _core.param_shapes({"kind": "shallow", "M": 3, "N": 2, "hidden": 2, "clipped": "no"}),
-            "A": lambda: _core.generate({"kind": "standard", "M": 2, "N": 1}, {"A": [1.0, 2.0]}, np.zeros((1, 2)), 3),
+            "M": lambda: _core.param_shapes(dict(std, M="3")),
+            "clipped": lambda: _core.param_shapes(dict(shallow, clipped="no")),
+            "A": lambda: _core.generate(std, {"A": [1.0, 2.0]}, np.zeros((1, 2)), 3),
         }
         for name, call in cases.items():
             try:

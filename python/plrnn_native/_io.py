@@ -15,7 +15,7 @@ import os
 import tempfile
 import zipfile
 import zlib
-from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple, Union
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 

@@ -202,7 +202,9 @@ def search_size(model, k: int = 1, s: Optional[np.ndarray] = None) -> Union[int,
 
 
 def _fmt_count(count) -> str:
-    return "more than 2^1000" if count == math.inf else (f"{count:,}" if count < 1e7 else f"{float(count):.3g}")
+    if count == math.inf:
+        return "more than 2^1000"
+    return f"{count:,}" if count < 1e7 else f"{float(count):.3g}"
 
 
 def _estimate_seconds(form: PiecewiseForm, count, k: int) -> float:
@@ -444,5 +446,6 @@ def continuous_time_equivalent(model: PLRNN, z: np.ndarray, dt: float = 1.0, s: 
     return G, g
 
 
-__all__ = ["fixed_points", "cycles", "degree", "search_size", "continuous_time_equivalent", "lyapunov_spectrum", "classify",
+__all__ = ["fixed_points", "cycles", "degree", "search_size", "continuous_time_equivalent", "lyapunov_spectrum",
+           "classify",
            "FixedPoint", "Cycle", "Continuum", "AnalysisResult"]
