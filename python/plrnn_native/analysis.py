@@ -35,9 +35,10 @@ MAX_REGIONS = 2**28
 MAX_PERIOD = 1000
 #: Searches expected to take longer than this many seconds show a progress bar by default.
 PROGRESS_AFTER_SECONDS = 5.0
-#: Rough seconds per unit of work (one flop-like step) of the exhaustive solvers on one thread,
-#: for the up-front estimate (measured on the 2-core development VM; order of magnitude only).
-_SECONDS_PER_WORK = 6e-10
+#: Rough seconds per unit of work (one flop-like step) of the exhaustive solvers on one thread, for
+#: the up-front estimate: from the README's fixed-point benchmark (M = 20-24, 2-core VM). An order
+#: of magnitude only; models that need many refactorisations (e.g. zero bias) take longer.
+_SECONDS_PER_WORK = 1.5e-10
 #: |lambda| within this distance of 1 counts as marginal.
 MARGINAL_TOL = 1e-9
 
