@@ -47,6 +47,8 @@ _PRELUDE = """
 import sys, time, numpy as np, plrnn_native as pn
 from plrnn_native import analysis
 pn.set_num_threads(2)
+def state_ok():  # whether the interrupted object is in a consistent state (where there is one)
+    return True
 """
 
 # After the KeyboardInterrupt the child checks that no native thread keeps computing (the process's
@@ -60,7 +62,7 @@ def check_after():
     fps = analysis.fixed_points(small)
     x = np.random.default_rng(5).standard_normal((4, 30, 3))
     loss, _ = small.loss_and_grad(x, forcing="sparse", tau=5)
-    print("after", busy, len(fps.found), repr(loss), flush=True)
+    print("after", busy, len(fps.found), repr(loss), state_ok(), flush=True)
 """
 
 _WORK = {
@@ -89,6 +91,10 @@ model = pn.PLRNN("standard", M=200, N=3, dtype="float32", seed=0)
 x = np.random.default_rng(0).standard_normal((5000, 3)).astype(np.float32)
 trainer = Trainer(model, x, config=TrainConfig(epochs=10_000, seq_len=500, batch_size=32))
 work = lambda: trainer.train()
+def state_ok():  # back at the end of the last complete epoch
+    good = trainer._good
+    return (trainer.epoch == good["epoch"] == len(trainer.history) and trainer.optimizer.t == good["t"]
+            and all(np.array_equal(trainer.model[k], good["params"][k]) for k in trainer.model.keys()))
 """,
 }
 
