@@ -69,6 +69,11 @@ def test_user_settings_win_and_derived_follow(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "tau = 10\n" in text and "M = 7\n" in text
     assert "seq_len = 80  # clip(8 tau" in text and "hidden = 140  # max(100, 20 M) for M = 7" in text
+    assert cli.main(["train", "--data", str(tmp_path / "x.npy"), "--dry-run", "--set", "train.tau=10",
+                     "--set", "train.forcing=generalized"]) == 0
+    text = capsys.readouterr().out
+    alpha = float(next(line for line in text.splitlines() if line.startswith("alpha =")).split("=")[1].split("#")[0])
+    assert abs((1 - alpha) ** 10 - 0.5) < 1e-3 and "# 1 - 2^(-1/tau)" in text
 
 
 def test_many_series_folder_and_npz(tmp_path, capsys):

@@ -56,7 +56,7 @@ PRESET_SYSTEMS = ("lorenz63",)
 FILE_DATA = {"dt": 1.0, "test_fraction": 0.2, "test_split": "auto"}
 #: Settings derived from the data are never taken from the preset.
 DERIVED = {"model": ("kind", "M", "hidden", "obs"),
-           "train": ("epochs", "seq_len", "tau", "lr", "lr_end", "batches_per_epoch", "batch_size"),
+           "train": ("epochs", "seq_len", "tau", "lr", "lr_end"),
            "run": ("select_every", "validation_steps")}
 _RUN_KEYS = ("threads", "checkpoint_every", "select_every", "validation_steps")
 
@@ -218,6 +218,7 @@ def build(run: RunConfig, N: int, K: int) -> Tuple[PLRNN, TrainConfig, dict]:
         train = TrainConfig.from_dict(cfg["train"])
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[train] {exc}") from None
+    cfg["train"].update({k: v for k, v in train.to_dict().items() if k not in cfg["train"]})  # all that runs
     ecfg = dict(cfg["evaluate"])
     try:
         check_int("max_test_steps", ecfg.pop("max_test_steps", 0) or 0, 0)
