@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -296,8 +295,8 @@ def cmd_analyze(args) -> int:
     check_int("--steps", args.steps, 1)
     for k in args.cycles:
         check_int("--cycles", k, 1)
-    if not args.max_regions > 0:
-        raise CLIError(f"--max-regions: must be > 0, got {args.max_regions}")
+    if not 1 <= args.max_regions < 2**63:
+        raise CLIError(f"--max-regions: must be in [1, 2^63), got {args.max_regions}")
     model = _load_run_model(args.run)
     _threads(cfg)
     _, test = load_data(cfg)
@@ -317,18 +316,18 @@ def cmd_analyze(args) -> int:
                  "moduli": np.sort(np.abs(getattr(o, "eigenvalues", getattr(o, "multipliers", None))))[::-1].tolist()}
                 for o in items]
 
-    from .piecewise import piecewise_form
-    regions = piecewise_form(model).n_regions
-    method = "exhaustive" if regions <= args.max_regions else "scyfi"
-    fps = analysis.fixed_points(model, method=method, seed=0)
-    result["fixed_points"] = {"method": method, "regions": regions, "items": describe(fps.fixed_points),
-                              "n_degenerate": fps.n_degenerate}
-    print(f"fixed points ({method}, {regions:.3g} regions): {len(fps.fixed_points)}")
+    limit = int(args.max_regions)
+    regions = analysis.search_size(model)
+    method = "exhaustive" if regions <= limit else "scyfi"
+    fps = analysis.fixed_points(model, method=method, seed=0, max_regions=limit)
+    result["fixed_points"] = {"method": method, "regions": regions if regions < 2**63 else float(regions),
+                              "items": describe(fps.fixed_points), "n_degenerate": fps.n_degenerate}
+    print(f"fixed points ({method}, {float(regions):.3g} regions): {len(fps.fixed_points)}")
     for fp in fps.fixed_points:
         print(f"  {np.array2string(fp.z[:model.N], precision=3)}  {fp.stability}{' spiral' if fp.spiral else ''}")
     for k in args.cycles:
-        exhaustive = k * math.log(max(regions, 1)) - math.log(k) <= math.log(args.max_regions)
-        cyc = analysis.cycles(model, k, method="exhaustive" if exhaustive else "scyfi", seed=0)
+        exhaustive = analysis.search_size(model, k) <= limit
+        cyc = analysis.cycles(model, k, method="exhaustive" if exhaustive else "scyfi", seed=0, max_regions=limit)
         result[f"cycles_{k}"] = {"method": cyc.method, "items": describe(cyc.cycles)}
         print(f"{k}-cycles ({cyc.method}): {len(cyc.cycles)}")
     _write_json(os.path.join(args.run, "analysis.json"), result)
