@@ -1,7 +1,8 @@
 // The CUDA emulator's runtime (include/cuda_runtime.h declares it; docs/gpu.md describes it).
 //
 // Execution model: a launch runs its blocks one after another (in the order the schedule picks); a
-// block runs each of its threads as a coroutine (ucontext, one stack per thread). The scheduler
+// block runs each of its threads as a coroutine (one stack per thread; a small stack switch on x86-64,
+// ucontext elsewhere or with -DCUEMU_USE_UCONTEXT). The scheduler
 // resumes every runnable thread in turn; a thread runs until it reaches a barrier or a warp
 // collective, or returns. When no thread can run:
 //   * a warp collective whose mask lanes have all arrived (same intrinsic, mask and call site) is
@@ -260,10 +261,75 @@ Stack make_stack(std::size_t bytes) {
   return s;
 }
 
+// A coroutine's saved context and the switch between two of them.
+#if defined(__x86_64__) && !defined(CUEMU_USE_UCONTEXT)
+// Saves the callee-saved registers, MXCSR and the x87 control word on the current stack, stores the
+// stack pointer in *save_sp, and resumes the context whose stack pointer is new_sp (System V ABI: the
+// caller-saved registers are the compiler's business). No system call, unlike swapcontext.
+extern "C" void cuemu_switch_stack(void** save_sp, void* new_sp);
+asm(R"(
+  .text
+  .globl cuemu_switch_stack
+  .hidden cuemu_switch_stack
+  .type cuemu_switch_stack, @function
+cuemu_switch_stack:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size cuemu_switch_stack, .-cuemu_switch_stack
+)");
+
+struct Context {
+  void* sp = nullptr;
+};
+
+// A fresh context that starts entry() on `stack` (16-byte aligned top; entry never returns).
+void context_init(Context& c, char* base, std::size_t size, void (*entry)()) {
+  auto top = reinterpret_cast<std::uintptr_t>(base + size) & ~std::uintptr_t(15);
+  auto* sp = reinterpret_cast<std::uint64_t*>(top) - 9;
+  sp[0] = 0x1F80ull | (0x037Full << 32);  // MXCSR and x87 control word: the defaults
+  for (int k = 1; k <= 6; ++k) sp[k] = 0;  // r15, r14, r13, r12, rbx, rbp
+  sp[7] = reinterpret_cast<std::uint64_t>(entry);  // `ret` goes here, with rsp = 8 (mod 16) as after a call
+  sp[8] = 0;                                       // entry's return address: never used
+  c.sp = sp;
+}
+inline void context_switch(Context& from, Context& to) { cuemu_switch_stack(&from.sp, to.sp); }
+#else
+struct Context {
+  ucontext_t uc;
+};
+void context_init(Context& c, char* base, std::size_t size, void (*entry)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = base;
+  c.uc.uc_stack.ss_size = size;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, entry, 0);
+}
+inline void context_switch(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
 enum class State { Runnable, AtBarrier, AtWarp, Done };
 
 struct Fiber {
-  ucontext_t ctx;
+  Context ctx;
   ThreadState st;
   State state = State::Runnable;
   int linear = 0, lane = 0, warp = 0;
@@ -283,7 +349,7 @@ struct Fiber {
 
 struct Block {
   std::vector<Fiber> fibers;
-  ucontext_t sched;
+  Context sched;
   const std::function<void()>* body = nullptr;
   unsigned char* smem = nullptr;
   std::string fault;
@@ -295,6 +361,7 @@ struct Block {
 thread_local Block* t_block = nullptr;
 thread_local Fiber* t_fiber = nullptr;
 thread_local std::vector<Stack> t_stacks;
+thread_local bool t_stacks_dirty = false;  // a fault abandoned threads mid-kernel
 
 void switch_start(void** fake, const void* bottom, std::size_t size) {
 #if CUEMU_ASAN
@@ -315,7 +382,7 @@ void switch_finish(void* fake, const void** bottom, std::size_t* size) {
 void yield_thread(Fiber* f) {
   Block* b = t_block;
   switch_start(&f->fake_stack, b->sched_bottom, b->sched_size);
-  swapcontext(&f->ctx, &b->sched);
+  context_switch(f->ctx, b->sched);
   switch_finish(f->fake_stack, &b->sched_bottom, &b->sched_size);
 }
 
@@ -332,14 +399,14 @@ void thread_entry() {
   }
   f->state = State::Done;
   switch_start(nullptr, b->sched_bottom, b->sched_size);  // this coroutine ends
-  swapcontext(&f->ctx, &b->sched);
+  context_switch(f->ctx, b->sched);
 }
 
 void resume(Block& b, Fiber& f, const Stack& stack) {
   t_fiber = &f;
   current_thread = &f.st;
   switch_start(&b.sched_fake, stack.base, stack.size);
-  swapcontext(&b.sched, &f.ctx);
+  context_switch(b.sched, f.ctx);
   switch_finish(b.sched_fake, nullptr, nullptr);
   current_thread = nullptr;
   t_fiber = nullptr;
@@ -726,14 +793,19 @@ cudaError_t run_launch(const char* name, const void* kernel, const LaunchConfig&
       f.st.block_idx = bid;
       f.st.block_dim = bd;
       f.st.grid_dim = g;
-      getcontext(&f.ctx);
-      f.ctx.uc_stack.ss_sp = t_stacks[t].base;
-      f.ctx.uc_stack.ss_size = t_stacks[t].size;
-      f.ctx.uc_link = nullptr;
-      makecontext(&f.ctx, thread_entry, 0);
+#if CUEMU_ASAN
+      // frames left on a reused stack keep their poisoned redzones: the entry frame of the previous
+      // thread (near the top), or whole stacks of threads abandoned by a fault
+      {
+        const std::size_t clear = t_stacks_dirty ? t_stacks[t].size : std::min<std::size_t>(t_stacks[t].size, 16384);
+        ASAN_UNPOISON_MEMORY_REGION(t_stacks[t].base + t_stacks[t].size - clear, clear);
+      }
+#endif
+      context_init(f.ctx, t_stacks[t].base, t_stacks[t].size, thread_entry);
     }
     blk.fault.clear();
     fault = run_block(blk, nthreads, rng);
+    t_stacks_dirty = !fault.empty();
 #if CUEMU_ASAN
     ASAN_UNPOISON_MEMORY_REGION(blk.smem + smem_bytes, kGuardBytes);
 #endif
