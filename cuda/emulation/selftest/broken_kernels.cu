@@ -74,10 +74,10 @@ __global__ void divergent_barriers(int* out) {
   out[threadIdx.x] = 1;
 }
 
-// Reads one element past the end of `in` (n elements) in the last thread when `past` is set.
-__global__ void global_read(const int* in, int* out, int n, bool past) {
+// Thread i reads in[i + 1] when `past` is set: the last thread reads one past the end of `in`.
+__global__ void global_read(const int* in, int* out, bool past) {
   const int i = threadIdx.x;
-  out[i] = in[past ? i + 1 : i] + (i < n ? 0 : 1);
+  out[i] = in[past ? i + 1 : i];
 }
 
 __global__ void fill(int* out, int v) { out[threadIdx.x] = v; }
@@ -183,7 +183,7 @@ int global_read_case(bool past) {
   const std::vector<int> host = iota(kThreads);
   int* in = d.ints(kThreads, host);
   int* out = d.ints(kThreads);
-  global_read<<<1, kThreads>>>(in, out, kThreads, past);
+  global_read<<<1, kThreads>>>(in, out, past);
   return report(cudaGetLastError());
 }
 
@@ -209,14 +209,17 @@ int block_size_case(int threads) {
   return report(cudaGetLastError());
 }
 
-// Dynamic shared memory above the 48 KiB default: refused without the attribute, accepted with it up to
-// the opt-in limit, refused above it.
+// Dynamic shared memory above the default per-block limit (48 KiB) is refused without the attribute;
+// with it, the opt-in limit is accepted and anything above it refused.
 int smem_limit_case(const std::string& mode) {
   Device d;
   int* out = d.ints(kThreads);
-  int optin = 0;
+  int optin = 0, standard = 0;
   cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0);
-  const std::size_t bytes = mode == "above_optin" ? std::size_t(optin) + 4 : std::size_t(optin);
+  cudaDeviceGetAttribute(&standard, cudaDevAttrMaxSharedMemoryPerBlock, 0);
+  const std::size_t bytes = mode == "no_attribute" ? std::size_t(standard) + 4
+                            : mode == "above_optin" ? std::size_t(optin) + 4
+                                                    : std::size_t(optin);
   if (mode != "no_attribute") {
     const cudaError_t e = cudaFuncSetAttribute(shifted_store, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                static_cast<int>(bytes));
