@@ -1005,28 +1005,28 @@ struct CUevent_st {
   bool recorded = false;
 };
 
-cudaError_t cudaStreamCreate(cudaStream_t* stream) {
-  if (stream == nullptr) return fail(cudaErrorInvalidValue, "cudaStreamCreate: null pointer");
-  *stream = new CUstream_st;
+namespace cuemu {
+namespace {
+template <class H>
+cudaError_t create_handle(H** out, const char* call) {
+  if (out == nullptr) return fail(cudaErrorInvalidValue, std::string(call) + ": null pointer");
+  *out = new H;
   return cudaSuccess;
 }
-cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  if (stream == nullptr) return fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy: null stream");
-  delete stream;
+template <class H>
+cudaError_t destroy_handle(H* h, const char* call) {
+  if (h == nullptr) return fail(cudaErrorInvalidResourceHandle, std::string(call) + ": null handle");
+  delete h;
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaDeviceSynchronize(); }
+}  // namespace
+}  // namespace cuemu
 
-cudaError_t cudaEventCreate(cudaEvent_t* event) {
-  if (event == nullptr) return fail(cudaErrorInvalidValue, "cudaEventCreate: null pointer");
-  *event = new CUevent_st;
-  return cudaSuccess;
-}
-cudaError_t cudaEventDestroy(cudaEvent_t event) {
-  if (event == nullptr) return fail(cudaErrorInvalidResourceHandle, "cudaEventDestroy: null event");
-  delete event;
-  return cudaSuccess;
-}
+cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cuemu::create_handle(stream, "cudaStreamCreate"); }
+cudaError_t cudaStreamDestroy(cudaStream_t stream) { return cuemu::destroy_handle(stream, "cudaStreamDestroy"); }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaDeviceSynchronize(); }
+cudaError_t cudaEventCreate(cudaEvent_t* event) { return cuemu::create_handle(event, "cudaEventCreate"); }
+cudaError_t cudaEventDestroy(cudaEvent_t event) { return cuemu::destroy_handle(event, "cudaEventDestroy"); }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
   if (event == nullptr) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord: null event");
   event->when = std::chrono::steady_clock::now();

@@ -298,61 +298,35 @@ inline int __all_sync(unsigned mask, int p, const char* file = __builtin_FILE(),
   return static_cast<int>(cuemu::warp_collective(cuemu::WarpOp::All, mask, p != 0, 0, 32, file, line));
 }
 
-// ---- atomics: the threads of the emulator never run at the same time, so plain read-modify-write
+// ---- atomics: the threads of the emulator never run at the same time, so a plain read-modify-write
 // is atomic; each returns the old value, like CUDA's.
-template <class T, class U>
-inline T atomicAdd(T* p, U v) {
+namespace cuemu {
+template <class T, class F>
+inline T read_modify_write(T* p, F f) {
   const T old = *p;
-  *p = old + static_cast<T>(v);
+  *p = f(old);
   return old;
 }
+}  // namespace cuemu
 template <class T, class U>
-inline T atomicSub(T* p, U v) {
-  const T old = *p;
-  *p = old - static_cast<T>(v);
-  return old;
-}
+inline T atomicAdd(T* p, U v) { return cuemu::read_modify_write(p, [&](T o) { return static_cast<T>(o + static_cast<T>(v)); }); }
 template <class T, class U>
-inline T atomicExch(T* p, U v) {
-  const T old = *p;
-  *p = static_cast<T>(v);
-  return old;
-}
+inline T atomicSub(T* p, U v) { return cuemu::read_modify_write(p, [&](T o) { return static_cast<T>(o - static_cast<T>(v)); }); }
 template <class T, class U>
-inline T atomicMin(T* p, U v) {
-  const T old = *p;
-  if (static_cast<T>(v) < old) *p = static_cast<T>(v);
-  return old;
-}
+inline T atomicExch(T* p, U v) { return cuemu::read_modify_write(p, [&](T) { return static_cast<T>(v); }); }
 template <class T, class U>
-inline T atomicMax(T* p, U v) {
-  const T old = *p;
-  if (old < static_cast<T>(v)) *p = static_cast<T>(v);
-  return old;
-}
+inline T atomicMin(T* p, U v) { return cuemu::read_modify_write(p, [&](T o) { return static_cast<T>(v) < o ? static_cast<T>(v) : o; }); }
 template <class T, class U>
-inline T atomicOr(T* p, U v) {
-  const T old = *p;
-  *p = old | static_cast<T>(v);
-  return old;
-}
+inline T atomicMax(T* p, U v) { return cuemu::read_modify_write(p, [&](T o) { return o < static_cast<T>(v) ? static_cast<T>(v) : o; }); }
 template <class T, class U>
-inline T atomicAnd(T* p, U v) {
-  const T old = *p;
-  *p = old & static_cast<T>(v);
-  return old;
-}
+inline T atomicOr(T* p, U v) { return cuemu::read_modify_write(p, [&](T o) { return static_cast<T>(o | static_cast<T>(v)); }); }
 template <class T, class U>
-inline T atomicXor(T* p, U v) {
-  const T old = *p;
-  *p = old ^ static_cast<T>(v);
-  return old;
-}
+inline T atomicAnd(T* p, U v) { return cuemu::read_modify_write(p, [&](T o) { return static_cast<T>(o & static_cast<T>(v)); }); }
+template <class T, class U>
+inline T atomicXor(T* p, U v) { return cuemu::read_modify_write(p, [&](T o) { return static_cast<T>(o ^ static_cast<T>(v)); }); }
 template <class T, class U, class V>
 inline T atomicCAS(T* p, U compare, V v) {
-  const T old = *p;
-  if (old == static_cast<T>(compare)) *p = static_cast<T>(v);
-  return old;
+  return cuemu::read_modify_write(p, [&](T o) { return o == static_cast<T>(compare) ? static_cast<T>(v) : o; });
 }
 
 // ---- device functions of the CUDA math and integer libraries -------------------------------------
