@@ -111,6 +111,7 @@ BROKEN = {
     "shuffle_some_lanes": (1, "reached by only some lanes"),
     "barrier_after_return": (1, "after an early return"),
     "divergent_barriers": (1, "divergent barriers"),
+    "deadlock": (1, "deadlock: no thread of the block can proceed"),
     "host_pointer_argument": (1, "is not a device pointer"),
     "memcpy_past_allocation": (1, "runs past the end of its device allocation"),
     "block_1025": (1, "cudaErrorInvalidConfiguration"),

@@ -74,6 +74,17 @@ __global__ void divergent_barriers(int* out) {
   out[threadIdx.x] = 1;
 }
 
+// Half of each warp waits at a full-warp shuffle, the other half at a block barrier: neither can complete.
+__global__ void shuffle_against_barrier(int* out) {
+  int v = static_cast<int>(threadIdx.x);
+  if (threadIdx.x % 32 < 16) {
+    v = __shfl_xor_sync(0xffffffffu, v, 1);
+  } else {
+    __syncthreads();
+  }
+  out[threadIdx.x] = v;
+}
+
 // Thread i reads in[i + 1] when `past` is set: the last thread reads one past the end of `in`.
 __global__ void global_read(const int* in, int* out, bool past) {
   const int i = threadIdx.x;
@@ -245,6 +256,12 @@ const std::map<std::string, std::function<int()>>& cases() {
          Device d;
          int* out = d.ints(kThreads);
          divergent_barriers<<<1, kThreads>>>(out);
+         return report(cudaGetLastError());
+       }},
+      {"deadlock", [] {
+         Device d;
+         int* out = d.ints(kThreads);
+         shuffle_against_barrier<<<1, kThreads>>>(out);
          return report(cudaGetLastError());
        }},
       {"global_in_bounds", [] { return global_read_case(false); }},
