@@ -11,6 +11,7 @@
 #include "analysis/fixed_points.h"
 #include "api.h"
 #include "core/fma_peak.h"
+#include "interrupt.h"
 #include "model_args.h"
 
 namespace py = pybind11;
@@ -22,9 +23,11 @@ namespace {
 template <typename S>
 py::tuple rollout_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& x,
                        const py::object& s, const plrnn::ForcingSpec& f, const py::object& Binv,
-                       bool return_latent, const py::object& xhat_out, const py::object& z_out) {
+                       bool return_latent, const py::object& xhat_out, const py::object& z_out,
+                       const py::object& mask) {
   auto p = parse_params<S>(spec, params);
   auto b = parse_batch<S>(spec, x, s, Binv, f.mode != plrnn::Forcing::None);
+  b.mask = parse_mask<S>(spec, mask, b.B, b.T);
   const std::vector<index_t> xshape{b.B, b.T, spec.dims.N}, zshape{b.B, b.T, spec.dims.M};
   py::object xhat = xhat_out.is_none() ? py::object(new_array<S>(xshape)) : xhat_out;
   b.xhat = view_out<S>(xhat, xhat_out.is_none() ? "xhat" : "out", xshape);
@@ -33,26 +36,20 @@ py::tuple rollout_impl(const plrnn::ModelSpec& spec, const py::dict& params, con
     z = z_out.is_none() ? py::object(new_array<S>(zshape)) : z_out;
     b.z = view_out<S>(z, z_out.is_none() ? "z" : "latent_out", zshape);
   }
-  plrnn::LossResult r;
-  {
-    py::gil_scoped_release nogil;
-    r = plrnn::rollout<S>(spec, p, f, b);
-  }
+  const auto r = call_interruptible([&] { return plrnn::rollout<S>(spec, p, f, b); });
   return py::make_tuple(r.loss, xhat, z);
 }
 
 template <typename S>
 py::tuple loss_and_grad_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& x,
-                             const py::object& s, const plrnn::ForcingSpec& f, const py::object& Binv) {
+                             const py::object& s, const plrnn::ForcingSpec& f, const py::object& Binv,
+                             const py::object& mask) {
   auto p = parse_params<S>(spec, params);
   auto b = parse_batch<S>(spec, x, s, Binv, f.mode != plrnn::Forcing::None);
+  b.mask = parse_mask<S>(spec, mask, b.B, b.T);
   plrnn::Grads<S> g;
   py::dict grads = new_grads<S>(spec, g);
-  plrnn::LossResult r;
-  {
-    py::gil_scoped_release nogil;
-    r = plrnn::loss_and_grad<S>(spec, p, f, b, g);
-  }
+  const auto r = call_interruptible([&] { return plrnn::loss_and_grad<S>(spec, p, f, b, g); });
   return py::make_tuple(r.loss, grads);
 }
 
@@ -124,11 +121,9 @@ py::tuple supervised_impl(const plrnn::ModelSpec& spec, const py::dict& params, 
     gz0 = gz;
     grads = gd;
   }
-  plrnn::SupervisedLoss res;
-  {
-    py::gil_scoped_release nogil;
-    res = plrnn::supervised<S>(spec, p, r, kind, b, grad ? &g : nullptr, grad ? &rg : nullptr, gz0p);
-  }
+  const auto res = call_interruptible([&] {
+    return plrnn::supervised<S>(spec, p, r, kind, b, grad ? &g : nullptr, grad ? &rg : nullptr, gz0p);
+  });
   return py::make_tuple(res.loss, res.weight, grads, gz0, y, z);
 }
 
@@ -141,10 +136,7 @@ py::tuple generate_impl(const plrnn::ModelSpec& spec, const py::dict& params, co
   auto xhat = new_array<S>({a.B, T, spec.dims.N});
   S* zp = z.mutable_data();
   S* xp = xhat.mutable_data();
-  {
-    py::gil_scoped_release nogil;
-    plrnn::generate<S>(spec, p, a.B, T, a.z0, a.s, a.eps, zp, xp);
-  }
+  call_interruptible([&] { plrnn::generate<S>(spec, p, a.B, T, a.z0, a.s, a.eps, zp, xp); });
   return py::make_tuple(z, xhat);
 }
 
@@ -176,9 +168,10 @@ plrnn::PiecewiseMap parse_form(const py::array& J0, const py::array& b, const py
   if (static_cast<index_t>(py::len(slopes)) != map.n || static_cast<index_t>(py::len(intercepts)) != map.n)
     throw py::value_error("slopes: need one array of slopes and of intercepts per switch unit");
   auto as_vector = [](const py::handle& h, const std::string& name, index_t size) {
-    const auto a = py::reinterpret_borrow<py::array>(h);
-    const double* p = view<double>(a, name, {size < 0 ? static_cast<index_t>(a.size()) : size});
-    return std::vector<double>(p, p + a.size());
+    // the type is checked before the handle is read as an array (a list here must raise, not crash)
+    const index_t n = size >= 0 ? size : static_cast<index_t>(as_array(h, name).size());
+    const double* p = view<double>(h, name, {n});
+    return std::vector<double>(p, p + n);
   };
   for (index_t j = 0; j < map.n; ++j) {
     const std::string idx = "[" + std::to_string(j) + "]";
@@ -213,6 +206,7 @@ bool is_f32(const py::array& a, const char* name) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "plrnn_native CPU core (C++/Eigen). Use the Python API in plrnn_native; shapes: docs/model.md.";
+  init_interrupts();
 
   m.def("param_shapes", [](const py::dict& cfg) {
     const auto spec = parse_spec(cfg);
@@ -226,25 +220,30 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("rollout", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
                       const std::string& forcing, index_t tau, double alpha, const py::object& Binv,
-                      bool return_latent, const py::object& xhat_out, const py::object& z_out) {
+                      bool return_latent, const py::object& xhat_out, const py::object& z_out,
+                      const py::object& mask) {
     const auto spec = parse_spec(cfg);
     const auto f = parse_forcing(forcing, tau, alpha);
-    return is_f32(x, "x") ? rollout_impl<float>(spec, params, x, s, f, Binv, return_latent, xhat_out, z_out)
-                          : rollout_impl<double>(spec, params, x, s, f, Binv, return_latent, xhat_out, z_out);
+    return is_f32(x, "x") ? rollout_impl<float>(spec, params, x, s, f, Binv, return_latent, xhat_out, z_out, mask)
+                          : rollout_impl<double>(spec, params, x, s, f, Binv, return_latent, xhat_out, z_out, mask);
   }, py::arg("config"), py::arg("params"), py::arg("x").noconvert(), py::arg("s") = py::none(),
      py::arg("forcing") = "none", py::arg("tau") = 1, py::arg("alpha") = 0.0, py::arg("Binv") = py::none(),
      py::arg("return_latent") = false, py::arg("out") = py::none(), py::arg("latent_out") = py::none(),
-     "Rollout with teacher forcing: (loss, xhat [B,T,N], z [B,T,M] or None); optional output buffers.");
+     py::arg("mask") = py::none(),
+     "Rollout with teacher forcing: (loss, xhat [B,T,N], z [B,T,M] or None); optional output buffers; "
+     "mask [B,T,N] of 0/1 marks missing entries.");
 
   m.def("loss_and_grad", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
-                            const std::string& forcing, index_t tau, double alpha, const py::object& Binv) {
+                            const std::string& forcing, index_t tau, double alpha, const py::object& Binv,
+                            const py::object& mask) {
     const auto spec = parse_spec(cfg);
     const auto f = parse_forcing(forcing, tau, alpha);
-    return is_f32(x, "x") ? loss_and_grad_impl<float>(spec, params, x, s, f, Binv)
-                          : loss_and_grad_impl<double>(spec, params, x, s, f, Binv);
+    return is_f32(x, "x") ? loss_and_grad_impl<float>(spec, params, x, s, f, Binv, mask)
+                          : loss_and_grad_impl<double>(spec, params, x, s, f, Binv, mask);
   }, py::arg("config"), py::arg("params"), py::arg("x").noconvert(), py::arg("s") = py::none(),
      py::arg("forcing") = "none", py::arg("tau") = 1, py::arg("alpha") = 0.0, py::arg("Binv") = py::none(),
-     "MSE loss over t >= 1 and its exact gradient (BPTT): (loss, {name: grad}).");
+     py::arg("mask") = py::none(),
+     "MSE loss over the observed entries at t >= 1 and its exact gradient (BPTT): (loss, {name: grad}).");
 
   m.def("generate", [](const py::dict& cfg, const py::dict& params, const py::array& z0, index_t T,
                        const py::object& s, const py::object& eps) {
@@ -283,30 +282,25 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("fixed_points_exhaustive", [](const py::array& J0, const py::array& b, const py::array& U, const py::array& V,
                                       const py::list& breakpoints, const py::list& slopes, const py::list& intercepts,
-                                      int refactor_every) {
+                                      int refactor_every, const py::object& progress) {
     const auto map = parse_form(J0, b, U, V, breakpoints, slopes, intercepts);
-    plrnn::PointSet ps;
-    {
-      py::gil_scoped_release nogil;
-      ps = plrnn::exhaustive_fixed_points(map, refactor_every);
-    }
+    const auto ps = call_interruptible([&] { return plrnn::exhaustive_fixed_points(map, refactor_every); }, progress);
     return point_set_to_python(ps, map.M, map.n);
   }, py::arg("J0"), py::arg("b"), py::arg("U"), py::arg("V"), py::arg("breakpoints"), py::arg("slopes"),
-     py::arg("intercepts"), py::arg("refactor_every") = 256,
-     "All fixed points of a piecewise-linear map: (points [c,M], pieces [c,n], degenerate [d,n], n_degenerate, visited).");
+     py::arg("intercepts"), py::arg("refactor_every") = 256, py::arg("progress") = py::none(),
+     "All fixed points of a piecewise-linear map: (points [c,M], pieces [c,n], degenerate [d,n], n_degenerate, visited).\n"
+     "Interruptible (Ctrl-C); progress(regions_visited) is called every few ms when given.");
 
   m.def("cycles_exhaustive", [](const py::array& J0, const py::array& b, const py::array& U, const py::array& V,
-                                const py::list& breakpoints, const py::list& slopes, const py::list& intercepts, int k) {
+                                const py::list& breakpoints, const py::list& slopes, const py::list& intercepts, int k,
+                                const py::object& progress) {
     const auto map = parse_form(J0, b, U, V, breakpoints, slopes, intercepts);
-    plrnn::PointSet ps;
-    {
-      py::gil_scoped_release nogil;
-      ps = plrnn::exhaustive_cycles(map, k);
-    }
+    const auto ps = call_interruptible([&] { return plrnn::exhaustive_cycles(map, k); }, progress);
     return point_set_to_python(ps, map.M, map.n);
   }, py::arg("J0"), py::arg("b"), py::arg("U"), py::arg("V"), py::arg("breakpoints"), py::arg("slopes"),
-     py::arg("intercepts"), py::arg("k"),
-     "All k-cycles with primitive region sequences: (points [c,k,M], pieces [c,k,n], degenerate [d,k,n], n_degenerate, visited).");
+     py::arg("intercepts"), py::arg("k"), py::arg("progress") = py::none(),
+     "All k-cycles with primitive region sequences: (points [c,k,M], pieces [c,k,n], degenerate [d,k,n], n_degenerate, visited).\n"
+     "Interruptible (Ctrl-C); progress(sequences_solved) is called every few ms when given.");
 
   m.def("fma_peak_flops", [](const std::string& dtype, double seconds) {
     if (!(seconds > 0 && seconds <= 10)) throw py::value_error("seconds: must be in (0, 10]");

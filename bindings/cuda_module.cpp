@@ -135,7 +135,7 @@ py::tuple fixed_points_exhaustive(const py::handle& J0_, const py::handle& b_, c
 
 // ---- model API: argument checks shared with the CPU binding (bindings/model_args.h) ------------------
 bool is_f64(const py::dict& cfg) {
-  const std::string dt = cfg.contains("dtype") ? cfg["dtype"].cast<std::string>() : "float64";
+  const std::string dt = cfg_str(cfg, "dtype", "float64");
   if (dt == "float64") return true;
   if (dt == "float32") return false;
   throw py::value_error("dtype: expected 'float32' or 'float64', got '" + dt + "'");
@@ -241,7 +241,7 @@ class PyDeviceTrainer {
     o.mar_weight = mar_weight;
     o.mar_mean = mar_reduce == "mean";
     if (!mar_units.is_none()) {
-      auto ua = py::reinterpret_borrow<py::array>(mar_units);
+      auto ua = as_array(mar_units, "mar_units");
       const index_t* u = view<index_t>(ua, "mar_units", {static_cast<index_t>(ua.shape(0))});
       o.mar_units.assign(u, u + ua.shape(0));
     }
@@ -301,7 +301,7 @@ class PyDeviceTrainer {
   }
   plrnn::cuda::HostOutArrays out_arrays(const py::dict& d) {
     for (auto item : d)
-      if (!py::reinterpret_borrow<py::array>(item.second).writeable())
+      if (!as_array(item.second, std::string(py::str(item.first))).writeable())
         throw py::value_error(std::string(py::str(item.first)) + ": output array is read-only");
     const auto c = arrays(d);
     plrnn::cuda::HostOutArrays out{};

@@ -30,13 +30,22 @@ const char* dtype_name() {
   else return "int64";
 }
 
+inline std::string type_name(const py::handle& obj) {
+  return std::string(py::str(py::type::handle_of(obj).attr("__name__")));
+}
+
+// `obj` as an array, after checking that it is one (never reinterpret an unchecked handle).
+inline py::array as_array(const py::handle& obj, const std::string& name) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(name + ": expected a numpy.ndarray, got " + type_name(obj));
+  return py::reinterpret_borrow<py::array>(obj);
+}
+
 // A read-only view of `obj` as a C-contiguous S array of exactly `shape`, or an exception that
 // names the argument.
 template <typename S>
 const S* view(const py::handle& obj, const std::string& name, const std::vector<index_t>& shape) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(name + ": expected a numpy.ndarray, got " + std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
-  auto a = py::reinterpret_borrow<py::array>(obj);
+  auto a = as_array(obj, name);
   if (!a.dtype().is(py::dtype::of<S>()))
     throw py::type_error(name + ": expected dtype " + dtype_name<S>() + ", got " + std::string(py::str(a.dtype())));
   std::vector<index_t> got(a.shape(), a.shape() + a.ndim());
@@ -51,7 +60,7 @@ const S* view(const py::handle& obj, const std::string& name, const std::vector<
 template <typename S>
 S* view_out(const py::handle& obj, const std::string& name, const std::vector<index_t>& shape) {
   const S* p = view<S>(obj, name, shape);
-  if (!py::reinterpret_borrow<py::array>(obj).writeable())
+  if (!as_array(obj, name).writeable())
     throw py::value_error(name + ": output array is read-only");
   return const_cast<S*>(p);
 }
@@ -65,20 +74,51 @@ inline std::vector<index_t> shape_of(const ParamShape& ps) {
   return ps.vector ? std::vector<index_t>{ps.rows} : std::vector<index_t>{ps.rows, ps.cols};
 }
 
+// Typed entries of a configuration dict: the type is checked before the cast.
+inline index_t cfg_int(const py::dict& cfg, const char* key, index_t dflt) {
+  if (!cfg.contains(key) || cfg[key].is_none()) return dflt;
+  const py::object v = cfg[key];
+  if (!PyIndex_Check(v.ptr()) || py::isinstance<py::bool_>(v))
+    throw py::type_error(std::string("config: '") + key + "' must be an integer, got " + type_name(v));
+  const auto i = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+  if (!i) throw py::error_already_set();
+  int overflow = 0;
+  const long long value = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow != 0 || value > (1ll << 40) || value < -(1ll << 40))
+    throw py::value_error(std::string("config: '") + key + "' is out of range, got " + std::string(py::str(v)));
+  return static_cast<index_t>(value);
+}
+
+inline std::string cfg_str(const py::dict& cfg, const char* key, const char* dflt) {
+  if (!cfg.contains(key)) {
+    if (dflt == nullptr) throw py::value_error(std::string("config: '") + key + "' is required");
+    return dflt;
+  }
+  const py::object v = cfg[key];
+  if (!py::isinstance<py::str>(v))
+    throw py::type_error(std::string("config: '") + key + "' must be a string, got " + type_name(v));
+  return v.cast<std::string>();
+}
+
+inline bool cfg_bool(const py::dict& cfg, const char* key) {
+  if (!cfg.contains(key)) return false;
+  const py::object v = cfg[key];
+  if (!py::isinstance<py::bool_>(v))
+    throw py::type_error(std::string("config: '") + key + "' must be a bool, got " + type_name(v));
+  return v.cast<bool>();
+}
+
 inline ModelSpec parse_spec(const py::dict& cfg) {
-  auto get_int = [&](const char* key, index_t dflt) -> index_t {
-    if (!cfg.contains(key) || cfg[key].is_none()) return dflt;
-    return cfg[key].cast<index_t>();
-  };
+  auto get_int = [&](const char* key, index_t dflt) { return cfg_int(cfg, key, dflt); };
   ModelSpec spec;
-  const std::string kind = cfg["kind"].cast<std::string>();
-  const bool clipped = cfg.contains("clipped") && cfg["clipped"].cast<bool>();
+  const std::string kind = cfg_str(cfg, "kind", nullptr);
+  const bool clipped = cfg_bool(cfg, "clipped");
   if (kind == "standard") spec.kind = Kind::Standard;
   else if (kind == "alrnn") spec.kind = Kind::ALRNN;
   else if (kind == "dendritic") spec.kind = clipped ? Kind::DendriticClipped : Kind::Dendritic;
   else if (kind == "shallow") spec.kind = clipped ? Kind::ShallowClipped : Kind::Shallow;
   else throw py::value_error("kind: unknown model kind '" + kind + "' (standard, alrnn, dendritic, shallow)");
-  const std::string obs = cfg.contains("obs") ? cfg["obs"].cast<std::string>() : "identity";
+  const std::string obs = cfg_str(cfg, "obs", "identity");
   if (obs == "identity") spec.obs = Obs::Identity;
   else if (obs == "linear") spec.obs = Obs::Linear;
   else if (obs == "none") spec.obs = Obs::None;
@@ -163,6 +203,17 @@ Batch<S> parse_batch(const ModelSpec& spec, const py::array& x, const py::object
     b.Binv = view<S>(Binv, "Binv", {d.M, d.N});
   }
   return b;
+}
+
+// Missing values: a 0/1 mask of the batch's shape [B, T, N] (CPU core only), or nullptr for none.
+template <typename S>
+const S* parse_mask(const ModelSpec& spec, const py::object& mask, index_t B, index_t T) {
+  if (mask.is_none()) return nullptr;
+  const S* m = view<S>(mask, "mask", {B, T, spec.dims.N});
+  const index_t n = B * T * spec.dims.N;
+  for (index_t i = 0; i < n; ++i)
+    if (m[i] != S(0) && m[i] != S(1)) throw py::value_error("mask: entries must be 0 (missing) or 1 (observed)");
+  return m;
 }
 
 // Arguments of a free run: z0 [B, M], inputs [B, T, K] and process noise [B, T, M] (or null).

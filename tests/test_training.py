@@ -95,8 +95,11 @@ def test_bad_data_is_rejected():
     model = pn.PLRNN("standard", M=6, N=3, dtype="float32", seed=0)
     x = _data()
     bad = x.copy()
-    bad[10, 1] = np.nan
-    with pytest.raises(ValueError, match=r"\bx\b.*NaN"):
+    bad[10, 1] = np.inf  # NaN is a missing value (tests/test_missing_values.py); inf is an error
+    with pytest.raises(ValueError, match=r"\bx\b.*NaN or inf"):
+        Trainer(model, bad, config=_config())
+    bad[:] = np.nan
+    with pytest.raises(ValueError, match=r"\bx\b.*every value is missing"):
         Trainer(model, bad, config=_config())
     with pytest.raises(ValueError, match=r"\bx\b.*shape"):
         Trainer(model, x[:, :2], config=_config())

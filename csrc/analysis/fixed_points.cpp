@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "core/errors.h"
+#include "core/interrupt.h"
 #include "core/thread_pool.h"
 
 namespace plrnn {
@@ -185,7 +186,10 @@ PointSet exhaustive_fixed_points(const PiecewiseMap& map, int refactor_every, st
     std::vector<double> points;
     std::vector<std::int32_t> pieces, degenerate;
     std::uint64_t n_degenerate = 0;
+    const double work = 4.0 * static_cast<double>(M) * static_cast<double>(M);  // of one region
     for (std::uint64_t r = r0; r < r1; ++r) {
+      interruption_point(work);
+      if (((r - r0) & 4095) == 4095) add_progress(4096);
       if (r > r0) {  // step to the next region: the lowest digit that can move does
         index_t j = 0;
         while (g[j] + dir[j] < 0 || g[j] + dir[j] >= form.radix[j]) {
@@ -238,6 +242,7 @@ PointSet exhaustive_fixed_points(const PiecewiseMap& map, int refactor_every, st
       points.insert(points.end(), exact.data(), exact.data() + M);
       pieces.insert(pieces.end(), g.begin(), g.end());
     }
+    add_progress((r1 - r0) & 4095);
     std::lock_guard<std::mutex> lk(mutex);
     result.points.insert(result.points.end(), points.begin(), points.end());
     result.pieces.insert(result.pieces.end(), pieces.begin(), pieces.end());
@@ -256,6 +261,17 @@ PointSet exhaustive_cycles(const PiecewiseMap& map, int k, std::size_t max_liste
   PLRNN_CHECK(k >= 1, "k: the period must be >= 1, got ", k);
   const std::uint64_t R = count_regions(map);
   PLRNN_CHECK(R > 0, "regions: too many linear regions to enumerate");
+  PointSet result;
+  result.M = M;
+  result.period = k;
+  if (R == 1 && k > 1) return result;  // one region: no primitive sequence longer than 1
+  // R^k sequences (about R^k / k of them Lyndon words) must be countable in 63 bits
+  std::uint64_t sequences = 1;
+  for (int i = 0; i < k; ++i) {
+    PLRNN_CHECK(sequences <= (std::numeric_limits<std::uint64_t>::max() >> 1) / R, "k: ", R,
+                "^", k, " region sequences of length k=", k, " are too many to enumerate");
+    sequences *= R;
+  }
 
   // region index (ordinary mixed radix, unit 0 most significant, so that the order of region
   // indices is the lexicographic order of the piece tuples) -> pieces
@@ -265,9 +281,6 @@ PointSet exhaustive_cycles(const PiecewiseMap& map, int k, std::size_t max_liste
       r /= form.radix[j];
     }
   };
-  PointSet result;
-  result.M = M;
-  result.period = k;
   std::mutex mutex;
   const int n_tasks = static_cast<int>(std::min<std::uint64_t>(R, 4096));
   parallel_for(n_tasks, [&](int task) {
@@ -279,7 +292,10 @@ PointSet exhaustive_cycles(const PiecewiseMap& map, int k, std::size_t max_liste
     std::vector<VecX> cs(k);
     MatX Pi;
     VecX c, z;
+    const double work = 2.0 * k * static_cast<double>(M) * static_cast<double>(M) * static_cast<double>(M + n);
     auto solve_sequence = [&](const std::vector<std::uint64_t>& word) {
+      interruption_point(work);
+      add_progress(1);
       ++visited;
       for (int i = 0; i < k; ++i) {
         decode(word[i], seq.data() + i * n);
@@ -313,6 +329,7 @@ PointSet exhaustive_cycles(const PiecewiseMap& map, int k, std::size_t max_liste
     for (std::uint64_t a = a0; a < a1; ++a) {
       std::vector<std::uint64_t> w{a};
       for (;;) {
+        interruption_point(static_cast<double>(k));
         if (static_cast<int>(w.size()) == k) solve_sequence(w);
         const std::size_t m = w.size();
         while (static_cast<int>(w.size()) < k) w.push_back(w[w.size() - m]);

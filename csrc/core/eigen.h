@@ -2,6 +2,7 @@
 // a column-major [rows, nb] matrix: column j is sequence b0 + j.
 #pragma once
 #include <Eigen/Core>
+#include <vector>
 
 #include "core/types.h"
 
@@ -13,6 +14,13 @@ template <typename S>
 using Vec = Eigen::Matrix<S, Eigen::Dynamic, 1>;
 template <typename S>
 using RowMat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Heap buffers behind Eigen maps are aligned like Eigen's own (EIGEN_MAX_ALIGN_BYTES): Eigen's
+// vectorised reductions and small products peel to the first aligned element, so a buffer's address
+// modulo the SIMD width would otherwise change the summation order from one call (or thread) to
+// the next.
+template <typename S>
+using AlignedVector = std::vector<S, Eigen::aligned_allocator<S>>;
 
 template <typename S>
 using CRef = Eigen::Ref<const Mat<S>>;  // read-only view of a column-major block

@@ -10,7 +10,7 @@ namespace plrnn {
 
 template <typename S>
 struct GradBuffers {
-  std::array<std::vector<S>, kNumParams> data;
+  std::array<AlignedVector<S>, kNumParams> data;
   std::array<ParamShape, kNumParams> shape;
 
   explicit GradBuffers(const ModelSpec& spec) {

@@ -31,9 +31,6 @@ struct Tile {
   static constexpr int kRows = kMR * kLanes;  // panel height
 };
 
-template <typename S>
-using AlignedVector = std::vector<S, Eigen::aligned_allocator<S>>;
-
 inline index_t round_up(index_t n, index_t m) { return (n + m - 1) / m * m; }
 
 // A [M, K] (element (i, k) at a[i * rs + k * cs]) stored as row panels of Tile::kRows rows, each

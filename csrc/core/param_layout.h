@@ -63,7 +63,9 @@ inline void check_spec(const ModelSpec& spec) {
     PLRNN_CHECK(d.N == 0, "N: a model without observation model has N=0, got ", d.N);
   else
     PLRNN_CHECK(d.N >= 1, "N: must be >= 1, got ", d.N);
-  PLRNN_CHECK(d.N <= d.M, "M: the latent size M=", d.M, " must be >= the observed size N=", d.N);
+  if (spec.obs == Obs::Identity)  // the first N latent units are the observations
+    PLRNN_CHECK(d.N <= d.M, "M: the latent size M=", d.M, " must be >= the observed size N=", d.N,
+                " with the identity observation (the linear one, x = B z, allows M < N)");
   PLRNN_CHECK(d.K >= 0, "K: must be >= 0, got ", d.K);
   if (spec.kind == Kind::ALRNN)
     PLRNN_CHECK(d.P >= 0 && d.P <= d.M, "P: must be in [0, M=", d.M, "], got ", d.P);

@@ -34,12 +34,12 @@ class Scratch {
     size_t bytes = 0;
     for (auto& b : buffers()) bytes += b.capacity() * sizeof(S);
     if (bytes <= kKeepBytes) return;
-    for (auto& b : buffers()) std::vector<S>().swap(b);
+    for (auto& b : buffers()) AlignedVector<S>().swap(b);
   }
 
  private:
-  static std::array<std::vector<S>, kNumScratch>& buffers() {
-    thread_local std::array<std::vector<S>, kNumScratch> bufs;
+  static std::array<AlignedVector<S>, kNumScratch>& buffers() {
+    thread_local std::array<AlignedVector<S>, kNumScratch> bufs;
     return bufs;
   }
 };

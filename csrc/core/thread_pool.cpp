@@ -17,6 +17,7 @@
 #endif
 
 #include "core/errors.h"
+#include "core/interrupt.h"
 
 namespace plrnn {
 namespace {
@@ -44,6 +45,18 @@ class Pool {
   void set_threads(int n) { n_threads_.store(n); }
 
   void run(int n_tasks, const std::function<void(int)>& fn) {
+    CancelScope* scope = current_scope();
+    if (scope == nullptr) return run_tasks(n_tasks, fn, nullptr);
+    // tasks run under the caller's scope; once it is cancelled, the remaining ones are skipped
+    run_tasks(n_tasks, [&](int i) {
+      ScopeOnThread on(scope);
+      if (scope->cancelled()) throw Interrupted();
+      fn(i);
+    }, scope);
+  }
+
+ private:
+  void run_tasks(int n_tasks, const std::function<void(int)>& fn, CancelScope* scope) {
     const int want = std::min(n_threads_.load(), n_tasks);
     std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
     if (want <= 1 || !busy.owns_lock()) {  // serial, or the pool is in use: stay on this thread
@@ -64,13 +77,18 @@ class Pool {
     work();  // the caller takes tasks too
     if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
       std::unique_lock<std::mutex> lk(m_);
-      cv_done_.wait(lk, [&] { return pending_.load() == 0; });
+      // the caller keeps polling for an interrupt while the workers finish their tasks
+      while (!cv_done_.wait_for(lk, kPollInterval, [&] { return pending_.load() == 0; })) {
+        if (scope == nullptr) continue;
+        lk.unlock();
+        scope->poll();
+        lk.lock();
+      }
     }
     fn_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
 
- private:
   void work() {
     for (;;) {
       const int i = next_.fetch_add(1);

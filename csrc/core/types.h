@@ -37,6 +37,13 @@ struct ModelSpec {
   Dims dims;
 };
 
+// Rough flop count of one step of nb sequences (the work unit of core/interrupt.h).
+inline double step_work(const ModelSpec& spec, index_t nb) {
+  const Dims& d = spec.dims;
+  return 2.0 * static_cast<double>(nb) * static_cast<double>(d.M) *
+         static_cast<double>(d.M + 2 * d.H + d.Bb + d.K + d.N + 1);
+}
+
 struct ForcingSpec {
   Forcing mode = Forcing::None;
   index_t tau = 1;     // sparse: interval in steps (>= 1)
@@ -73,14 +80,19 @@ struct Batch {
   const S* x = nullptr;     // [B, T, N]   data (rollout/BPTT)
   const S* s = nullptr;     // [B, T, K]   external inputs, nullptr when K == 0
   const S* Binv = nullptr;  // [M, N]      pseudo-inverse of B (linear obs with forcing)
+  const S* mask = nullptr;  // [B, T, N]   1 observed / 0 missing; nullptr: every entry observed.
+                            //             Missing entries are not scored and not used as teacher
+                            //             signals (docs/model.md, "Missing values"); CPU core only.
   S* xhat = nullptr;        // [B, T, N]   out: pre-forcing predictions (optional)
   S* z = nullptr;           // [B, T, M]   out: pre-forcing latent states (optional)
 };
 
-// Sum of squared errors over the scored entries and the loss = sse / (B (T-1) N).
+// Sum of squared errors over the scored entries and the loss = sse / scored, where scored is the
+// number of observed entries at t >= 1 (B (T-1) N without a mask).
 struct LossResult {
   double sse = 0.0;
   double loss = 0.0;
+  double scored = 0.0;
 };
 
 // ---- supervised path (csrc/rollout/supervised.h) ---------------------------------------------

@@ -3,6 +3,10 @@
 //   linear:   xhat = B z,    z_0 = L x_0,         force(z, x, a) = z + a Binv (x - B z)
 // Binv (the pseudo-inverse of B) is an input and is not differentiated; B is, also inside the
 // forcing (docs/model.md).
+// Missing values: a 0/1 mask Mk [N, nb] per step. Residuals are multiplied by it (the caller does
+// that), the initial state reads Mk .* x_0, and the masked forcing pulls only the observed entries:
+//   identity: force_i = observed_i ? (1-a) z_i + a x_i : z_i      (bit-identical where observed)
+//   linear:   force   = z + a Binv (Mk .* (x - B z))
 #pragma once
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
@@ -40,6 +44,16 @@ class IdentityObs {
   // grad, in place: G <- (d force / d z)^T G           G [M, nb]; Z: the state before forcing
   void force_grad(Ref<S> G, CRef<S> /*Z*/, S a, GradBuffers<S>& /*g*/) const {
     G.topRows(N_) *= (S(1) - a);
+  }
+
+  // masked forcing and its gradient                   Mk [N, nb] of 0/1
+  void force_masked(Ref<S> Z, CRef<S> X, CRef<S> Mk, S a) const {
+    auto top = Z.topRows(N_).array();
+    top = (Mk.array() != S(0)).select((S(1) - a) * top + a * X.array(), top);
+  }
+  void force_grad_masked(Ref<S> G, CRef<S> /*Z*/, CRef<S> Mk, S a, GradBuffers<S>& /*g*/) const {
+    auto top = G.topRows(N_).array();
+    top = (Mk.array() != S(0)).select((S(1) - a) * top, top);
   }
 
   // grads from all steps: none for the identity observation
@@ -89,6 +103,21 @@ class LinearObs {
   // (B inside the forcing is differentiated, Binv is not).      Z [M, nb]: the state before forcing
   void force_grad(Ref<S> G, CRef<S> Z, S a, GradBuffers<S>& g) const {
     Mat<S> t = Binv_.transpose() * G;
+    G.noalias() -= a * (B_.transpose() * t);
+    g.mat(pB).noalias() -= a * (t * Z.transpose());
+  }
+
+  // masked: Z <- Z + a Binv (Mk .* (X - B Z));  grad with D = diag(Mk) between Binv^T and B^T
+  void force_masked(Ref<S> Z, CRef<S> X, CRef<S> Mk, S a) const {
+    PLRNN_ASSERT(Binv_.size() > 0);
+    Mat<S> resid = X;
+    resid.noalias() -= B_ * Z;
+    resid.array() *= Mk.array();
+    Z.noalias() += a * (Binv_ * resid);
+  }
+  void force_grad_masked(Ref<S> G, CRef<S> Z, CRef<S> Mk, S a, GradBuffers<S>& g) const {
+    Mat<S> t = Binv_.transpose() * G;
+    t.array() *= Mk.array();
     G.noalias() -= a * (B_.transpose() * t);
     g.mat(pB).noalias() -= a * (t * Z.transpose());
   }

@@ -2,12 +2,15 @@
 // The batch is split into one chunk of sequences per thread; each chunk runs the whole time loop
 // with [rows, nb] column-major blocks, stores what the backward pass needs (the tape), and the
 // parameter gradients are formed at the end with one matrix product per matrix over all steps.
+// With a mask (batch.mask, missing values) the residuals of missing entries are zeroed, the
+// initial state reads mask .* x_0 and the forcing pulls only the observed entries.
 #pragma once
 #include <algorithm>
 #include <vector>
 
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
+#include "core/interrupt.h"
 #include "core/scratch.h"
 #include "core/thread_pool.h"
 
@@ -20,7 +23,7 @@ class ChunkBPTT {
             const ForcingRule& forcing, const Batch<S>& batch, index_t b0, index_t nb, bool keep_tape)
       : model_(model), obs_(obs), forcing_(forcing), batch_(batch),
         M_(spec.dims.M), N_(spec.dims.N), K_(spec.dims.K), T_(batch.T), b0_(b0), nb_(nb),
-        cols_(keep_tape ? (batch.T - 1) * nb : 0),
+        cols_(keep_tape ? (batch.T - 1) * nb : 0), work_(step_work(spec, nb)),
         ws_(model, nb),
         tape_(model, cols_),
         U_all_(Scratch<S>::get(kTapeU, M_, cols_)),
@@ -44,16 +47,18 @@ class ChunkBPTT {
     };
     {
       Ref<S> Z0 = state(0);
-      obs_.init(x_at(0), Z0);
+      obs_.init(x0(), Z0);
       emit(0, Z0, Xhat);
       force_at(0, Z0);
     }
     double sse = 0.0;
     for (index_t t = 1; t < T_; ++t) {
+      interruption_point(work_);
       const index_t c0 = (t - 1) * nb;
       Ref<S> Z = state(t);
       model_.step(state(t - 1), inputs_at(t), Z, ws_, keep ? &tape_ : nullptr, c0);
       obs_.residual(Z, x_at(t), E);
+      if (batch_.mask) E.array() *= mask_at(t).array();
       sse += static_cast<double>(E.squaredNorm());
       if (keep) {
         E_all_.middleCols(c0, nb) = grad_scale * E;
@@ -73,15 +78,20 @@ class ChunkBPTT {
     Mat<S> G0(M_, nb);  // dL/dz_0
     G_all_.middleCols((T_ - 2) * nb, nb).setZero();  // nothing flows back into z_{T-1}
     for (index_t t = T_ - 1; t >= 1; --t) {
+      interruption_point(2 * work_);
       const index_t c0 = (t - 1) * nb;
       auto Gt = G_all_.middleCols(c0, nb);
       obs_.observe_grad(E_all_.middleCols(c0, nb), Gt);  // loss at t
       Ref<S> Gprev = t >= 2 ? Ref<S>(G_all_.middleCols(c0 - nb, nb)) : Ref<S>(G0);
       model_.step_grad(U_all_.middleCols(c0, nb), Gt, Gprev, ws_, tape_, c0);
       const S a = static_cast<S>(forcing_.weight(t - 1));
-      if (a != S(0)) obs_.force_grad(Gprev, states_before_forcing(t - 1), a, g);
+      if (a == S(0)) continue;
+      if (batch_.mask)
+        obs_.force_grad_masked(Gprev, states_before_forcing(t - 1), mask_at(t - 1), a, g);
+      else
+        obs_.force_grad(Gprev, states_before_forcing(t - 1), a, g);
     }
-    obs_.init_grad(G0, x_at(0), g);
+    obs_.init_grad(G0, x0(), g);
     model_.param_grads(U_all_, G_all_, S_all_, tape_, g);
     obs_.param_grads(E_all_, Z_all_, g);
   }
@@ -89,10 +99,22 @@ class ChunkBPTT {
  private:
   void force_at(index_t t, Ref<S> Z) {
     const S a = static_cast<S>(forcing_.weight(t));
-    if (a != S(0)) obs_.force(Z, x_at(t), a);
+    if (a == S(0)) return;
+    if (batch_.mask)
+      obs_.force_masked(Z, x_at(t), mask_at(t), a);
+    else
+      obs_.force(Z, x_at(t), a);
   }
 
   CMapSlice<S> x_at(index_t t) const { return slice(batch_.x, T_, N_, b0_, nb_, t); }
+  CMapSlice<S> mask_at(index_t t) const { return slice(batch_.mask, T_, N_, b0_, nb_, t); }
+
+  // x_0 as the initial state sees it: mask .* x_0 with missing values (a missing entry reads 0).
+  CRef<S> x0() {
+    if (!batch_.mask) return x_at(0);
+    X0_ = x_at(0).cwiseProduct(mask_at(0));
+    return X0_;
+  }
 
   // Pre-forcing states z_t, t >= 1, of the chunk (kept only where the observation model needs them).
   CRef<S> states_before_forcing(index_t t) const {
@@ -121,6 +143,8 @@ class ChunkBPTT {
   const ForcingRule& forcing_;
   const Batch<S>& batch_;
   index_t M_, N_, K_, T_, b0_, nb_, cols_;
+  double work_;  // of one step (interruption points)
+  Mat<S> X0_;  // mask .* x_0 (missing values only)
   typename Model::Workspace ws_;
   typename Model::Tape tape_;
   Eigen::Map<Mat<S>> U_all_, G_all_, E_all_, Z_all_, S_all_;  // [*, cols], this thread's scratch
@@ -129,6 +153,20 @@ class ChunkBPTT {
 // Contiguous split of B sequences into n chunks: chunk c is [begin, end).
 inline std::pair<index_t, index_t> chunk_range(index_t B, int n, int c) {
   return {B * c / n, B * (c + 1) / n};
+}
+
+// Number of scored entries (t >= 1): B (T-1) N, or the observed ones among them with a mask.
+template <typename S>
+double scored_entries(const Batch<S>& batch, index_t N) {
+  const index_t B = batch.B, T = batch.T;
+  if (T < 2) return 0.0;
+  if (!batch.mask) return static_cast<double>(B) * static_cast<double>(T - 1) * static_cast<double>(N);
+  double n = 0.0;
+  for (index_t b = 0; b < B; ++b) {
+    const S* m = batch.mask + (b * T + 1) * N;
+    for (index_t i = 0; i < (T - 1) * N; ++i) n += m[i] != S(0) ? 1.0 : 0.0;
+  }
+  return n;
 }
 
 // Rollout (grads == nullptr) or loss + gradient (BPTT) of a batch, threads over the batch.
@@ -140,7 +178,7 @@ LossResult rollout_or_bptt(const ModelSpec& spec, const Params<S>& p, const Forc
   const ForcingRule forcing(fs);
   const index_t B = batch.B, T = batch.T;
   const int n_chunks = static_cast<int>(std::min<index_t>(get_num_threads(), B));
-  const index_t scored = B * (T - 1) * spec.dims.N;
+  const double scored = scored_entries(batch, spec.dims.N);
   const S grad_scale = scored > 0 ? S(2) / static_cast<S>(scored) : S(0);
 
   std::vector<double> sse(n_chunks, 0.0);
@@ -157,7 +195,8 @@ LossResult rollout_or_bptt(const ModelSpec& spec, const Params<S>& p, const Forc
 
   LossResult r;
   for (double v : sse) r.sse += v;
-  r.loss = scored > 0 ? r.sse / static_cast<double>(scored) : 0.0;
+  r.scored = scored;
+  r.loss = scored > 0 ? r.sse / scored : 0.0;
   return r;
 }
 
@@ -175,7 +214,9 @@ void free_run(const ModelSpec& spec, const Params<S>& p, index_t B, index_t T, c
     const index_t nb = b1 - b0;
     typename Model::Workspace ws(model, nb);
     Mat<S> Z = Eigen::Map<const Mat<S>>(z0 + b0 * M, M, nb), Znext(M, nb), Xhat(N, nb), Sx(K, nb);
+    const double work = step_work(spec, nb);
     for (index_t t = 0; t < T; ++t) {
+      interruption_point(work);
       if (t > 0) {
         if (K > 0) Sx = slice(s, T, K, b0, nb, t);
         model.step(Z, Sx, Znext, ws, nullptr, 0);

@@ -12,6 +12,7 @@
 
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
+#include "core/interrupt.h"
 #include "core/scratch.h"
 #include "core/thread_pool.h"
 
@@ -63,7 +64,7 @@ class ChunkSupervised {
                   bool keep_tape)
       : model_(model), loss_(loss), batch_(batch),
         M_(spec.dims.M), K_(spec.dims.K), O_(readout.O), T_(batch.T), b0_(b0), nb_(nb),
-        keep_(keep_tape),
+        keep_(keep_tape), work_(step_work(spec, nb) + 2.0 * nb * readout.O * spec.dims.M),
         Bo_(readout.B, O_, M_), bo_(readout.b, O_),
         ws_(model, nb),
         tape_(model, keep_tape ? T_ * nb : 0),
@@ -91,6 +92,7 @@ class ChunkSupervised {
     }
     double total = 0.0;
     for (index_t t = 0; t < T_; ++t) {
+      interruption_point(work_);
       Ref<S> Z = state(t);
       model_.step(state(t - 1), inputs_at(t), Z, ws_, keep_ ? &tape_ : nullptr, t * nb);
       if (batch_.z) slice(batch_.z, T_, M_, b0_, nb, t) = Z;
@@ -130,6 +132,7 @@ class ChunkSupervised {
     Mat<S> G0(M_, nb);  // dL/dz_{-1}
     G_all_.middleCols((T_ - 1) * nb, nb).setZero();
     for (index_t t = T_ - 1; t >= 0; --t) {
+      interruption_point(2 * work_);
       auto Gt = G_all_.middleCols(t * nb, nb);
       if (scored_[t]) Gt.noalias() += Bo_.transpose() * E_all_.middleCols(t * nb, nb);  // readout at t
       Ref<S> Gprev = t >= 1 ? Ref<S>(G_all_.middleCols((t - 1) * nb, nb)) : Ref<S>(G0);
@@ -160,6 +163,7 @@ class ChunkSupervised {
   const SupervisedBatch<S>& batch_;
   index_t M_, K_, O_, T_, b0_, nb_;
   bool keep_;
+  double work_;  // of one step (interruption points)
   CMapRow<S> Bo_;
   CMapVec<S> bo_;
   typename Model::Workspace ws_;

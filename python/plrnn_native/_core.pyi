@@ -20,6 +20,7 @@ def rollout(
     return_latent: bool = False,
     out: Optional[np.ndarray] = None,
     latent_out: Optional[np.ndarray] = None,
+    mask: Optional[np.ndarray] = None,
 ) -> Tuple[float, np.ndarray, Optional[np.ndarray]]: ...
 def loss_and_grad(
     config: Config,
@@ -30,6 +31,7 @@ def loss_and_grad(
     tau: int = 1,
     alpha: float = 0.0,
     Binv: Optional[np.ndarray] = None,
+    mask: Optional[np.ndarray] = None,
 ) -> Tuple[float, Params]: ...
 def generate(
     config: Config,

@@ -13,20 +13,32 @@ the exhaustive solvers (``csrc/analysis/fixed_points.cpp``) visit every linear r
 
 from __future__ import annotations
 
+import math
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import numpy as np
 
 from . import _core
-from ._validation import check_choice, check_int
+from ._validation import as_rng, check_array, check_choice, check_float, check_int, check_ndarray
 from .metrics import lyapunov_spectrum
 from .models import PLRNN
 from .piecewise import PiecewiseForm, piecewise_form
 
-#: Default limit of the exhaustive search (regions for fixed points, region sequences for cycles).
-MAX_REGIONS = 2**32
+#: Default limit of the exhaustive search (regions for fixed points, region sequences for cycles):
+#: 2**28 regions of an M = 28 standard PLRNN take about a minute on 2 cores; pass a larger
+#: ``max_regions`` explicitly for longer searches (they can be interrupted with Ctrl-C).
+MAX_REGIONS = 2**28
+#: Longest period searched (SCYFI's canonical rotation costs O(k**2) per solve).
+MAX_PERIOD = 1000
+#: Searches expected to take longer than this many seconds show a progress bar by default.
+PROGRESS_AFTER_SECONDS = 5.0
+#: Rough seconds per unit of work (one flop-like step) of the exhaustive solvers on one thread, for
+#: the up-front estimate: from the README's fixed-point benchmark (M = 20-24, 2-core VM). An order
+#: of magnitude only; models that need many refactorisations (e.g. zero bias) take longer.
+_SECONDS_PER_WORK = 1.5e-10
 #: |lambda| within this distance of 1 counts as marginal.
 MARGINAL_TOL = 1e-9
 
@@ -171,10 +183,89 @@ def _continuum(form: PiecewiseForm, seq: np.ndarray) -> Continuum:
     return Continuum(seq if seq.shape[0] > 1 else seq[0], point, null, consistent, consistent and inside)
 
 
-def _check_size(count: int, max_regions: int, what: str) -> None:
+def _count(form: PiecewiseForm, k: int) -> float:
+    """Regions (k = 1) or region sequences of length k to visit (about R**k / k), computed in
+    logarithms first so that a huge k costs nothing; math.inf beyond 2**1000."""
+    R = form.n_regions
+    if R <= 1:
+        return 1
+    if k * math.log2(R) - math.log2(k) > 1000:
+        return math.inf
+    return R ** k // k
+
+
+def search_size(model, k: int = 1, s: Optional[np.ndarray] = None) -> Union[int, float]:
+    """Linear regions (``k = 1``) or region sequences of length ``k`` (about ``R**k / k``) that the
+    exhaustive search visits: compare with ``max_regions`` before asking for it. ``math.inf`` when
+    astronomically many (above 2**1000)."""
+    k = check_int("k", k, 1, MAX_PERIOD)
+    return _count(_form(model, s), k)
+
+
+def _fmt_count(count) -> str:
+    if count == math.inf:
+        return "more than 2^1000"
+    return f"{count:,}" if count < 1e7 else f"{float(count):.3g}"
+
+
+def _estimate_seconds(form: PiecewiseForm, count, k: int) -> float:
+    """Rough wall time of the exhaustive search on the current number of threads."""
+    M, n = form.M, form.n_units
+    per_item = 4.0 * M * M if k == 1 else 2.0 * k * M * M * (M + n)
+    return float(count) * per_item * _SECONDS_PER_WORK / max(1, _core.get_num_threads())
+
+
+def _fmt_seconds(sec: float) -> str:
+    if sec == math.inf or sec > 3.2e9:
+        return "longer than a century"
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if sec >= size:
+            return f"about {sec / size:.3g} {unit}"
+    return f"about {sec:.2g} s"
+
+
+def _check_size(form: PiecewiseForm, count, max_regions: int, what: str, k: int) -> None:
+    max_regions = check_int("max_regions", max_regions, 1)
     if count > max_regions:
-        raise ValueError(f"method: the exhaustive search would visit {count:.3g} {what} (max_regions="
-                         f"{max_regions:.3g}); use method='scyfi' for a model of this size")
+        raise ValueError(f"max_regions: the exhaustive search would visit {_fmt_count(count)} {what} "
+                         f"({_fmt_seconds(_estimate_seconds(form, count, k))} on "
+                         f"{_core.get_num_threads()} threads), more than max_regions={max_regions:,}; "
+                         f"use method='scyfi', or a larger max_regions to run it anyway (Ctrl-C stops it)")
+
+
+class _Progress:
+    """The progress report of an exhaustive search: the expected cost up front, then a tqdm bar
+    (where tqdm is installed) fed by the native solver every few milliseconds."""
+
+    def __init__(self, progress, form: PiecewiseForm, count, k: int, what: str):
+        if progress is not None and not isinstance(progress, (bool, np.bool_)):
+            raise TypeError(f"progress: expected None (automatic), True or False, got {progress!r}")
+        seconds = _estimate_seconds(form, count, k)
+        self.bar = None
+        self.enabled = bool(progress) if progress is not None else seconds > PROGRESS_AFTER_SECONDS
+        if not self.enabled:
+            return
+        summary = (f"exhaustive search over {_fmt_count(count)} {what}, {_fmt_seconds(seconds)} on "
+                   f"{_core.get_num_threads()} threads (Ctrl-C stops it)")
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            print(f"plrnn_native: {summary}", file=sys.stderr, flush=True)
+            return
+        self.bar = tqdm(total=int(count), desc="fixed points" if k == 1 else f"{k}-cycles",
+                        unit=" regions" if k == 1 else " sequences", unit_scale=True)
+        self.bar.write(f"plrnn_native: {summary}", file=sys.stderr)
+
+    def callback(self):
+        """The native solver's progress callable (None when no bar is shown)."""
+        if self.bar is None:
+            return None
+        bar = self.bar
+        return lambda done: bar.update(min(done, bar.total) - bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _cuda_fixed_points(form: PiecewiseForm, device: str):
@@ -217,33 +308,45 @@ def _cuda_fixed_points(form: PiecewiseForm, device: str):
 
 def fixed_points(model: PLRNN, method: str = "exhaustive", s: Optional[np.ndarray] = None,
                  seed=None, max_regions: int = MAX_REGIONS, max_continua: int = 100,
-                 device: str = "cpu", **scyfi_options) -> AnalysisResult:
+                 device: str = "cpu", progress: Optional[bool] = None, **scyfi_options) -> AnalysisResult:
     """All fixed points ``z* = F(z*)`` of ``model`` (with constant input ``s``, default 0).
 
     Args:
         method: ``"exhaustive"`` (every linear region; exact and complete) or ``"scyfi"``
             (heuristic for large models; ``seed`` and ``scyfi_options`` go to
             :func:`plrnn_native.scyfi.scyfi_fixed_points`).
-        max_regions: refuse an exhaustive search over more regions than this.
+        max_regions: refuse an exhaustive search over more regions than this (checked before any
+            work, with the expected time in the message).
         max_continua: degenerate regions (singular ``I - J``) described as :class:`Continuum`.
         device: ``"cpu"`` or ``"cuda"`` / ``"cuda:N"`` for the exhaustive search on a GPU (two-piece
             units only; degenerate regions are counted there, not listed).
+        progress: the CPU exhaustive search's expected cost and a progress bar (tqdm) on stderr;
+            None (default): only for searches expected to take more than PROGRESS_AFTER_SECONDS.
+
+    The exhaustive search stops at Ctrl-C (KeyboardInterrupt) within milliseconds.
     """
     method = check_choice("method", method, ("exhaustive", "scyfi"))
     if not (isinstance(device, str) and (device == "cpu" or device == "cuda" or device.startswith("cuda:"))):
         raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     form = _form(model, s)
+    rng = as_rng("seed", seed) if method == "scyfi" else None
     t0 = time.perf_counter()
     if method == "exhaustive" and device != "cpu":
-        _check_size(form.n_regions, max_regions, "linear regions")
+        _check_size(form, _count(form, 1), max_regions, "linear regions", 1)
         pts, pcs, deg, n_deg, visited = _cuda_fixed_points(form, device)
     elif method == "exhaustive":
-        _check_size(form.n_regions, max_regions, "linear regions")
-        pts, pcs, deg, n_deg, visited = _core.fixed_points_exhaustive(*_native_args(form))
+        count = _count(form, 1)
+        _check_size(form, count, max_regions, "linear regions", 1)
+        bar = _Progress(progress, form, count, 1, "linear regions")
+        try:
+            pts, pcs, deg, n_deg, visited = _core.fixed_points_exhaustive(*_native_args(form),
+                                                                          progress=bar.callback())
+        finally:
+            bar.close()
     else:
         from .scyfi import scyfi_fixed_points
 
-        pts, pcs, stats = scyfi_fixed_points(form, np.random.default_rng(seed), return_stats=True, **scyfi_options)
+        pts, pcs, stats = scyfi_fixed_points(form, rng, return_stats=True, **scyfi_options)
         deg, n_deg, visited = np.zeros((0, form.n_units), np.int32), 0, stats["regions_visited"]
     found = []
     for z, pieces in zip(pts, pcs):
@@ -256,28 +359,40 @@ def fixed_points(model: PLRNN, method: str = "exhaustive", s: Optional[np.ndarra
 
 
 def cycles(model: PLRNN, k: int, method: str = "exhaustive", s: Optional[np.ndarray] = None, seed=None,
-           max_regions: int = MAX_REGIONS, max_continua: int = 100, **scyfi_options) -> AnalysisResult:
-    """All ``k``-cycles of minimal period ``k`` (``k = 1``: the fixed points as 1-cycles).
+           max_regions: int = MAX_REGIONS, max_continua: int = 100, progress: Optional[bool] = None,
+           **scyfi_options) -> AnalysisResult:
+    """All ``k``-cycles of minimal period ``k`` (``k = 1``: the fixed points as 1-cycles;
+    ``k <= MAX_PERIOD``).
 
     The exhaustive search enumerates the region sequences as Lyndon words (one rotation of every
-    primitive necklace: no rotations, no lower periods), ``R**k / k`` of them for ``R`` regions.
+    primitive necklace: no rotations, no lower periods), ``R**k / k`` of them for ``R`` regions;
+    more than ``max_regions`` of them is refused before any work. ``progress`` as in
+    :func:`fixed_points`; Ctrl-C stops the search.
     """
-    k = check_int("k", k, 1)
+    k = check_int("k", k, 1, MAX_PERIOD)
     method = check_choice("method", method, ("exhaustive", "scyfi"))
     form = _form(model, s)
     t0 = time.perf_counter()
     if k == 1:  # fixed points as 1-cycles
-        fp = fixed_points(model, method, s, seed, max_regions, max_continua, **scyfi_options)
+        fp = fixed_points(model, method, s, seed, max_regions, max_continua, progress=progress,
+                          **scyfi_options)
         found = [Cycle(f.z[None], f.pieces[None], f.jacobian, f.eigenvalues, f.stability, f.spiral)
                  for f in fp.found]
         return AnalysisResult(fp.method, 1, found, fp.continua, fp.n_degenerate, fp.visited, fp.seconds, form)
     if method == "exhaustive":
-        _check_size(form.n_regions ** k // k, max_regions, f"region sequences of length {k}")
-        pts, pcs, deg, n_deg, visited = _core.cycles_exhaustive(*_native_args(form), k)
+        what = f"region sequences of length {k}"
+        count = _count(form, k)
+        _check_size(form, count, max_regions, what, k)
+        bar = _Progress(progress, form, count, k, what)
+        try:
+            pts, pcs, deg, n_deg, visited = _core.cycles_exhaustive(*_native_args(form), k,
+                                                                    progress=bar.callback())
+        finally:
+            bar.close()
     else:
         from .scyfi import scyfi_cycles
 
-        pts, pcs, stats = scyfi_cycles(form, k, np.random.default_rng(seed), return_stats=True, **scyfi_options)
+        pts, pcs, stats = scyfi_cycles(form, k, as_rng("seed", seed), return_stats=True, **scyfi_options)
         deg, n_deg, visited = np.zeros((0, k, form.n_units), np.int32), 0, stats["regions_visited"]
     found = []
     for orbit, seq in zip(pts, pcs):
@@ -319,11 +434,11 @@ def continuous_time_equivalent(model: PLRNN, z: np.ndarray, dt: float = 1.0, s: 
     from scipy.linalg import logm
 
     form = _form(model, s)
-    if not (isinstance(dt, (int, float)) and dt > 0):
-        raise ValueError(f"dt: must be > 0, got {dt!r}")
-    z = np.asarray(z, dtype=np.float64)
-    if z.shape != (form.M,) or not np.isfinite(z).all():
-        raise ValueError(f"z: expected a finite state of shape ({form.M},), got {z.shape}")
+    dt = check_float("dt", dt, 0.0, lo_open=True)
+    check_ndarray("z", z)
+    check_array("z", z, z.dtype if z.dtype in (np.float32, np.float64) else np.dtype(np.float64), (form.M,),
+                contiguous=False)
+    z = z.astype(np.float64)
     J, c = form.region_map(form.pieces(z))
     G = logm(J) / dt
     if np.allclose(np.imag(G), 0.0):
@@ -332,5 +447,6 @@ def continuous_time_equivalent(model: PLRNN, z: np.ndarray, dt: float = 1.0, s: 
     return G, g
 
 
-__all__ = ["fixed_points", "cycles", "degree", "continuous_time_equivalent", "lyapunov_spectrum", "classify",
+__all__ = ["fixed_points", "cycles", "degree", "search_size", "continuous_time_equivalent", "lyapunov_spectrum",
+           "classify",
            "FixedPoint", "Cycle", "Continuum", "AnalysisResult"]

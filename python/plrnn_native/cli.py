@@ -1,6 +1,8 @@
 """The ``plrnn`` command: generate data, train, evaluate and analyse reconstructions.
 
     plrnn train --system lorenz63 --out runs/lorenz63          # built-in data, default config
+    plrnn train --data eeg.npy --out runs/eeg                  # your data: settings derived from it
+    plrnn train --data trials/ --dry-run                       # the derived settings, nothing trained
     plrnn train my_config.toml --set train.epochs=500           # a TOML config, with overrides
     plrnn evaluate runs/lorenz63                                 # metrics.json and plots again
     plrnn analyze runs/lorenz63                                  # fixed points, stability, Lyapunov spectrum
@@ -15,150 +17,70 @@ far), ``checkpoint.npz`` (the last training state, to resume), ``history.csv``/`
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import math
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
 from . import set_num_threads
+from ._validation import check_int
 from .models import PLRNN, load
+from .runconfig import DEFAULTS, ConfigError, RunConfig  # noqa: F401  (DEFAULTS: the Lorenz-63 preset)
+from . import runconfig
 from .training import BestModelSelector, TrainConfig, Trainer, write_history
 
-try:
-    import tomllib
-except ImportError:  # Python < 3.11
-    import tomli as tomllib
 
-#: The configuration a run starts from; a TOML file and ``--set`` override it key by key.
-DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "data": {"system": "lorenz63", "T": 100_000, "dt": 0.01, "obs_noise": 0.01, "seed": 0,
-             "test_T": 100_000, "test_fraction": 0.2},
-    "model": {"kind": "shallow", "M": 3, "hidden": 100, "clipped": False, "dtype": "float32", "seed": 0},
-    "train": {"epochs": 2000, "batches_per_epoch": 50, "seq_len": 200, "batch_size": 16,
-              "forcing": "sparse", "tau": 25, "lr": 1e-3, "lr_end": 1e-4, "grad_clip": 10.0, "seed": 0},
-    "evaluate": {"gen_factor": 1.25, "transient_fraction": 0.25, "pe_steps": 20, "seed": 0,
-                 "max_test_steps": 0, "lyapunov_steps": 50_000},
-    # select_every: every this many epochs score the free run against the last validation_steps of
-    # the training data and keep the best parameters as model.npz (0: keep the last)
-    "run": {"threads": 0, "checkpoint_every": 25, "select_every": 50, "validation_steps": 20_000},
-}
-
-
-# ---- configuration ------------------------------------------------------------------------------
-def _parse_value(text: str):
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def resolve_config(path: Optional[str], overrides: List[str], base: Optional[dict] = None,
-                   flags: Optional[Callable[[dict], None]] = None) -> dict:
-    """The configuration of a run, by increasing precedence: DEFAULTS (or ``base``), the TOML file
-    at ``path``, command-line ``flags`` (a function editing the dict), ``section.key=value`` overrides."""
-    cfg = copy.deepcopy(base if base is not None else DEFAULTS)
-    file_cfg = {}
-    if path:
-        with open(path, "rb") as f:
-            file_cfg = tomllib.load(f)
-        _merge(cfg, file_cfg, path)
-    if flags is not None:
-        flags(cfg)
-    user_model_keys = set()
-    for item in overrides:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise SystemExit(f"--set {item!r}: expected section.key=value, e.g. train.epochs=500")
-        key, value = item.split("=", 1)
-        section, name = key.split(".", 1)
-        cfg.setdefault(section, {})[name] = _parse_value(value)
-        if section == "model":
-            user_model_keys.add(name)
-    if path:
-        user_model_keys |= set(file_cfg.get("model", {}))
-    _drop_foreign_defaults(cfg.get("model", {}), user_model_keys)
-    return cfg
-
-
-# The keys only some kinds have: a default for one kind must not leak into a model of another.
-_KIND_KEYS = {"hidden": ("shallow",), "bases": ("dendritic",), "P": ("alrnn",), "clipped": ("dendritic", "shallow")}
-
-
-def _drop_foreign_defaults(model: dict, user_keys: set) -> None:
-    kind = model.get("kind")
-    for key, kinds in _KIND_KEYS.items():
-        if key in model and kind not in kinds and key not in user_keys:
-            del model[key]
-
-
-def _merge(cfg: dict, new: dict, where: str) -> None:
-    for section, values in new.items():
-        if not isinstance(values, dict):
-            raise SystemExit(f"{where}: top-level key {section!r} must be a [section]")
-        cfg.setdefault(section, {}).update(values)
-
-
-def write_toml(cfg: dict, path: str) -> None:
-    """Writes a two-level configuration (sections of scalars and lists) as TOML."""
-    def fmt(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(fmt(u) for u in v) + "]"
-        if isinstance(v, float):
-            return repr(v)
-        return str(v)
-
-    lines = []
-    for section, values in cfg.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {fmt(v)}" for k, v in values.items() if v is not None]
-        lines.append("")
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
+class CLIError(Exception):
+    """A mistake on the command line: printed as one line, exit status 2."""
 
 
 # ---- data -----------------------------------------------------------------------------------------
 def load_data(cfg: dict):
-    """(train, test) TimeSeries from the [data] section.
+    """(train, test) lists of TimeSeries from the [data] section.
 
     A built-in system with ``test_T`` gets a separate test trajectory of that length (seed
     ``seed + 1``, standardised with the training data's mean and std): occupation-measure metrics
     need long test sets (two independent 2e4-step stretches of Lorenz-63 differ by D_stsp ~ 0.18,
-    1e5-step ones by ~ 0.06). Otherwise the last ``test_fraction`` of the series is the test set.
+    1e5-step ones by ~ 0.06). The user's files (``path``: one or many, folders, .npz archives;
+    :mod:`plrnn_native.recordings`) are split by ``test_split``: whole held-out series or the last
+    ``test_fraction`` of each.
     """
     from dataclasses import replace
 
     from . import data as data_mod
+    from . import recordings
 
     d = dict(cfg["data"])
     test_fraction = float(d.pop("test_fraction", 0.2))
     test_T = int(d.pop("test_T", 0) or 0)
+    test_split = d.pop("test_split", "auto")
     path = d.pop("path", None)
+    inputs = d.pop("inputs", None)
     system = d.pop("system", None)
     if path:
-        ts = data_mod.load_timeseries(path, dt=float(d.get("dt", 1.0)))
-    elif system:
-        ts = data_mod.make(system, **d)
-        if test_T:
-            test = data_mod.make(system, **{**d, "T": test_T, "seed": int(d.get("seed", 0)) + 1})
-            if ts.mean is not None and test.mean is not None:  # the training data's standardisation
-                raw = test.x * test.std + test.mean
-                test = replace(test, x=(raw - ts.mean) / ts.std, mean=ts.mean, std=ts.std)
-            return ts, test
-    else:
-        raise SystemExit("[data]: give a built-in `system` or a `path` to your .npy/.csv data")
-    return ts.split(1.0 - test_fraction)
+        ignored = sorted(set(d) - {"dt"}) + (["test_T"] if test_T else [])
+        if ignored:
+            print(f"note: [data] {', '.join(ignored)} apply to built-in systems only; ignored for files",
+                  file=sys.stderr)
+        series = recordings.load_recordings(path, dt=float(d.get("dt", 1.0)), inputs=inputs)
+        return recordings.split_series(series, test_fraction, test_split)
+    if inputs:
+        raise ConfigError("data.inputs: input files go with your own data (data.path / --data)")
+    if not system:
+        raise ConfigError("[data]: give a built-in `system` or a `path` to your .npy/.csv/.npz data")
+    ts = data_mod.make(system, **d)
+    if test_T:
+        test = data_mod.make(system, **{**d, "T": test_T, "seed": int(d.get("seed", 0)) + 1})
+        if ts.mean is not None and test.mean is not None:  # the training data's standardisation
+            raw = test.x * test.std + test.mean
+            test = replace(test, x=(raw - ts.mean) / ts.std, mean=ts.mean, std=ts.std)
+        return [ts], [test]
+    train, test = ts.split(1.0 - test_fraction)
+    return [train], [test]
 
 
 def _threads(cfg: dict) -> None:
@@ -166,36 +88,107 @@ def _threads(cfg: dict) -> None:
     set_num_threads(n if n > 0 else max(1, os.cpu_count() or 1))
 
 
+def _describe_data(train: list, test: list) -> str:
+    lengths = [ts.T for ts in train]
+    missing = sum(float(np.isnan(ts.x).sum()) for ts in train + test)
+    total = sum(ts.x.size for ts in train + test)
+    name = train[0].name if len(train) == 1 else f"{len(train)} series ({train[0].name}, ...)"
+    text = (f"{name}: N = {train[0].N}, dt = {train[0].dt}; training {sum(lengths)} steps in {len(train)} "
+            f"series (shortest {min(lengths)}), test {sum(ts.T for ts in test)} steps in {len(test)} series")
+    if missing:
+        text += f"; missing values: {100 * missing / total:.2f} %"
+    return text
+
+
 # ---- commands ---------------------------------------------------------------------------------
 def cmd_train(args) -> int:
+    """Everything is read and checked (settings, data, the checkpoint on resume) before anything
+    is written, so a failing command leaves an existing run folder as it was."""
     if args.resume:
-        cfg = resolve_config(None, args.set, base=_read_run_config(args.resume))
-        out = args.resume
-    else:
-        def flags(cfg: dict) -> None:
-            if args.system:
-                cfg["data"].pop("path", None)
-                cfg["data"]["system"] = args.system
-            if args.data:  # the user's series: keep only what applies to a file
-                cfg["data"] = {"path": args.data, "dt": cfg["data"].get("dt", 1.0),
-                               "test_fraction": cfg["data"].get("test_fraction", 0.2)}
-            if args.epochs is not None:
-                cfg["train"]["epochs"] = args.epochs
+        return _resume(args)
 
-        cfg = resolve_config(args.config, args.set, flags=flags)
-        out = args.out or os.path.join("runs", time.strftime("run-%Y%m%d-%H%M%S"))
-    _threads(cfg)
-    train_ts, test_ts = load_data(cfg)
+    if args.system and args.data:
+        raise CLIError("--system, --data: give a built-in system or your own data, not both")
+
+    def flags(given: dict) -> None:
+        if args.system:
+            given["data"].pop("path", None)
+            given["data"]["system"] = args.system
+        if args.data:
+            given["data"].pop("system", None)
+            given["data"]["path"] = args.data if len(args.data) > 1 else args.data[0]
+        if args.inputs:
+            given["data"]["inputs"] = args.inputs if len(args.inputs) > 1 else args.inputs[0]
+        if args.epochs is not None:
+            given["train"]["epochs"] = args.epochs
+
+    run = runconfig.resolve(args.config, args.set, flags=flags)
+    train, test = load_data(run.cfg)
+    details = runconfig.derive(run, [ts.x for ts in train])
+    model, tcfg, _ = runconfig.build(run, train[0].N, train[0].K)
+    summary = _describe_data(train, test)
+    if args.dry_run:
+        print(summary)
+        if details:
+            scales = ", ".join(f"x{c['column']}: {c['acf_decay']}/{c['mi_first_min']}" for c in details["columns"])
+            print(f"tau per dimension (autocorrelation decay / first mutual-information minimum): {scales}")
+        print(_toml_text(run))
+        return 0
+    out = args.out or os.path.join("runs", time.strftime("run-%Y%m%d-%H%M%S"))
+    _threads(run.cfg)
+    trainer = Trainer(model, [ts.x for ts in train], [ts.s for ts in train] if train[0].s is not None else None,
+                      tcfg)
     os.makedirs(out, exist_ok=True)
-    write_toml(cfg, os.path.join(out, "config.toml"))
+    runconfig.write_toml(run.cfg, os.path.join(out, "config.toml"), run.notes, header=summary)
+    return _train(args, out, run.cfg, trainer, train, test)
+
+
+def _toml_text(run: RunConfig) -> str:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "config.toml")
+        runconfig.write_toml(run.cfg, path, run.notes)
+        with open(path) as f:
+            return f.read()
+
+
+def _resume(args) -> int:
+    out = args.resume
+    cfg = runconfig.read_run(out)
+    over = runconfig.resume_overrides(args.set + ([f"train.epochs={args.epochs}"] if args.epochs is not None else []))
+    if args.config or args.system or args.data or args.inputs:
+        raise CLIError("--resume: continues a run with its own data and settings; a config file, "
+                       "--system, --data or --inputs cannot be given with it")
+    runconfig.merge(cfg, over)
+    checkpoint = os.path.join(out, "checkpoint.npz")
+    if not os.path.isfile(checkpoint):
+        raise CLIError(f"{out}: no checkpoint.npz to resume from")
+    train, test = load_data(cfg)
+    run = RunConfig(cfg, {s: {} for s in cfg})
+    _, tcfg, _ = runconfig.build(run, train[0].N, train[0].K)
+    trainer = Trainer.resume(checkpoint, [ts.x for ts in train],
+                             [ts.s for ts in train] if train[0].s is not None else None)
+    merged = {**trainer.config.to_dict(), **over.get("train", {})}
+    trainer.config = TrainConfig.from_dict(merged)
+    cfg["train"] = {k: v for k, v in merged.items() if k in cfg["train"] or k in over.get("train", {})}
+    notes = {("train", k): f"changed on --resume at epoch {trainer.epoch}" for k in over.get("train", {})}
+    _threads(cfg)
+    runconfig.write_toml(cfg, os.path.join(out, "config.toml"), notes, header=_describe_data(train, test))
+    print(f"resuming {out} at epoch {trainer.epoch}")
+    return _train(args, out, cfg, trainer, train, test)
+
+
+def _train(args, out: str, cfg: dict, trainer: Trainer, train: list, test: list) -> int:
     checkpoint = os.path.join(out, "checkpoint.npz")
     every = int(cfg["run"].get("checkpoint_every", 0))
-
     selector = None
     select_every = int(cfg["run"].get("select_every", 0) or 0)
     if select_every:
-        n_val = min(int(cfg["run"].get("validation_steps", 20_000)), train_ts.x.shape[0])
-        selector = BestModelSelector(train_ts.x[-n_val:], every=select_every)
+        longest = max(train, key=lambda ts: ts.T)
+        n_val = min(int(cfg["run"].get("validation_steps", 20_000)), longest.T)
+        selector = BestModelSelector(longest.x[-n_val:], every=select_every,
+                                     s_val=None if longest.s is None else longest.s[-n_val:])
         best_path = os.path.join(out, "best.npz")
         if args.resume and os.path.exists(best_path):  # continue the selection where it stood
             with open(os.path.join(out, "selection.json")) as f:
@@ -214,18 +207,10 @@ def cmd_train(args) -> int:
             trainer.save_checkpoint(checkpoint)
             write_history(trainer.history, out)
 
-    if args.resume and os.path.exists(checkpoint):
-        trainer = Trainer.resume(checkpoint, train_ts.x, train_ts.s, callback=on_epoch)
-        trainer.config = TrainConfig.from_dict({**trainer.config.to_dict(), "epochs": cfg["train"]["epochs"]})
-        print(f"resuming {out} at epoch {trainer.epoch}")
-    else:
-        mcfg = dict(cfg["model"])
-        mcfg.setdefault("N", train_ts.x.shape[1])
-        if train_ts.s is not None:
-            mcfg.setdefault("K", train_ts.s.shape[1])
-        model = PLRNN(**mcfg)
-        trainer = Trainer(model, train_ts.x, train_ts.s, TrainConfig.from_dict(cfg["train"]), callback=on_epoch)
-    print(f"training {trainer.model!r} on {train_ts.name} ({train_ts.x.shape[0]} steps) -> {out}")
+    trainer.callback = on_epoch
+    missing = f", {100 * trainer.missing_fraction:.2f} % missing" if trainer.missing_fraction else ""
+    print(f"training {trainer.model!r} on {train[0].name if len(train) == 1 else f'{len(train)} series'} "
+          f"({sum(ts.T for ts in train)} steps{missing}) -> {out}")
     t0 = time.perf_counter()
     result = trainer.train(progress=not args.quiet)
     seconds = time.perf_counter() - t0
@@ -241,8 +226,9 @@ def cmd_train(args) -> int:
     model.save(os.path.join(out, "model.npz"))
     if result.status != "completed":
         print(f"warning: {result.message}", file=sys.stderr)
-    metrics = evaluate_run(out, cfg, model, test_ts, plots=not args.no_plots)
+    metrics = evaluate_run(out, cfg, model, test, plots=not args.no_plots)
     metrics["train_seconds"] = seconds
+    metrics["train_missing_fraction"] = trainer.missing_fraction
     if selector is not None:
         metrics["selected_epoch"] = selector.best_epoch
         metrics["validation_D_stsp"] = selector.best_score
@@ -252,21 +238,25 @@ def cmd_train(args) -> int:
     return 0 if result.status == "completed" else 1
 
 
-def evaluate_run(out: str, cfg: dict, model: PLRNN, test_ts, plots: bool = True) -> dict:
-    from . import metrics as metrics_mod
+def evaluate_run(out: str, cfg: dict, model: PLRNN, test: list, plots: bool = True) -> dict:
+    """Metrics (and plots) of ``model`` on the test series (:func:`recordings.evaluate_recordings`)."""
     from . import plots as plots_mod
+    from .recordings import evaluate_recordings
 
     ecfg = dict(cfg.get("evaluate", {}))
     max_steps = int(ecfg.pop("max_test_steps", 0) or 0)
-    x_test = test_ts.x[:max_steps] if max_steps else test_ts.x
-    x_test = np.ascontiguousarray(x_test, dtype=model.dtype)
-    result = metrics_mod.evaluate(model, x_test, dt=test_ts.dt, lyapunov_max=test_ts.lyapunov_max, **ecfg)
-    if plots and plots_mod.available():
+    xs = [np.ascontiguousarray(ts.x[:max_steps] if max_steps else ts.x, dtype=model.dtype) for ts in test]
+    first = test[0]
+    inputs = None if first.s is None else [ts.s[:len(x)] for ts, x in zip(test, xs)]
+    result = evaluate_recordings(model, xs, dt=first.dt, lyapunov_max=first.lyapunov_max, inputs=inputs, **ecfg)
+    if plots and plots_mod.available() and model.K == 0:
         folder = os.path.join(out, "plots")
-        gen = model.generate(len(x_test), x0=x_test[0])
-        plots_mod.attractor(x_test, gen, os.path.join(folder, "attractor.png"), title=test_ts.name)
-        plots_mod.time_series(x_test, gen, os.path.join(folder, "time_series.png"), dt=test_ts.dt)
-        plots_mod.power_spectra(x_test, gen, os.path.join(folder, "power_spectra.png"), dt=test_ts.dt)
+        x_plot = xs[0]
+        start = int(np.argmax(~np.isnan(x_plot).any(axis=1)))
+        gen = model.generate(len(x_plot) - start, x0=x_plot[start])
+        plots_mod.attractor(x_plot[start:], gen, os.path.join(folder, "attractor.png"), title=first.name)
+        plots_mod.time_series(x_plot[start:], gen, os.path.join(folder, "time_series.png"), dt=first.dt)
+        plots_mod.power_spectra(x_plot[start:], gen, os.path.join(folder, "power_spectra.png"), dt=first.dt)
         hist = os.path.join(out, "history.json")
         if os.path.exists(hist):
             with open(hist) as f:
@@ -277,11 +267,19 @@ def evaluate_run(out: str, cfg: dict, model: PLRNN, test_ts, plots: bool = True)
 
 
 def cmd_evaluate(args) -> int:
-    cfg = resolve_config(None, args.set, base=_read_run_config(args.run))
+    cfg = runconfig.read_run(args.run)
+    over = runconfig.parse_overrides(args.set)
+    for section in over:
+        if section != "evaluate":
+            raise CLIError(f"--set {section}.*: evaluate takes [evaluate] settings only")
+    runconfig.merge(cfg, over)
+    from .metrics import check_evaluate_args
+
+    check_evaluate_args(**{k: v for k, v in cfg.get("evaluate", {}).items() if k != "max_test_steps"})
+    model = _load_run_model(args.run)
     _threads(cfg)
-    model = load(os.path.join(args.run, "model.npz"))
-    _, test_ts = load_data(cfg)
-    metrics = evaluate_run(args.run, cfg, model, test_ts, plots=not args.no_plots)
+    _, test = load_data(cfg)
+    metrics = evaluate_run(args.run, cfg, model, test, plots=not args.no_plots)
     _write_json(os.path.join(args.run, "metrics.json"), metrics)
     _print_metrics(metrics)
     return 0
@@ -294,11 +292,18 @@ def cmd_analyze(args) -> int:
     from . import metrics as metrics_mod
     from . import plots as plots_mod
 
-    cfg = _read_run_config(args.run)
+    cfg = runconfig.read_run(args.run)
+    check_int("--steps", args.steps, 1)
+    for k in args.cycles:
+        check_int("--cycles", k, 1)
+    if not args.max_regions > 0:
+        raise CLIError(f"--max-regions: must be > 0, got {args.max_regions}")
+    model = _load_run_model(args.run)
     _threads(cfg)
-    model = load(os.path.join(args.run, "model.npz"))
-    _, test_ts = load_data(cfg)
-    x0 = np.ascontiguousarray(test_ts.x[0], dtype=model.dtype)
+    _, test = load_data(cfg)
+    test_ts = test[0]
+    complete = ~np.isnan(test_ts.x).any(axis=1)
+    x0 = np.ascontiguousarray(test_ts.x[int(np.argmax(complete))], dtype=model.dtype)
     dt = test_ts.dt
     spectrum = metrics_mod.lyapunov_spectrum(model, T=args.steps, x0=x0)
     result = {"lyapunov_spectrum_per_step": [float(v) for v in spectrum],
@@ -322,7 +327,8 @@ def cmd_analyze(args) -> int:
     for fp in fps.fixed_points:
         print(f"  {np.array2string(fp.z[:model.N], precision=3)}  {fp.stability}{' spiral' if fp.spiral else ''}")
     for k in args.cycles:
-        cyc = analysis.cycles(model, k, method="exhaustive" if regions ** k // k <= args.max_regions else "scyfi", seed=0)
+        exhaustive = k * math.log(max(regions, 1)) - math.log(k) <= math.log(args.max_regions)
+        cyc = analysis.cycles(model, k, method="exhaustive" if exhaustive else "scyfi", seed=0)
         result[f"cycles_{k}"] = {"method": cyc.method, "items": describe(cyc.cycles)}
         print(f"{k}-cycles ({cyc.method}): {len(cyc.cycles)}")
     _write_json(os.path.join(args.run, "analysis.json"), result)
@@ -347,7 +353,7 @@ def cmd_generate(args) -> int:
     kwargs = {}
     for item in args.set:
         key, _, value = item.partition("=")
-        kwargs[key] = _parse_value(value)
+        kwargs[key] = runconfig.parse_value(value)
     ts = data_mod.make(args.system, **kwargs)
     out = args.out or f"{args.system}.npy"
     np.save(out, ts.x)
@@ -358,11 +364,11 @@ def cmd_generate(args) -> int:
 
 
 # ---- helpers --------------------------------------------------------------------------------------
-def _read_run_config(run: str) -> dict:
-    path = os.path.join(run, "config.toml")
-    if not os.path.exists(path):
-        raise SystemExit(f"{run}: not a run folder (no config.toml)")
-    return resolve_config(path, [], base={})
+def _load_run_model(run: str) -> PLRNN:
+    path = os.path.join(run, "model.npz")
+    if not os.path.isfile(path):
+        raise CLIError(f"{run}: no model.npz (has training finished?)")
+    return load(path)
 
 
 def _write_json(path: str, obj) -> None:
@@ -385,7 +391,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = sub.add_parser("train", help="train a model; writes a run folder")
     p.add_argument("config", nargs="?", help="TOML configuration (sections data, model, train, evaluate, run)")
     p.add_argument("--system", help="built-in data set, e.g. lorenz63 (see `plrnn generate --help`)")
-    p.add_argument("--data", help="your own data: a [T, N] .npy or .csv file")
+    p.add_argument("--data", nargs="+", metavar="PATH",
+                   help="your own data: [T, N] .npy/.csv files, folders of them or .npz archives; "
+                        "several series (trials, subjects) may differ in length; NaN marks missing values")
+    p.add_argument("--inputs", nargs="+", metavar="PATH",
+                   help="external inputs [T, K], one series per data series, of the same lengths")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the data summary and the resolved settings (with the derived ones and why), "
+                        "train nothing, write nothing")
     p.add_argument("--out", help="run folder (default runs/run-<time>)")
     p.add_argument("--epochs", type=int, help="override train.epochs")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a setting")
@@ -418,9 +431,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError) as exc:
+    except (CLIError, ValueError, TypeError) as exc:
         print(f"plrnn {args.command}: {exc}", file=sys.stderr)
-        return 2
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else ""
+        print(f"plrnn {args.command}: {where}{': ' if where else ''}{exc.strerror or exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"plrnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -73,6 +73,8 @@ class TimeSeries:
             Per step of the series it is ``lyapunov_max * dt``.
         mean, std: ``[N]`` z-scoring applied (``x = (raw - mean) / std``), or None for raw data.
         meta: seed, noise levels, transient, integrator tolerances, initial condition, ...
+        missing: whether ``x`` may hold NaN for missing values (recordings, see
+            :mod:`plrnn_native.recordings`); inf is never allowed, nor a series with no value.
 
     The arrays are read-only (the dataclass is frozen; equality is identity, not element-wise).
     """
@@ -86,6 +88,7 @@ class TimeSeries:
     mean: Optional[np.ndarray] = None
     std: Optional[np.ndarray] = None
     meta: Dict[str, Any] = field(default_factory=dict)
+    missing: bool = False
 
     def __post_init__(self) -> None:
         x = _readonly(np.ascontiguousarray(self.x, dtype=np.float64))
@@ -93,9 +96,13 @@ class TimeSeries:
             raise ValueError(f"x: expected a [T, N] array, got shape {x.shape}")
         if x.shape[0] < 1 or x.shape[1] < 1:
             raise ValueError(f"x: expected a non-empty [T, N] array, got shape {x.shape}")
-        if not np.isfinite(x).all():
-            t, j = (int(i) for i in np.argwhere(~np.isfinite(x))[0])
-            raise ValueError(f"x: contains NaN or inf (first at time step {t}, column {j})")
+        bad = np.isinf(x) if self.missing else ~np.isfinite(x)
+        if bad.any():
+            t, j = (int(i) for i in np.argwhere(bad)[0])
+            what = "inf" if self.missing else "NaN or inf"
+            raise ValueError(f"x: contains {what} (first at time step {t}, column {j})")
+        if self.missing and np.isnan(x).all():
+            raise ValueError("x: every value is missing (NaN)")
         object.__setattr__(self, "x", x)
         if self.s is not None:
             s = _readonly(np.ascontiguousarray(self.s, dtype=np.float64))
@@ -126,6 +133,11 @@ class TimeSeries:
     def K(self) -> int:
         """Number of external inputs (0 without ``s``)."""
         return 0 if self.s is None else self.s.shape[1]
+
+    @property
+    def missing_fraction(self) -> float:
+        """Share of the entries of ``x`` that are missing (NaN)."""
+        return float(np.isnan(self.x).mean()) if self.missing else 0.0
 
     def split(self, fraction: float = 0.8) -> Tuple["TimeSeries", "TimeSeries"]:
         """Split along time into ``(train, test)``: the first ``round(fraction * T)`` steps, rest.
@@ -419,14 +431,26 @@ def _generate(name: str, system: _System, params: Dict[str, Any], lyap: Optional
 
 
 def _zscore(x: np.ndarray, what: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
+    """(x - mean) / std per column; NaN (missing values) are left out of the statistics."""
+    mean, std = zscore_stats(x, what)
+    return (x - mean) / std, mean, std
+
+
+def zscore_stats(x: np.ndarray, what: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and std of ``x`` ``[T, N]`` over its observed (non-NaN) values; a column
+    that is constant or has no observed value raises ValueError naming ``what``."""
+    empty = np.flatnonzero(np.isnan(x).all(axis=0))
+    if empty.size:
+        raise ValueError(f"{what}: column(s) {empty.tolist()} have no observed value (all NaN)")
+    complete = not np.isnan(x).any()
+    mean = x.mean(axis=0) if complete else np.nanmean(x, axis=0)
+    std = x.std(axis=0) if complete else np.nanstd(x, axis=0)
     const = np.flatnonzero(~(std > 1e-12 * np.maximum(1.0, np.abs(mean))))
     if const.size:
         raise ValueError(f"{what}: column(s) {const.tolist()} constant (std = "
                          f"{std[const].tolist()}): z-scoring impossible (pass zscore=False or drop "
                          "the column)")
-    return (x - mean) / std, mean, std
+    return mean, std
 
 
 _COMMON_DOC = """
@@ -744,14 +768,16 @@ def delay_embed(x: np.ndarray, dims: int, lag: int = 1) -> np.ndarray:
 
 
 def load_timeseries(path: Union[str, "os.PathLike[str]"], dt: float = 1.0, zscore: bool = True,
-                    columns: Optional[Sequence[Union[int, str]]] = None) -> TimeSeries:
+                    columns: Optional[Sequence[Union[int, str]]] = None,
+                    allow_missing: bool = False) -> TimeSeries:
     """Load a recorded time series from ``.npy`` (``[T, N]`` or ``[T]``) or ``.csv``.
 
     CSV: comma-separated numbers, one time step per line, an optional header line of column names,
     blank lines and lines starting with ``#`` skipped. ``columns`` selects columns by index
     (0-based) or, with a header, by name. Raises ValueError naming the problem: unknown extension,
     not 2-D, non-numeric entries (with line and column), fewer than 2 time steps, NaN/inf (with the
-    time step and column), a constant column when ``zscore`` (z-scoring impossible).
+    time step and column), a constant column when ``zscore`` (z-scoring impossible). With
+    ``allow_missing`` NaN (and empty CSV fields) are missing values, kept as NaN; inf still raises.
 
     Returns:
         TimeSeries with ``x`` ``[T, N]`` float64, ``name`` the file's stem,
@@ -777,7 +803,7 @@ def load_timeseries(path: Union[str, "os.PathLike[str]"], dt: float = 1.0, zscor
                              f"got shape {raw.shape}")
         data = raw.astype(np.float64)
     elif ext == ".csv":
-        data, header, lines = _read_csv(path)
+        data, header, lines = _read_csv(path, allow_missing)
     else:
         raise ValueError(f"{path}: unknown extension {ext!r}; expected '.npy' or '.csv'")
 
@@ -812,12 +838,15 @@ def load_timeseries(path: Union[str, "os.PathLike[str]"], dt: float = 1.0, zscor
                          "a time series needs T >= 2")
     if data.shape[1] < 1:
         raise ValueError(f"{path}: no columns")
-    bad = ~np.isfinite(data)
+    bad = np.isinf(data) if allow_missing else ~np.isfinite(data)
     if bad.any():
         t, j = (int(i) for i in np.argwhere(bad)[0])
         where = f"time step {t}" + (f" (line {lines[t]})" if lines is not None else "")
-        raise ValueError(f"{path}: contains NaN or inf ({int(bad.sum())} value(s)); "
+        what = "inf" if allow_missing else "NaN or inf"
+        raise ValueError(f"{path}: contains {what} ({int(bad.sum())} value(s)); "
                          f"first at {where}, column {names[j]!r}")
+    if allow_missing and np.isnan(data).all():
+        raise ValueError(f"{path}: every value is missing (NaN)")
     mean = std = None
     if zscore:
         try:
@@ -827,10 +856,10 @@ def load_timeseries(path: Union[str, "os.PathLike[str]"], dt: float = 1.0, zscor
     stem = os.path.splitext(os.path.basename(path))[0]
     return TimeSeries(x=data, s=None, dt=dt, name=stem, params={"columns": names},
                       lyapunov_max=None, mean=mean, std=std,
-                      meta={"path": path, "header": header})
+                      meta={"path": path, "header": header}, missing=allow_missing)
 
 
-def _read_csv(path: str) -> Tuple[np.ndarray, Optional[List[str]], List[int]]:
+def _read_csv(path: str, allow_missing: bool = False) -> Tuple[np.ndarray, Optional[List[str]], List[int]]:
     rows: List[List[float]] = []
     line_of: List[int] = []
     header: Optional[List[str]] = None
@@ -843,6 +872,9 @@ def _read_csv(path: str) -> Tuple[np.ndarray, Optional[List[str]], List[int]]:
             fields = [f.strip() for f in fields]
             values = []
             for col, f in enumerate(fields):
+                if allow_missing and f == "":
+                    values.append(math.nan)  # an empty field: a missing value
+                    continue
                 try:
                     values.append(float(f))
                 except ValueError:

@@ -613,6 +613,26 @@ def lyapunov_spectrum(
 # ------------------------------------------------------------------------------------------------
 # the protocol
 # ------------------------------------------------------------------------------------------------
+def check_evaluate_args(gen_factor: float = 1.25, transient_fraction: float = 0.25, pe_steps: int = 20,
+                        seed: SeedLike = None, vpt_threshold: float = 0.4, gmm_scaling: float = 1.0,
+                        lyapunov_steps: int = 10_000, lyapunov_transient: int = 1000,
+                        divergence_factor: float = 100.0) -> dict:
+    """The protocol settings of :func:`evaluate`, checked (ValueError/TypeError naming the
+    argument) and normalised, in signature order; usable before any data exist."""
+    _rng(seed)
+    return {
+        "gen_factor": _float("gen_factor", gen_factor, 0.0, lo_open=True),
+        "transient_fraction": _float("transient_fraction", transient_fraction, 0.0),
+        "pe_steps": _int("pe_steps", pe_steps, 1),
+        "seed": seed,
+        "vpt_threshold": _float("vpt_threshold", vpt_threshold, 0.0, lo_open=True),
+        "gmm_scaling": _float("gmm_scaling", gmm_scaling, 0.0, lo_open=True),
+        "lyapunov_steps": _int("lyapunov_steps", lyapunov_steps, 1),
+        "lyapunov_transient": _int("lyapunov_transient", lyapunov_transient, 0),
+        "divergence_factor": _float("divergence_factor", divergence_factor, 0.0, lo_open=True),
+    }
+
+
 def evaluate(
     model,
     x_test: np.ndarray,
@@ -670,14 +690,10 @@ def evaluate(
     dt = _float("dt", dt, 0.0, lo_open=True)
     if lyapunov_max is not None:
         lyapunov_max = _float("lyapunov_max", lyapunov_max, 0.0, lo_open=True)
-    gen_factor = _float("gen_factor", gen_factor, 0.0, lo_open=True)
-    transient_fraction = _float("transient_fraction", transient_fraction, 0.0)
-    pe_steps = _int("pe_steps", pe_steps, 1)
-    vpt_threshold = _float("vpt_threshold", vpt_threshold, 0.0, lo_open=True)
-    gmm_scaling = _float("gmm_scaling", gmm_scaling, 0.0, lo_open=True)
-    lyapunov_steps = _int("lyapunov_steps", lyapunov_steps, 1)
-    lyapunov_transient = _int("lyapunov_transient", lyapunov_transient, 0)
-    divergence_factor = _float("divergence_factor", divergence_factor, 0.0, lo_open=True)
+    args = check_evaluate_args(gen_factor, transient_fraction, pe_steps, seed, vpt_threshold, gmm_scaling,
+                               lyapunov_steps, lyapunov_transient, divergence_factor)
+    (gen_factor, transient_fraction, pe_steps, seed, vpt_threshold, gmm_scaling, lyapunov_steps,
+     lyapunov_transient, divergence_factor) = args.values()
     rng = _rng(seed)
     T, N = x.shape
     if T < 2 or T <= pe_steps:

@@ -16,10 +16,13 @@ from . import cuda as _cuda_api
 from ._io import atomic_savez, load_model_npz
 from ._validation import (
     as_dtype,
+    as_rng,
     check_array,
     check_choice,
     check_float,
     check_int,
+    check_mask,
+    check_ndarray,
     check_out,
 )
 from .regularizers import MAR
@@ -60,20 +63,35 @@ class PLRNN:
         seed: seed (or ``numpy.random.Generator``) of the initialisation.
 
     Parameters are reachable by name: ``model["W"]`` (the live array), ``model["W"] = new``
-    (validated and copied in).
+    (validated, copied, and swapped in as a whole: a native call running in another thread keeps
+    the complete parameter set it started with; see "Threads" in the README).
     """
 
     def __init__(self, kind: str = "standard", M: int = 16, N: int = 3, K: int = 0,
                  obs: str = "identity", P: Optional[int] = None, bases: Optional[int] = None,
                  hidden: Optional[int] = None, clipped: bool = False, dtype="float64",
                  seed: Union[None, int, np.random.Generator] = None):
+        self._config = self._resolve_config(kind, M, N, K, obs, P, bases, hidden, clipped, dtype)
+        self._dtype = np.dtype(self._config["dtype"])
+        self._shapes = {name: tuple(shape) for name, shape in _core.param_shapes(self._config).items()}
+        rng = as_rng("seed", seed)
+        self._params: ArrayDict = {
+            name: np.ascontiguousarray(value, dtype=self._dtype)
+            for name, value in self._initial_params(rng).items()
+        }
+
+    @staticmethod
+    def _resolve_config(kind="standard", M=16, N=3, K=0, obs="identity", P=None, bases=None, hidden=None,
+                        clipped=False, dtype="float64") -> dict:
+        """The validated configuration dict of the constructor's arguments (nothing allocated)."""
         kind = check_choice("kind", kind, KINDS)
         M = check_int("M", M, 1)
         N = check_int("N", N, 1)
-        if M < N:
-            raise ValueError(f"M: the latent size M={M} must be >= the observed size N={N}")
         K = check_int("K", K, 0)
         obs = check_choice("obs", obs, OBSERVATIONS)
+        if M < N and obs == "identity":
+            raise ValueError(f"M: the latent size M={M} must be >= the observed size N={N} with the identity "
+                             "observation (obs='linear', x = B z, allows M < N)")
         if not isinstance(clipped, (bool, np.bool_)):
             raise TypeError(f"clipped: expected a bool, got {clipped!r}")
         if kind == "alrnn":
@@ -94,15 +112,21 @@ class PLRNN:
             raise ValueError(f"hidden: only the 'shallow' kind has hidden, got kind={kind!r}")
         if clipped and kind not in ("dendritic", "shallow"):
             raise ValueError(f"clipped: only the dendritic and shallow kinds have a clipped variant, got {kind!r}")
-        self._dtype = as_dtype(dtype)
-        self._config = dict(kind=kind, M=M, N=N, K=K, obs=obs, P=P, bases=bases, hidden=hidden,
-                            clipped=bool(clipped), dtype=str(self._dtype))
-        self._shapes = {name: tuple(shape) for name, shape in _core.param_shapes(self._config).items()}
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        self._params: ArrayDict = {
-            name: np.ascontiguousarray(value, dtype=self._dtype)
-            for name, value in self._initial_params(rng).items()
-        }
+        return dict(kind=kind, M=M, N=N, K=K, obs=obs, P=P, bases=bases, hidden=hidden,
+                    clipped=bool(clipped), dtype=str(as_dtype(dtype)))
+
+    @classmethod
+    def _from_params(cls, config: dict, params: ArrayDict) -> "PLRNN":
+        """A model of a resolved ``config`` with the given parameters (each validated like an
+        assignment), without drawing an initialisation."""
+        new = object.__new__(cls)
+        new._config = dict(config)
+        new._dtype = np.dtype(config["dtype"])
+        new._shapes = {name: tuple(shape) for name, shape in _core.param_shapes(new._config).items()}
+        new._params = {}
+        for name in new._shapes:
+            new._params[name] = new._checked_param(name, params[name])
+        return new
 
     # ---- configuration and parameters ------------------------------------------------------
     @property
@@ -146,22 +170,34 @@ class PLRNN:
             raise KeyError(f"{name!r}: the {self.kind} model has parameters {list(self._params)}")
         return self._params[name]
 
+    @classmethod
+    def _param_shapes_for(cls, config: dict):
+        """``({name: shape}, dtype)`` of a stored configuration, validated; nothing allocated."""
+        cfg = cls._resolve_config(**config)
+        return {k: tuple(v) for k, v in _core.param_shapes(cfg).items()}, np.dtype(cfg["dtype"])
+
+    @classmethod
+    def _from_config(cls, config: dict, params: ArrayDict) -> "PLRNN":
+        return cls._from_params(cls._resolve_config(**config), params)
+
+    def _checked_param(self, name: str, value) -> np.ndarray:
+        """A validated, C-contiguous private copy of a new value of parameter ``name``."""
+        check_array(name, value, self._dtype, self._shapes[name], contiguous=False)
+        if name == "W" and self.kind in ("standard", "dendritic") and np.any(np.diag(value) != 0):
+            raise ValueError(f"W: the {self.kind} PLRNN has a zero diagonal in W (self-coupling is A)")
+        return np.array(value, dtype=self._dtype, order="C", copy=True)
+
     def __setitem__(self, name: str, value) -> None:
         if name not in self._params:
             raise KeyError(f"{name!r}: the {self.kind} model has parameters {list(self._params)}")
-        if not isinstance(value, np.ndarray):
-            raise TypeError(f"{name}: expected a numpy.ndarray, got {type(value).__name__}")
-        arr = value
-        if arr.dtype != self._dtype:
-            raise TypeError(f"{name}: expected dtype {self._dtype} (the model's), got {arr.dtype} "
-                            f"(convert with .astype(numpy.{self._dtype}))")
-        if arr.shape != self._shapes[name]:
-            raise ValueError(f"{name}: expected shape {self._shapes[name]}, got {arr.shape}")
-        if arr.size and not np.isfinite(arr).all():
-            raise ValueError(f"{name}: contains NaN or inf")
-        if name == "W" and self.kind in ("standard", "dendritic") and np.any(np.diag(arr) != 0):
-            raise ValueError(f"W: the {self.kind} PLRNN has a zero diagonal in W (self-coupling is A)")
-        self._params[name][...] = arr
+        # a new array replaces the old one in a single step: a native call in another thread holds
+        # the parameter dict it started with (see _snapshot) and never sees a half-written array
+        self._params[name] = self._checked_param(name, value)
+
+    def _snapshot(self) -> ArrayDict:
+        """The current parameter set, for one native call (a new dict: later assignments do not
+        reach it, and it keeps the arrays alive while the call runs without the GIL)."""
+        return dict(self._params)
 
     def __repr__(self) -> str:
         extra = {k: self._config[k] for k in ("P", "bases", "hidden") if self._config[k] is not None}
@@ -176,11 +212,12 @@ class PLRNN:
         new._params = {k: v.copy() for k, v in self._params.items()}
         return new
 
-    def pinv_B(self) -> np.ndarray:
+    def pinv_B(self, params: Optional[ArrayDict] = None) -> np.ndarray:
         """Moore–Penrose pseudo-inverse of ``B`` ``[M, N]``: the forcing operator of the linear observation."""
         if self.obs != "linear":
             raise ValueError("pinv_B: only the linear observation model has B")
-        return np.ascontiguousarray(np.linalg.pinv(self._params["B"].astype(np.float64)), dtype=self._dtype)
+        B = (self._params if params is None else params)["B"]
+        return np.ascontiguousarray(np.linalg.pinv(B.astype(np.float64)), dtype=self._dtype)
 
     # ---- initialisation ----------------------------------------------------------------------
     def _initial_params(self, rng: np.random.Generator) -> ArrayDict:
@@ -237,6 +274,16 @@ class PLRNN:
             s = s[None]
         return check_array("s", s, self._dtype, (*lead, self.K))
 
+    def _mask(self, mask, x: np.ndarray, single: bool, where: str) -> Optional[np.ndarray]:
+        """The missing-value mask as the native core's 0/1 array of x's batched shape, or None."""
+        if mask is None:
+            return None
+        if where == "cuda":
+            raise ValueError("mask: missing values are handled by the CPU core only; use device='cpu'")
+        if single and isinstance(mask, np.ndarray) and mask.ndim == 2:
+            mask = mask[None]
+        return check_mask("mask", mask, x.shape, self._dtype)
+
     def _forcing(self, forcing: str, tau, alpha) -> Tuple[str, int, float]:
         forcing = check_choice("forcing", forcing, FORCINGS)
         if forcing == "sparse":
@@ -253,14 +300,15 @@ class PLRNN:
             raise ValueError(f"alpha: only generalized forcing takes alpha, got forcing={forcing!r}")
         return forcing, (tau or 1), (alpha or 0.0)
 
-    def _Binv(self, forcing: str) -> Optional[np.ndarray]:
-        return self.pinv_B() if (self.obs == "linear" and forcing != "none") else None
+    def _Binv(self, forcing: str, params: ArrayDict) -> Optional[np.ndarray]:
+        return self.pinv_B(params) if (self.obs == "linear" and forcing != "none") else None
 
     # ---- native computations ---------------------------------------------------------------
     def rollout(self, x: np.ndarray, s: Optional[np.ndarray] = None, forcing: str = "none",
                 tau: Optional[int] = None, alpha: Optional[float] = None,
                 return_latent: bool = False, out: Optional[np.ndarray] = None,
-                latent_out: Optional[np.ndarray] = None, device: str = "cpu"):
+                latent_out: Optional[np.ndarray] = None, device: str = "cpu",
+                mask: Optional[np.ndarray] = None):
         """Predictions along data with teacher forcing (docs/model.md, "Rollout").
 
         Args:
@@ -273,6 +321,9 @@ class PLRNN:
                 allocations in a loop; ``latent_out`` implies ``return_latent``.
             device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA where available):
                 where the rollout runs (docs/gpu.md); the arrays stay NumPy arrays either way.
+            mask: missing values: a boolean array of the shape of ``x``, False where an entry is
+                missing (docs/model.md, "Missing values"): it is not used as a teacher signal (the
+                value of ``x`` there is ignored). CPU only.
 
         Returns:
             ``xhat`` ``[B, T, N]`` (pre-forcing predictions; ``xhat[:, 0] = obs(z_0)``), and ``z``
@@ -280,16 +331,20 @@ class PLRNN:
         """
         where, index = _cuda_api.resolve_device(device)
         x, s, single = self._batch(x, s)
+        mask = self._mask(mask, x, single, where)
         forcing, tau, alpha = self._forcing(forcing, tau, alpha)
         B, T = x.shape[:2]
+        params = self._snapshot()
+        inputs = [("x", x), ("s", s), *((f"model[{k!r}]", v) for k, v in params.items())]
         if out is not None:
-            check_out("out", out, self._dtype, (B, T, self.N))
+            check_out("out", out, self._dtype, (B, T, self.N), inputs)
         if latent_out is not None:
-            check_out("latent_out", latent_out, self._dtype, (B, T, self.M))
+            check_out("latent_out", latent_out, self._dtype, (B, T, self.M), [*inputs, ("out", out)])
             return_latent = True
+        Binv = self._Binv(forcing, params)
         if where == "cuda":
-            _, xhat, z = _cuda_api._cuda.rollout(self._config, self._params, x, s, forcing, tau, alpha,
-                                                 self._Binv(forcing), bool(return_latent), index)
+            _, xhat, z = _cuda_api._cuda.rollout(self._config, params, x, s, forcing, tau, alpha,
+                                                 Binv, bool(return_latent), index)
             if out is not None:
                 out[...] = xhat
                 xhat = out
@@ -297,8 +352,8 @@ class PLRNN:
                 latent_out[...] = z
                 z = latent_out
         else:
-            _, xhat, z = _core.rollout(self._config, self._params, x, s, forcing, tau, alpha,
-                                       self._Binv(forcing), bool(return_latent), out, latent_out)
+            _, xhat, z = _core.rollout(self._config, params, x, s, forcing, tau, alpha,
+                                       Binv, bool(return_latent), out, latent_out, mask)
         if single:
             xhat = xhat[0]
             z = None if z is None else z[0]
@@ -306,10 +361,13 @@ class PLRNN:
 
     def loss_and_grad(self, x: np.ndarray, s: Optional[np.ndarray] = None, forcing: str = "none",
                       tau: Optional[int] = None, alpha: Optional[float] = None,
-                      mar: Optional[MAR] = None, device: str = "cpu") -> Tuple[float, ArrayDict]:
+                      mar: Optional[MAR] = None, device: str = "cpu",
+                      mask: Optional[np.ndarray] = None) -> Tuple[float, ArrayDict]:
         """Mean squared error of the pre-forcing predictions over ``t >= 1`` and its exact gradient (BPTT).
 
         Arguments as :meth:`rollout` (``T >= 2``); ``mar`` adds the manifold-attractor penalty.
+        With ``mask`` the mean runs over the observed entries only; a missing entry has no effect on
+        the loss or the gradient (0 when nothing at ``t >= 1`` is observed).
         The forcing operator of the linear observation (``pinv(B)``) is held fixed (not differentiated).
         ``device`` as in :meth:`rollout`: the loss, the gradients and the MAR term are computed there.
 
@@ -318,18 +376,20 @@ class PLRNN:
             ``W`` (standard, dendritic) gets a zero gradient.
         """
         where, index = _cuda_api.resolve_device(device)
-        x, s, _ = self._batch(x, s)
+        x, s, single = self._batch(x, s)
+        mask = self._mask(mask, x, single, where)
         if x.shape[1] < 2:
             raise ValueError(f"x: loss_and_grad needs at least T=2 time steps, got T={x.shape[1]}")
         forcing, tau, alpha = self._forcing(forcing, tau, alpha)
+        params = self._snapshot()
         if where == "cuda":
-            loss, grads = _cuda_api._cuda.loss_and_grad(self._config, self._params, x, s, forcing, tau,
-                                                        alpha, self._Binv(forcing), index)
+            loss, grads = _cuda_api._cuda.loss_and_grad(self._config, params, x, s, forcing, tau,
+                                                        alpha, self._Binv(forcing, params), index)
         else:
-            loss, grads = _core.loss_and_grad(self._config, self._params, x, s, forcing, tau, alpha,
-                                              self._Binv(forcing))
+            loss, grads = _core.loss_and_grad(self._config, params, x, s, forcing, tau, alpha,
+                                              self._Binv(forcing, params), mask)
         if mar is not None:
-            value, mar_grads = self.mar_penalty(mar, device=device)
+            value, mar_grads = self._mar_penalty(mar, device, params)
             loss += value
             for name, g in mar_grads.items():
                 grads[name] += g
@@ -338,20 +398,25 @@ class PLRNN:
     def mar_penalty(self, mar: MAR, device: str = "cpu") -> Tuple[float, ArrayDict]:
         """The manifold-attractor penalty and its gradient (zeros for untouched parameters).
         ``device`` as in :meth:`rollout`."""
+        return self._mar_penalty(mar, device, self._snapshot())
+
+    def _mar_penalty(self, mar: MAR, device: str, params: ArrayDict) -> Tuple[float, ArrayDict]:
         where, index = _cuda_api.resolve_device(device)
         if not isinstance(mar, MAR):
             raise TypeError(f"mar: expected a plrnn_native.MAR, got {type(mar).__name__}")
         if where == "cuda":
             units = np.ascontiguousarray(mar.resolve_units(self.M), dtype=np.int64)
-            value, grads = _cuda_api._cuda.mar_penalty(self._config, self._params, units, mar.weight,
+            value, grads = _cuda_api._cuda.mar_penalty(self._config, params, units, mar.weight,
                                                        mar.reduce, index)
         else:
-            value, grads = _core.mar_penalty(self._config, self._params, mar.resolve_units(self.M),
+            value, grads = _core.mar_penalty(self._config, params, mar.resolve_units(self.M),
                                              mar.weight, mar.reduce)
         return float(value), grads
 
     def initial_state(self, x0: np.ndarray) -> np.ndarray:
         """``z_0`` from a first observation: ``[x0, L x0]`` (identity) or ``L x0`` (linear). ``x0``: ``[N]`` or ``[B, N]``."""
+        if isinstance(x0, np.ndarray):
+            check_ndarray("x0", x0)
         x0 = np.asarray(x0)
         single = x0.ndim == 1
         x0 = x0[None] if single else x0
@@ -401,14 +466,14 @@ class PLRNN:
                 raise ValueError(f"noise_std: expected a finite scalar or [M={self.M}] array >= 0")
             if rng is None:
                 raise ValueError("rng: process noise needs a seed or numpy.random.Generator (reproducibility)")
-            gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+            gen = as_rng("rng", rng)
             eps = gen.standard_normal((B, T, self.M)) * std
             eps[:, 0] = 0.0
             eps = np.ascontiguousarray(eps, dtype=self._dtype)
         if where == "cuda":
-            z, xhat = _cuda_api._cuda.generate(self._config, self._params, z0, T, s, eps, index)
+            z, xhat = _cuda_api._cuda.generate(self._config, self._snapshot(), z0, T, s, eps, index)
         else:
-            z, xhat = _core.generate(self._config, self._params, z0, T, s, eps)
+            z, xhat = _core.generate(self._config, self._snapshot(), z0, T, s, eps)
         if single:
             z, xhat = z[0], xhat[0]
         return (xhat, z) if return_latent else xhat
@@ -425,7 +490,7 @@ class PLRNN:
         if sb is not None:  # the input drives the step into z_1 of a 2-step run
             seq = np.zeros((zb.shape[0], 2, self.K), dtype=self._dtype)
             seq[:, 1] = sb
-        z_all, _ = _core.generate(self._config, self._params, zb, 2, seq, None)
+        z_all, _ = _core.generate(self._config, self._snapshot(), zb, 2, seq, None)
         out = np.ascontiguousarray(z_all[:, 1])
         return out[0] if single else out
 
@@ -434,10 +499,11 @@ class PLRNN:
 
         Inside a linear region it is constant, e.g. ``diag(A) + W diag(1[z > 0])`` (standard PLRNN).
         """
-        z = np.asarray(z, dtype=self._dtype)
-        if z.shape[-1:] != (self.M,):
+        check_ndarray("z", z)
+        if z.ndim < 1:
             raise ValueError(f"z: expected shape [..., M={self.M}], got {z.shape}")
-        p, c = self._params, self._config
+        check_array("z", z, self._dtype, (*z.shape[:-1], self.M), contiguous=False)
+        p, c = self._snapshot(), self._config
         dA = np.eye(self.M, dtype=self._dtype) * p["A"]
         if c["kind"] == "shallow":
             v = z @ p["W2"].T
@@ -461,7 +527,7 @@ class PLRNN:
         """Write configuration and parameters to ``.npz``, atomically (an interrupted save leaves
         any existing file intact)."""
         atomic_savez(path, __format__=np.array(_FORMAT), __config__=np.array(json.dumps(self._config)),
-                     **{f"param_{k}": v for k, v in self._params.items()})
+                     **{f"param_{k}": v for k, v in self._snapshot().items()})
 
 
 def load(path: Union[str, os.PathLike]) -> PLRNN:

@@ -28,10 +28,35 @@ def available() -> bool:
     return True
 
 
+#: At most this many channels get a panel of their own (evenly spread over the dimensions).
+MAX_PANELS = 4
+
+
+def channels(n: int, most: int = MAX_PANELS) -> List[int]:
+    """The channels shown for ``n``-dimensional data: all up to ``most``, else ``most`` evenly spread."""
+    return sorted(set(np.linspace(0, n - 1, min(n, most)).round().astype(int).tolist()))
+
+
+def principal_components(x_data: np.ndarray, x_gen: np.ndarray, k: int = 3):
+    """Both trajectories projected on the first ``k`` principal axes of the data (rows with a
+    missing value are left out of the axes and of the data's projection)."""
+    x = x_data[~np.isnan(x_data).any(axis=1)]
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    axes = vt[:k].T
+    return (x - mean) @ axes, (x_gen - mean) @ axes
+
+
 def attractor(x_data: np.ndarray, x_gen: np.ndarray, path: str, dims: Sequence[int] = (0, 1, 2),
               title: str = "") -> str:
-    """Data vs generated trajectory, 3-D projection on ``dims`` (2-D when N < 3)."""
+    """Data vs generated trajectory, 3-D projection on ``dims`` (2-D when N < 3); for N > 3 on the
+    data's first three principal components."""
     plt = _pyplot()
+    labels = "x"
+    if x_data.shape[1] > 3:
+        x_data, x_gen = principal_components(x_data, x_gen)
+        dims, labels = (0, 1, 2), "PC"
+        title = f"{title} (first principal components)".strip()
     dims = [d for d in dims if d < x_data.shape[1]][:3]
     both = np.concatenate([x_data, x_gen])[:, dims]
     lims = [(lo, hi) for lo, hi in zip(both.min(0), both.max(0))]  # shared, so the panels compare
@@ -40,14 +65,14 @@ def attractor(x_data: np.ndarray, x_gen: np.ndarray, path: str, dims: Sequence[i
         if len(dims) == 3:
             ax = fig.add_subplot(1, 2, i + 1, projection="3d")
             ax.plot(*(x[:, d] for d in dims), lw=0.3)
-            ax.set_zlabel(f"x{dims[2]}")
+            ax.set_zlabel(f"{labels}{dims[2]}")
             ax.set_xlim(*lims[0]), ax.set_ylim(*lims[1]), ax.set_zlim(*lims[2])
         else:
             ax = fig.add_subplot(1, 2, i + 1)
             ax.plot(x[:, dims[0]], x[:, dims[-1]], lw=0.3)
             ax.set_xlim(*lims[0]), ax.set_ylim(*lims[-1])
-        ax.set_xlabel(f"x{dims[0]}")
-        ax.set_ylabel(f"x{dims[1] if len(dims) > 1 else dims[0]}")
+        ax.set_xlabel(f"{labels}{dims[0]}")
+        ax.set_ylabel(f"{labels}{dims[1] if len(dims) > 1 else dims[0]}")
         ax.set_title(label)
     fig.suptitle(title)
     return _save(fig, path)
@@ -55,12 +80,13 @@ def attractor(x_data: np.ndarray, x_gen: np.ndarray, path: str, dims: Sequence[i
 
 def time_series(x_data: np.ndarray, x_gen: np.ndarray, path: str, dt: float = 1.0,
                 steps: int = 2000) -> str:
-    """The first ``steps`` samples of each dimension, data and generated, one panel per dimension."""
+    """The first ``steps`` samples, data and generated, one panel per channel (:func:`channels`)."""
     plt = _pyplot()
-    n = x_data.shape[1]
+    shown = channels(x_data.shape[1])
+    n = len(shown)
     fig, axes = plt.subplots(n, 1, figsize=(10, 1.6 * n + 0.6), sharex=True, squeeze=False)
-    for d in range(n):
-        ax = axes[d, 0]
+    for row, d in enumerate(shown):
+        ax = axes[row, 0]
         k = min(steps, len(x_data), len(x_gen))
         t = np.arange(k) * dt
         ax.plot(t, x_data[:k, d], lw=0.8, label="data")
@@ -73,23 +99,28 @@ def time_series(x_data: np.ndarray, x_gen: np.ndarray, path: str, dt: float = 1.
 
 def power_spectra(x_data: np.ndarray, x_gen: np.ndarray, path: str, dt: float = 1.0,
                   sigma: float = 20.0) -> str:
-    """Smoothed power spectra (as in the D_H metric) of each dimension, data vs generated."""
+    """Smoothed power spectra (as in the D_H metric), data vs generated, per channel
+    (:func:`channels`); missing values are interpolated linearly."""
     from scipy.ndimage import gaussian_filter1d
 
     plt = _pyplot()
-    n = x_data.shape[1]
+    shown = channels(x_data.shape[1])
+    n = len(shown)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), squeeze=False)
     k = min(len(x_data), len(x_gen))
     freqs = np.fft.rfftfreq(k, d=dt)
-    for d in range(n):
+    for col, d in enumerate(shown):
         for x, label in ((x_data, "data"), (x_gen, "generated")):
             v = x[:k, d]
+            if np.isnan(v).any():
+                t = np.arange(k)
+                v = np.interp(t, t[~np.isnan(v)], v[~np.isnan(v)])
             v = (v - v.mean()) / (v.std() + 1e-12)
             p = gaussian_filter1d(np.abs(np.fft.rfft(v)) ** 2, sigma)
-            axes[0, d].semilogy(freqs, p / p.sum(), lw=0.8, label=label)
-        axes[0, d].set_xlabel("frequency")
-        axes[0, d].set_title(f"x{d}")
-        axes[0, d].set_xlim(0, freqs[-1] / 4)
+            axes[0, col].semilogy(freqs, p / p.sum(), lw=0.8, label=label)
+        axes[0, col].set_xlabel("frequency")
+        axes[0, col].set_title(f"x{d}")
+        axes[0, col].set_xlim(0, freqs[-1] / 4)
     axes[0, 0].legend(fontsize=8)
     return _save(fig, path)
 
@@ -118,8 +149,12 @@ def training_curves(history: List[dict], path: str) -> str:
 
 def points_over_attractor(x_gen: np.ndarray, points: np.ndarray, path: str,
                           labels: Optional[Sequence[str]] = None, dims: Sequence[int] = (0, 1, 2)) -> str:
-    """Marks ``points`` (e.g. fixed points, ``[P, N]``) over a generated trajectory."""
+    """Marks ``points`` (e.g. fixed points, ``[P, N]``) over a generated trajectory (for N > 3 on
+    the trajectory's first three principal components)."""
     plt = _pyplot()
+    if x_gen.shape[1] > 3:
+        x_gen, points = principal_components(x_gen, np.asarray(points).reshape(-1, x_gen.shape[1]))
+        dims = (0, 1, 2)
     dims = [d for d in dims if d < x_gen.shape[1]][:3]
     fig = plt.figure(figsize=(5, 4.6))
     ax = fig.add_subplot(1, 1, 1, projection="3d" if len(dims) == 3 else None)

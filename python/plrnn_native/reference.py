@@ -218,21 +218,31 @@ def observe(cfg, params, z):
     return z @ params["B"].T
 
 
-def initial_state(cfg, params, x0):
-    """z_0 from x_0 [B, N]: concat(x0, L x0) (identity) or L x0 (linear)."""
+def initial_state(cfg, params, x0, mask0=None):
+    """z_0 from x_0 [B, N]: concat(x0, L x0) (identity) or L x0 (linear). With missing values
+    (``mask0`` [B, N] of 0/1) a missing entry of x_0 reads 0."""
+    if mask0 is not None:
+        x0 = x0 * mask0
     if cfg["obs"] == "identity":
         return np.concatenate([x0, x0 @ params["L"].T], axis=-1)
     return x0 @ params["L"].T
 
 
-def force(cfg, params, z, x, a, Binv):
-    """Data-inferred state with weight a: identity mixes the first N units, linear uses Binv."""
+def force(cfg, params, z, x, a, Binv, mask=None):
+    """Data-inferred state with weight a: identity mixes the first N units, linear uses Binv.
+
+    With missing values (``mask`` [B, N] of 0/1) only the observed entries pull: identity leaves a
+    missing unit as it is, linear uses the residual ``mask * (x - B z)``."""
     if cfg["obs"] == "identity":
         N = cfg["N"]
         out = z.copy()
-        out[..., :N] = (1 - a) * z[..., :N] + a * x
+        mixed = (1 - a) * z[..., :N] + a * x
+        out[..., :N] = mixed if mask is None else np.where(mask != 0, mixed, z[..., :N])
         return out
-    return z + a * ((x - z @ params["B"].T) @ Binv.T)
+    resid = x - z @ params["B"].T
+    if mask is not None:
+        resid = resid * mask
+    return z + a * (resid @ Binv.T)
 
 
 def forcing_weights(T: int, forcing: str = "none", tau=None, alpha=None) -> list:
@@ -253,8 +263,10 @@ def forcing_weights(T: int, forcing: str = "none", tau=None, alpha=None) -> list
 # ----------------------------------------------------------------------------------------------
 # Rollout (training mode)
 # ----------------------------------------------------------------------------------------------
-def forward(cfg, params, x, s=None, forcing="none", tau=None, alpha=None, Binv=None) -> dict:
-    """Training-mode rollout keeping everything the backward pass needs.
+def forward(cfg, params, x, s=None, forcing="none", tau=None, alpha=None, Binv=None,
+            mask=None) -> dict:
+    """Training-mode rollout keeping everything the backward pass needs. ``mask`` [B, T, N] of 0/1
+    marks missing entries of ``x`` (None: all observed).
 
     Returns a dict with ``z`` [B, T, M] (pre-forcing states), ``u`` [B, T-1, M] (``u[:, t-1]`` is
     the possibly forced state that step t is applied to), ``xhat`` [B, T, N] and ``weights`` (T-1
@@ -269,19 +281,20 @@ def forward(cfg, params, x, s=None, forcing="none", tau=None, alpha=None, Binv=N
         raise ValueError("Binv is required for linear observation with forcing")
     z = np.empty((Bsz, T, M), dtype)
     u = np.empty((Bsz, max(T - 1, 0), M), dtype)
-    z[:, 0] = initial_state(cfg, params, x[:, 0])
+    m = (lambda t: None) if mask is None else (lambda t: mask[:, t])
+    z[:, 0] = initial_state(cfg, params, x[:, 0], m(0))
     for t in range(1, T):
         a = weights[t - 1]
         u[:, t - 1] = (
-            force(cfg, params, z[:, t - 1], x[:, t - 1], a, Binv) if a > 0 else z[:, t - 1]
+            force(cfg, params, z[:, t - 1], x[:, t - 1], a, Binv, m(t - 1)) if a > 0 else z[:, t - 1]
         )
         z[:, t] = step(cfg, params, u[:, t - 1], None if s is None else s[:, t])
     return {"z": z, "u": u, "xhat": observe(cfg, params, z), "weights": weights}
 
 
-def rollout(cfg, params, x, s=None, forcing="none", tau=None, alpha=None, Binv=None):
+def rollout(cfg, params, x, s=None, forcing="none", tau=None, alpha=None, Binv=None, mask=None):
     """x: [B, T, N], s: [B, T, K] or None -> (xhat [B, T, N], z [B, T, M])."""
-    cache = forward(cfg, params, x, s, forcing, tau, alpha, Binv)
+    cache = forward(cfg, params, x, s, forcing, tau, alpha, Binv, mask)
     return cache["xhat"], cache["z"]
 
 
@@ -327,19 +340,24 @@ def _step_vjp(cfg, params, u, s, g, grads):
     return params["A"] * g + g_phi * DPHI[kind](cfg, params, u)  # phi acts elementwise
 
 
-def _force_vjp(cfg, params, z, a, Binv, g_u, grads):
+def _force_vjp(cfg, params, z, a, Binv, g_u, grads, mask=None):
     """Back through u = force(z, x, a) (u = z when a == 0). Returns dL/dz [B, M].
 
     Binv and x carry no gradient. With the linear observation model, B appears explicitly in
-    force (u = z + a Binv (x - B z)), so B receives the term -a (Binv^T g_u) z^T.
+    force (u = z + a Binv (x - B z)), so B receives the term -a (Binv^T g_u) z^T. With a mask,
+    missing entries are not pulled (identity: factor 1; linear: D = diag(mask) after Binv^T).
     """
     if a == 0:
         return g_u
     if cfg["obs"] == "identity":
         g_z = g_u.copy()
-        g_z[:, : cfg["N"]] *= 1 - a  # d force / d z = diag(1-a, ..., 1-a, 1, ..., 1)
+        N = cfg["N"]
+        factor = 1 - a if mask is None else np.where(mask != 0, 1 - a, 1)
+        g_z[:, :N] = g_z[:, :N] * factor  # d force / d z = diag(1-a, ..., 1-a, 1, ..., 1)
         return g_z
     g_binv = g_u @ Binv  # [B, N]
+    if mask is not None:
+        g_binv = g_binv * mask
     grads["B"] -= a * (g_binv.T @ z)
     return g_u - a * (g_binv @ params["B"])  # g_u (I - a Binv B)
 
@@ -352,19 +370,26 @@ def _init_vjp(cfg, params, x0, g0, grads):
         grads["L"] += g0.T @ x0
 
 
-def loss_and_grad(cfg, params, x, s=None, forcing="none", tau=None, alpha=None, Binv=None):
+def loss_and_grad(cfg, params, x, s=None, forcing="none", tau=None, alpha=None, Binv=None,
+                  mask=None):
     """MSE loss of the pre-forcing predictions (t >= 1) and its exact gradient.
 
-    x: [B, T, N] with T >= 2, s: [B, T, K] or None. Returns ``(loss, grads)``; ``loss`` is a NumPy
-    scalar of the input dtype, ``grads`` has the keys and shapes of ``params``.
+    x: [B, T, N] with T >= 2, s: [B, T, K] or None, mask: [B, T, N] of 0/1 or None. The mean is
+    over the observed entries at t >= 1. Returns ``(loss, grads)``; ``loss`` is a NumPy scalar of
+    the input dtype, ``grads`` has the keys and shapes of ``params``.
     """
     Bsz, T, N = x.shape
     if T < 2:
         raise ValueError(f"loss needs T >= 2, got T={T}")
-    cache = forward(cfg, params, x, s, forcing, tau, alpha, Binv)
+    cache = forward(cfg, params, x, s, forcing, tau, alpha, Binv, mask)
     z, u, xhat, weights = cache["z"], cache["u"], cache["xhat"], cache["weights"]
-    count = Bsz * (T - 1) * N
     resid = xhat[:, 1:] - x[:, 1:]
+    if mask is None:
+        count = Bsz * (T - 1) * N
+    else:
+        count = int(np.count_nonzero(mask[:, 1:]))
+        resid = resid * mask[:, 1:]
+    count = max(count, 1)  # nothing observed: loss and gradient 0
     loss = np.sum(resid * resid) / count
 
     grads = {name: np.zeros_like(value) for name, value in params.items()}
@@ -385,9 +410,10 @@ def loss_and_grad(cfg, params, x, s=None, forcing="none", tau=None, alpha=None, 
         s_t = None if s is None else s[:, t]
         g_u = _step_vjp(cfg, params, u[:, t - 1], s_t, g_z, grads)  # z[t] = F(u[t-1], s[t])
         g_z = g_obs[:, t - 1] + _force_vjp(
-            cfg, params, z[:, t - 1], weights[t - 1], Binv, g_u, grads
+            cfg, params, z[:, t - 1], weights[t - 1], Binv, g_u, grads,
+            None if mask is None else mask[:, t - 1],
         )
-    _init_vjp(cfg, params, x[:, 0], g_z, grads)
+    _init_vjp(cfg, params, x[:, 0] if mask is None else x[:, 0] * mask[:, 0], g_z, grads)
 
     if cfg["kind"] in ZERO_DIAGONAL_KINDS:
         np.fill_diagonal(grads["W"], 0)  # the zero diagonal is a constraint, not a parameter

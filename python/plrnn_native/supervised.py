@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _core
 from ._io import atomic_savez, load_model_npz
-from ._validation import check_array, check_choice, check_float, check_int
+from ._validation import as_rng, check_array, check_betas, check_choice, check_float, check_int
 from .models import PLRNN
 from .regularizers import MAR
 from .training import _Adam, _progress
@@ -54,7 +54,7 @@ class SupervisedPLRNN:
                  mar_units=None):
         K = check_int("K", K, 1)
         O = check_int("O", O, 1)
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = as_rng("seed", seed)
         self.dynamics = PLRNN(kind=kind, M=M, N=1, K=K, obs="identity", P=P, bases=bases, hidden=hidden,
                               clipped=clipped, dtype=dtype, seed=rng)
         self._O = O
@@ -112,19 +112,31 @@ class SupervisedPLRNN:
     def __setitem__(self, name: str, value) -> None:
         if name in ("B", "b"):
             shape = (self.O, self.M) if name == "B" else (self.O,)
-            if not isinstance(value, np.ndarray):
-                raise TypeError(f"{name}: expected a numpy.ndarray, got {type(value).__name__}")
-            if value.dtype != self.dtype:
-                raise TypeError(f"{name}: expected dtype {self.dtype} (the model's), got {value.dtype}")
-            if value.shape != shape:
-                raise ValueError(f"{name}: expected shape {shape}, got {value.shape}")
-            if not np.isfinite(value).all():
-                raise ValueError(f"{name}: contains NaN or inf")
-            self._readout[name][...] = value
+            check_array(name, value, self.dtype, shape, contiguous=False)
+            # swapped in as a whole, like the model's parameters (PLRNN.__setitem__)
+            self._readout[name] = np.array(value, dtype=self.dtype, order="C", copy=True)
             return
         if name not in self._model_names():
             raise KeyError(f"{name!r}: the supervised {self.kind} model has parameters {self.keys()}")
         self.dynamics[name] = value
+
+    @classmethod
+    def _param_shapes_for(cls, config: dict):
+        """``({name: shape}, dtype)`` of a stored configuration, validated; nothing allocated."""
+        cfg = dict(config)
+        O = check_int("O", cfg.pop("O", None), 1)
+        check_int("K", cfg.get("K"), 1)
+        dyn = PLRNN._resolve_config(N=1, obs="identity", **cfg)
+        shapes = {k: tuple(v) for k, v in _core.param_shapes(dyn).items() if k != "L"}
+        shapes.update(B=(O, dyn["M"]), b=(O,))
+        return shapes, np.dtype(dyn["dtype"])
+
+    @classmethod
+    def _from_config(cls, config: dict, params: ArrayDict) -> "SupervisedPLRNN":
+        net = cls(**config)
+        for name, value in params.items():
+            net[name] = value
+        return net
 
     def __repr__(self) -> str:
         return f"SupervisedPLRNN(kind={self.kind!r}, M={self.M}, K={self.K}, O={self.O}, dtype={str(self.dtype)!r})"
@@ -142,13 +154,11 @@ class SupervisedPLRNN:
         ``inputs`` also their rows of ``C``, so that they start silent instead of summing every input
         (see :class:`SupervisedConfig`). Returns the indices."""
         idx = units.resolve_units(self.M) if isinstance(units, MAR) else MAR(0.0, units=list(units)).resolve_units(self.M)
-        p = self.dynamics._params
-        p["A"][idx] = 1
         wrow, bias = ("W1", "h1") if self.kind == "shallow" else ("W", "h")
-        p[wrow][idx] = 0
-        p[bias][idx] = 0
-        if inputs:
-            p["C"][idx] = 0
+        for name, value in (("A", 1), (wrow, 0), (bias, 0), *((("C", 0),) if inputs else ())):
+            new = self.dynamics[name].copy()
+            new[idx] = value
+            self.dynamics[name] = new
         return idx
 
     # ---- argument handling -------------------------------------------------------------------
@@ -196,8 +206,9 @@ class SupervisedPLRNN:
         B, T = s.shape[:2]
         z0 = self._z0(z0, B)
         mask = np.zeros((B, T), dtype=self.dtype)
-        _, _, _, _, y, z = _core.supervised(self._native_cfg, self.dynamics._params, self._readout["B"],
-                                            self._readout["b"], s, z0, mask, None, "mse", False, True,
+        readout = dict(self._readout)
+        _, _, _, _, y, z = _core.supervised(self._native_cfg, self.dynamics._snapshot(), readout["B"],
+                                            readout["b"], s, z0, mask, None, "mse", False, True,
                                             bool(return_latent))
         return (y, z) if return_latent else y
 
@@ -226,8 +237,9 @@ class SupervisedPLRNN:
         mask = self._mask(mask, B, T)
         target = self._target(target, loss_kind, B, T)
         z0 = self._z0(z0, B)
+        readout = dict(self._readout)
         value, _, grads, g_z0, _, _ = _core.supervised(
-            self._native_cfg, self.dynamics._params, self._readout["B"], self._readout["b"], s, z0, mask,
+            self._native_cfg, self.dynamics._snapshot(), readout["B"], readout["b"], s, z0, mask,
             target, loss_kind, True, False, False)
         value = float(value)
         if mar is not None:
@@ -303,8 +315,7 @@ class SupervisedConfig:
         check_float("lr", self.lr, lo=0.0, lo_open=True)
         check_float("lr_end", self.lr_end, lo=0.0, lo_open=True)
         check_choice("optimizer", self.optimizer, ("adam", "radam"))
-        if len(self.betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in self.betas):
-            raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas!r}")
+        self.betas = check_betas("betas", self.betas)
         check_float("eps", self.eps, lo=0.0, lo_open=True)
         check_float("grad_clip", self.grad_clip, lo=0.0)
         check_float("mar_weight", self.mar_weight, lo=0.0)
@@ -392,42 +403,51 @@ def train_supervised(net: SupervisedPLRNN, train, evaluation, config: Optional[S
     status, message = "completed", f"trained {cfg.updates} updates"
     bar = _progress(range(cfg.updates), progress)
     done = 0
-    for it in bar:
-        if fresh:
-            task = train(cfg.batch_size, rng)
-            s, target, mask = task.batch(np.arange(task.n), dtype=net.dtype)
-        else:
-            s, target, mask = train.batch(rng.integers(0, train.n, cfg.batch_size), dtype=net.dtype)
-        loss, grads = net.loss_and_grad(s, target, mask, loss=(task if fresh else train).loss, mar=mar)
-        norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            status = "diverged"
-            message = (f"training diverged at update {it} (loss {loss}, gradient norm {norm}); "
-                       f"restored the last finite parameters")
-            break
-        if cfg.grad_clip > 0 and norm > cfg.grad_clip:
-            for g in grads.values():
-                g *= cfg.grad_clip / norm
-        opt.step(params, grads, cfg.lr * decay**it)
-        if not all(np.isfinite(v).all() for v in params.values()):
-            status = "diverged"
-            message = f"parameters became non-finite at update {it}; restored the last finite parameters"
-            break
-        done = it + 1
-        losses.append(loss)
-        for k, v in params.items():
-            good[k][...] = v
-        if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.updates:
-            record = {"update": done, "train_loss": float(np.mean(losses)), "lr": cfg.lr * decay**it,
-                      "seconds": time.perf_counter() - t0,
-                      **{f"eval_{k}": v for k, v in evaluate(net, evaluation, cfg.eval_batch).items()
-                         if isinstance(v, (int, float, bool, np.floating, np.integer, np.bool_))}}
-            history.append({k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()})
-            losses = []
-            if callback is not None:
-                callback(record)
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{record['train_loss']:.4g}")
+    updating = False
+    try:
+        for it in bar:
+            if fresh:
+                task = train(cfg.batch_size, rng)
+                s, target, mask = task.batch(np.arange(task.n), dtype=net.dtype)
+            else:
+                s, target, mask = train.batch(rng.integers(0, train.n, cfg.batch_size), dtype=net.dtype)
+            loss, grads = net.loss_and_grad(s, target, mask, loss=(task if fresh else train).loss, mar=mar)
+            norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                status = "diverged"
+                message = (f"training diverged at update {it} (loss {loss}, gradient norm {norm}); "
+                           f"restored the last finite parameters")
+                break
+            if cfg.grad_clip > 0 and norm > cfg.grad_clip:
+                for g in grads.values():
+                    g *= cfg.grad_clip / norm
+            updating = True
+            opt.step(params, grads, cfg.lr * decay**it)
+            if not all(np.isfinite(v).all() for v in params.values()):
+                status = "diverged"
+                message = f"parameters became non-finite at update {it}; restored the last finite parameters"
+                break
+            good = {k: v.copy() for k, v in params.items()}  # replaced in one step (Ctrl-C below)
+            done = it + 1
+            updating = False
+            losses.append(loss)
+            if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.updates:
+                record = {"update": done, "train_loss": float(np.mean(losses)), "lr": cfg.lr * decay**it,
+                          "seconds": time.perf_counter() - t0,
+                          **{f"eval_{k}": v for k, v in evaluate(net, evaluation, cfg.eval_batch).items()
+                             if isinstance(v, (int, float, bool, np.floating, np.integer, np.bool_))}}
+                history.append({k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()})
+                losses = []
+                if callback is not None:
+                    callback(record)
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{record['train_loss']:.4g}")
+    except KeyboardInterrupt:
+        # Ctrl-C (the native calls check for it): leave the network as after the last complete update
+        if updating:
+            for k, v in good.items():
+                params[k][...] = v
+        raise
     if status == "diverged":
         for k, v in good.items():
             params[k][...] = v

@@ -19,8 +19,8 @@ from typing import Callable, Dict, List, Optional, Union
 import numpy as np
 
 from . import cuda as _cuda_api
-from ._io import atomic_savez
-from ._validation import check_array, check_choice, check_float, check_int
+from ._io import NpzReader, atomic_savez
+from ._validation import check_array, check_betas, check_bool, check_choice, check_float, check_int
 from .models import PLRNN
 from .regularizers import MAR
 
@@ -89,23 +89,20 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, ("adam", "radam"))
         check_float("lr", self.lr, lo=0.0, lo_open=True)
         check_float("lr_end", self.lr_end, lo=0.0, lo_open=True)
-        self.betas = tuple(self.betas)
-        if len(self.betas) != 2:
-            raise ValueError(f"betas: expected two values, got {self.betas}")
-        for b in self.betas:
-            check_float("betas", b, 0.0, 1.0)
+        self.betas = check_betas("betas", self.betas)
         check_float("eps", self.eps, lo=0.0, lo_open=True)
         check_float("grad_clip", self.grad_clip, lo=0.0)
         check_choice("forcing", self.forcing, ("none", "sparse", "generalized"))
         check_int("tau", self.tau, 1)
         check_float("alpha", self.alpha, 0.0, 1.0)
+        check_bool("adaptive_alpha", self.adaptive_alpha)
         check_int("alpha_every", self.alpha_every, 1)
         check_float("teacher_noise", self.teacher_noise, lo=0.0)
         check_float("mar_weight", self.mar_weight, lo=0.0)
+        check_float("mar_fraction", self.mar_fraction, lo=0.0, hi=1.0, lo_open=True)
+        check_choice("mar_select", self.mar_select, ("first", "last"))
         check_int("seed", self.seed, 0)
         _cuda_api.check_device_string(self.device)
-        if self.mar_weight > 0:
-            self.mar()  # validates fraction and selection
 
     def mar(self) -> Optional[MAR]:
         if self.mar_weight == 0:
@@ -178,20 +175,32 @@ class _Adam:
 
 
 def _as_series_list(x, s, model: PLRNN, seq_len: int):
-    """Validated list of (x [T, N], s [T, K] | None) in the model's dtype."""
+    """Validated list of (x [T, N], s [T, K] | None, observed [T, N] bool | None) in the model's
+    dtype. NaN in x are missing values: x holds 0 there and ``observed`` marks the rest (None when
+    a series is complete); inf, and a series with no observed value, raise."""
     xs = list(x) if isinstance(x, (list, tuple)) else [x]
     ss = list(s) if isinstance(s, (list, tuple)) else [s] * len(xs)
+    if not xs:
+        raise ValueError("x: no training series")
     if len(ss) != len(xs):
         raise ValueError(f"s: {len(ss)} input series for {len(xs)} data series")
     out = []
     for i, (xi, si) in enumerate(zip(xs, ss)):
         name = "x" if len(xs) == 1 else f"x[{i}]"
-        if not isinstance(xi, np.ndarray):
-            raise TypeError(f"{name}: expected a numpy.ndarray [T, N], got {type(xi).__name__}")
+        if not isinstance(xi, np.ndarray) or isinstance(xi, np.ma.MaskedArray):
+            raise TypeError(f"{name}: expected a numpy.ndarray [T, N] (NaN for missing values), "
+                            f"got {type(xi).__name__}")
         if xi.ndim != 2 or xi.shape[1] != model.N:
             raise ValueError(f"{name}: expected shape [T, N={model.N}], got {xi.shape}")
-        xi = np.ascontiguousarray(xi, dtype=model.dtype)
-        check_array(name, xi, model.dtype, (None, model.N))
+        xi = np.array(xi, dtype=model.dtype, order="C")
+        missing = np.isnan(xi)
+        observed = None
+        if missing.any():
+            if missing.all():
+                raise ValueError(f"{name}: every value is missing (NaN)")
+            observed = ~missing
+            xi[missing] = 0
+        check_array(name, xi, model.dtype, (None, model.N))  # inf is never a missing value
         if xi.shape[0] < seq_len:
             raise ValueError(f"{name}: {xi.shape[0]} time steps is shorter than seq_len={seq_len}")
         if model.K > 0:
@@ -201,7 +210,7 @@ def _as_series_list(x, s, model: PLRNN, seq_len: int):
             check_array("s", si, model.dtype, (xi.shape[0], model.K))
         elif si is not None:
             raise ValueError("s: the model has K=0 external inputs; pass s=None")
-        out.append((xi, si))
+        out.append((xi, si, observed))
     return out
 
 
@@ -210,7 +219,10 @@ class Trainer:
 
     Args:
         model: the :class:`~plrnn_native.PLRNN` to train (its dtype is the training precision).
-        x: training data ``[T, N]`` (z-scored), or a list of such series.
+        x: training data ``[T, N]`` (z-scored), or a list of such series (trials, subjects,
+            sessions; of any lengths >= ``seq_len``): a training window never crosses from one
+            series into the next. NaN marks a missing value: it is masked out of the loss and never
+            used as a teacher signal (``missing_fraction`` says how many there are).
         s: external inputs ``[T, K]`` (or a list), when the model has ``K > 0``.
         config: :class:`TrainConfig`.
         callback: called as ``callback(trainer, record)`` after every epoch.
@@ -225,6 +237,9 @@ class Trainer:
         if not isinstance(self.config, TrainConfig):
             raise TypeError(f"config: expected a TrainConfig, got {type(self.config).__name__}")
         self.series = _as_series_list(x, s, model, self.config.seq_len)
+        n_missing = sum(int(o.size - o.sum()) for _, _, o in self.series if o is not None)
+        #: share of the training entries that are missing (NaN in the data)
+        self.missing_fraction = n_missing / sum(xi.size for xi, _, _ in self.series)
         self.callback = callback
         self.rng = np.random.default_rng(self.config.seed)
         self.optimizer = _Adam(model.params, self.config.optimizer, self.config.betas, self.config.eps)
@@ -235,7 +250,7 @@ class Trainer:
         self._device = None  # the device-resident trainer (cuda/train_step.h) when config.device is CUDA
         self._mar = self.config.mar()
         self._good = self._snapshot()
-        lengths = np.array([xi.shape[0] - self.config.seq_len + 1 for xi, _ in self.series], float)
+        lengths = np.array([xi.shape[0] - self.config.seq_len + 1 for xi, _, _ in self.series], float)
         self._series_p = lengths / lengths.sum()
         self._device_params_finite = True
         where, index = _cuda_api.resolve_device(self.config.device)
@@ -247,11 +262,16 @@ class Trainer:
         if cfg.forcing == "generalized" and cfg.adaptive_alpha:
             raise ValueError("adaptive_alpha: not available with a CUDA device (the Jacobian estimate runs on "
                              "the CPU); use device='cpu' or a fixed alpha")
+        if self.missing_fraction > 0:
+            raise ValueError("x: missing values (NaN) are handled by the CPU trainer only; use device='cpu'")
+        if self.model.obs == "linear" and self.model.M < self.model.N and cfg.forcing != "none":
+            raise ValueError("M: the CUDA trainer's forcing needs M >= N with the linear observation; "
+                             "use device='cpu'")
         units = None if self._mar is None else np.ascontiguousarray(self._mar.resolve_units(self.model.M),
                                                                     dtype=np.int64)
         return _cuda_api._cuda.DeviceTrainer(
-            self.model.config, self.model._params, [xi for xi, _ in self.series],
-            [si for _, si in self.series], cfg.batch_size, cfg.seq_len, cfg.forcing, cfg.tau,
+            self.model.config, self.model._params, [xi for xi, _, _ in self.series],
+            [si for _, si, _ in self.series], cfg.batch_size, cfg.seq_len, cfg.forcing, cfg.tau,
             float(self.alpha), cfg.grad_clip, cfg.optimizer, cfg.betas[0], cfg.betas[1], cfg.eps,
             cfg.teacher_noise, cfg.seed, units, self._mar.weight if self._mar else 0.0,
             self._mar.reduce if self._mar else "sum", index)
@@ -269,20 +289,24 @@ class Trainer:
 
     # ---- one batch -------------------------------------------------------------------------
     def sample_batch(self):
-        """A batch of random subsequences: x [B, seq_len, N] (and s [B, seq_len, K])."""
+        """A batch of random subsequences: x [B, seq_len, N], s [B, seq_len, K] (or None) and the
+        observed-entry mask [B, seq_len, N] (None when the data have no missing values)."""
         cfg = self.config
         which = self.rng.choice(len(self.series), size=cfg.batch_size, p=self._series_p)
         xb = np.empty((cfg.batch_size, cfg.seq_len, self.model.N), dtype=self.model.dtype)
         sb = None if self.model.K == 0 else np.empty((cfg.batch_size, cfg.seq_len, self.model.K), self.model.dtype)
+        mb = None if self.missing_fraction == 0 else np.ones(xb.shape, dtype=bool)
         for b, i in enumerate(which):
-            xi, si = self.series[i]
+            xi, si, oi = self.series[i]
             t0 = int(self.rng.integers(0, xi.shape[0] - cfg.seq_len + 1))
             xb[b] = xi[t0:t0 + cfg.seq_len]
             if sb is not None:
                 sb[b] = si[t0:t0 + cfg.seq_len]
+            if oi is not None:
+                mb[b] = oi[t0:t0 + cfg.seq_len]
         if cfg.teacher_noise > 0:
             xb += (cfg.teacher_noise * self.rng.standard_normal(xb.shape)).astype(xb.dtype)
-        return xb, sb
+        return xb, sb, mb
 
     def lr_at(self, epoch: int) -> float:
         cfg = self.config
@@ -298,9 +322,9 @@ class Trainer:
             return {"forcing": "generalized", "alpha": float(self.alpha)}
         return {"forcing": "none"}
 
-    def _update_alpha(self, xb, sb) -> None:
+    def _update_alpha(self, xb, sb, mb) -> None:
         """Adaptive GTF: alpha* = max(0, 1 - 1/G), G the geometric mean of ||J(z_t)||_2 along the batch."""
-        _, z = self.model.rollout(xb, sb, return_latent=True, **self._forcing_kwargs())
+        _, z = self.model.rollout(xb, sb, return_latent=True, mask=mb, **self._forcing_kwargs())
         states = z[:, 1:].reshape(-1, self.model.M)
         if states.shape[0] > 256:  # a fixed-size, evenly spread sample keeps this O(1) per batch
             states = states[np.linspace(0, states.shape[0] - 1, 256).astype(int)]
@@ -320,10 +344,10 @@ class Trainer:
                 self.optimizer.t += 1
                 self.batches_done += 1
             return float(loss), float(norm)
-        xb, sb = self.sample_batch()
+        xb, sb, mb = self.sample_batch()
         if cfg.forcing == "generalized" and cfg.adaptive_alpha and self.batches_done % cfg.alpha_every == 0:
-            self._update_alpha(xb, sb)
-        loss, grads = self.model.loss_and_grad(xb, sb, mar=self._mar, **self._forcing_kwargs())
+            self._update_alpha(xb, sb, mb)
+        loss, grads = self.model.loss_and_grad(xb, sb, mar=self._mar, mask=mb, **self._forcing_kwargs())
         norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
         if not (math.isfinite(loss) and math.isfinite(norm)):
             return loss, norm
@@ -344,6 +368,19 @@ class Trainer:
         """
         target = self.config.epochs if epochs is None else check_int("epochs", epochs, 0)
         bar = _progress(range(self.epoch, target), progress)
+        try:
+            return self._train_epochs(bar)
+        except KeyboardInterrupt:
+            # Ctrl-C (the native calls check for it): back to the end of the last complete epoch,
+            # so that the trainer can be saved or continued as if it had stopped there
+            self._restore(self._good)
+            del self.history[self._good["epoch"]:]
+            raise
+        finally:
+            if hasattr(bar, "close"):
+                bar.close()
+
+    def _train_epochs(self, bar) -> TrainResult:
         for _ in bar:
             t0 = time.perf_counter()
             lr = self.lr_at(self.epoch)
@@ -419,21 +456,9 @@ class Trainer:
                callback: Optional[Callable[["Trainer", dict], None]] = None) -> "Trainer":
         """A trainer continued from :meth:`save_checkpoint` on the same data: the run proceeds exactly
         (bit for bit, at the same thread count) as if it had not been interrupted."""
-        path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["__meta__"]))
-                arrays = {k: data[k] for k in data.files if k != "__meta__"}
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            raise ValueError(f"path: {path!r} is not a readable checkpoint ({exc})") from exc
-        if meta.get("format") != _CHECKPOINT_FORMAT:
-            raise ValueError(f"path: {path!r} is not a plrnn_native checkpoint")
-        model = PLRNN(**meta["model_config"])
-        for k in model.keys():
-            model[k] = arrays[f"param_{k}"]
-        trainer = cls(model, x, s, TrainConfig.from_dict(meta["train_config"]), callback)
-        trainer.optimizer.load_state(meta["t"], {k: arrays[f"adam_m_{k}"] for k in model.keys()},
-                                     {k: arrays[f"adam_v_{k}"] for k in model.keys()})
+        model, config, meta, m, v = _read_checkpoint(path)
+        trainer = cls(model, x, s, config, callback)
+        trainer.optimizer.load_state(meta["t"], m, v)
         trainer.rng.bit_generator.state = meta["rng"]
         trainer.alpha = meta["alpha"]
         trainer.epoch = meta["epoch"]
@@ -444,6 +469,47 @@ class Trainer:
         return trainer
 
 
+def _read_checkpoint(path):
+    """Model, TrainConfig, metadata and Adam moments of a checkpoint, every part validated (the
+    archive, its members and their headers against the stored model before anything is read); any
+    problem is one ValueError naming the path."""
+    with NpzReader(path, "plrnn_native checkpoint") as f:
+        meta = f.json("__meta__")
+        if meta.get("format") != _CHECKPOINT_FORMAT:
+            f.fail("is not a plrnn_native checkpoint")
+        try:
+            model_config = meta["model_config"]
+            if not isinstance(model_config, dict):
+                raise TypeError("model_config: expected a JSON object")
+            shapes, dtype = PLRNN._param_shapes_for(model_config)
+            config = TrainConfig.from_dict(meta["train_config"])
+            for key, lo in (("t", 0), ("epoch", 0), ("batches_done", 0)):
+                check_int(key, meta[key], lo)
+            check_float("alpha", meta["alpha"], 0.0, 1.0)
+            if not isinstance(meta["rng"], dict):
+                raise TypeError("rng: expected the bit generator's state (a JSON object)")
+            np.random.PCG64().state = meta["rng"]  # raises for a state of another generator
+            if not (isinstance(meta["history"], list) and all(isinstance(r, dict) for r in meta["history"])):
+                raise TypeError("history: expected a list of per-epoch records")
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            f.fail(f"has invalid metadata ({type(exc).__name__}: {exc})", exc)
+        groups = ("param_", "adam_m_", "adam_v_")
+        f.check_members(["__meta__", *(g + k for g in groups for k in shapes)])
+        for g in groups:  # every header first: nothing is read from a file that declares nonsense
+            for k in shapes:
+                f.header(g + k)
+        arrays = {g: {k: f.array(g + k, shape, dtype) for k, shape in shapes.items()} for g in groups}
+        for g in ("adam_m_", "adam_v_"):
+            for k, a in arrays[g].items():
+                if not np.isfinite(a).all() or (g == "adam_v_" and (a < 0).any()):
+                    f.fail(f"member {g + k!r} holds invalid optimiser moments")
+        try:
+            model = PLRNN._from_config(model_config, arrays["param_"])
+        except (TypeError, ValueError) as exc:
+            f.fail(f"has invalid parameters ({exc})", exc)
+    return model, config, meta, arrays["adam_m_"], arrays["adam_v_"]
+
+
 class BestModelSelector:
     """Trainer callback that keeps the parameters whose free run matches held-out data best.
 
@@ -452,13 +518,23 @@ class BestModelSelector:
     Gaussian-mixture otherwise) is recorded as ``val_D_stsp`` in the epoch's record, and the
     parameters are kept when it is the lowest so far. Training can end in a worse state than it
     passed through (e.g. on a periodic orbit after a chaotic one); :meth:`restore` puts the best
-    parameters back. ``x_val`` must not be the test data.
+    parameters back. ``x_val`` must not be the test data. Rows with a missing value (NaN) are left
+    out of the comparison; the free run starts from the first complete row. A model with inputs
+    needs ``s_val`` (the inputs along ``x_val``) and runs driven by them over ``len(x_val)`` steps.
     """
 
-    def __init__(self, x_val: np.ndarray, every: int = 50, seed: int = 0):
-        self.x_val = np.asarray(x_val, dtype=np.float64)
-        if self.x_val.ndim != 2 or self.x_val.shape[0] < 10 or not np.isfinite(self.x_val).all():
-            raise ValueError("x_val: expected finite validation data [T >= 10, N]")
+    def __init__(self, x_val: np.ndarray, every: int = 50, seed: int = 0, s_val: Optional[np.ndarray] = None):
+        x_val = np.asarray(x_val, dtype=np.float64)
+        if x_val.ndim != 2 or np.isinf(x_val).any():
+            raise ValueError("x_val: expected validation data [T >= 10, N] without inf")
+        complete = ~np.isnan(x_val).any(axis=1)
+        if complete.sum() < 10 or not complete[: len(x_val) // 2 + 1].any():
+            raise ValueError("x_val: expected at least 10 complete rows (no NaN), one of them in the first half")
+        start = int(np.argmax(complete))
+        self.T_run = x_val.shape[0] - start
+        self.x0 = x_val[start]
+        self.x_val = x_val[complete]
+        self.s_val = None if s_val is None else np.asarray(s_val, dtype=np.float64)[start:]
         self.every = check_int("every", every, 1)
         self.seed = seed
         self.best_score = math.inf
@@ -468,10 +544,16 @@ class BestModelSelector:
     def score(self, model: PLRNN) -> float:
         from . import metrics
 
-        T = self.x_val.shape[0]
-        x0 = np.ascontiguousarray(self.x_val[0], dtype=model.dtype)
+        T = self.T_run
+        x0 = np.ascontiguousarray(self.x0, dtype=model.dtype)
         with np.errstate(all="ignore"):
-            gen = model.generate(T + T // 4, x0=x0)[T // 4:].astype(np.float64)
+            if model.K > 0:
+                if self.s_val is None:
+                    raise ValueError(f"s_val: the model has K={model.K} inputs; pass the inputs along x_val")
+                s = np.ascontiguousarray(self.s_val, dtype=model.dtype)
+                gen = model.generate(T, x0=x0, s=s)[T // 4:].astype(np.float64)
+            else:
+                gen = model.generate(T + T // 4, x0=x0)[T // 4:].astype(np.float64)
         if not np.isfinite(gen).all() or np.abs(gen).max() > 1e3 * np.abs(self.x_val).max():
             return math.inf
         if self.x_val.shape[1] <= 4:
