@@ -668,30 +668,34 @@ thread_local const ThreadState* current_thread = nullptr;
   std::abort();
 }
 
-int barrier(BarrierOp op, int predicate, const char* file, int line) {
-  Fiber* f = running(barrier_name(op));
-  f->state = State::AtBarrier;
-  f->bop = op;
-  f->pred = predicate;
+namespace {
+// Records where the running thread waits, hands control to the scheduler and returns the result the
+// scheduler left when it let the thread go on.
+std::uint64_t wait_at(Fiber* f, State state, const char* file, int line) {
+  f->state = state;
   f->file = file;
   f->line = line;
   yield_thread(f);
-  return static_cast<int>(f->result);
+  return f->result;
+}
+}  // namespace
+
+int barrier(BarrierOp op, int predicate, const char* file, int line) {
+  Fiber* f = running(barrier_name(op));
+  f->bop = op;
+  f->pred = predicate;
+  return static_cast<int>(wait_at(f, State::AtBarrier, file, line));
 }
 
 std::uint64_t warp_collective(WarpOp op, unsigned mask, std::uint64_t value, int arg, int width, const char* file,
                               int line) {
   Fiber* f = running(warp_name(op));
-  f->state = State::AtWarp;
   f->wop = op;
   f->mask = mask;
   f->value = value;
   f->arg = arg;
   f->width = width;
-  f->file = file;
-  f->line = line;
-  yield_thread(f);
-  return f->result;
+  return wait_at(f, State::AtWarp, file, line);
 }
 
 void* dynamic_shared_memory() {
