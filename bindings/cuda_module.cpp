@@ -30,6 +30,13 @@ using namespace plrnn::bind;
 
 namespace {
 
+// Whether this module was built on the CPU emulator (cuda/emulation/): its kernels run on the CPU, for tests.
+#ifdef PLRNN_CUDA_EMULATION
+constexpr bool kEmulated = true;
+#else
+constexpr bool kEmulated = false;
+#endif
+
 // `obj` as a C-contiguous float64 array with `ndim` dimensions, or an exception naming `name`.
 py::array f64_array(const py::handle& obj, const std::string& name, int ndim) {
   if (!py::isinstance<py::array>(obj))
@@ -325,6 +332,7 @@ PYBIND11_MODULE(_cuda, m) {
     d["compute_capability"] = py::make_tuple(info.major, info.minor);
     d["total_memory"] = info.total_memory;
     d["multiprocessors"] = info.multiprocessors;
+    d["emulated"] = kEmulated;
     return d;
   }, py::arg("index"));
   m.def("fixed_points_exhaustive", &fixed_points_exhaustive, py::arg("J0"), py::arg("b"), py::arg("U"),
@@ -392,4 +400,5 @@ PYBIND11_MODULE(_cuda, m) {
       .def("set_moments", &PyDeviceTrainer::set_moments, py::arg("m"), py::arg("v"))
       .def("get_grads", &PyDeviceTrainer::get_grads, py::arg("out"));
   m.attr("runtime_version") = plrnn::cuda::runtime_version();
+  m.attr("emulated") = kEmulated;
 }

@@ -231,6 +231,7 @@ LONG_CASES = {
 
 
 @requires_gpu
+@pytest.mark.slow_on_emulator  # 2^18 regions x 128 coroutines: hours on the emulator
 @pytest.mark.parametrize("case", list(LONG_CASES))
 def test_long_sherman_morrison_chains(case):
     # 2^18 regions: more than 256 per resident block on any current GPU, so the walk runs full

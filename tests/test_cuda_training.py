@@ -109,14 +109,24 @@ def test_device_checkpoint_resume(tmp_path):
 
 
 @requires_gpu
-def test_device_divergence_restores():
-    x, _ = series(100)
-    cfg = TrainConfig(seq_len=20, batch_size=4, batches_per_epoch=3, epochs=5, lr=1e3, lr_end=1e3, grad_clip=0,
-                      device="cuda", forcing="none")
-    model = make()
-    model["A"] = np.full(8, 1.5)
-    result = Trainer(model, x, config=cfg).train()
-    assert result.status == "diverged"
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_device_divergence_restores(dtype):
+    # one good epoch, then an absurd step (lr 1e30, no clipping): the next loss overflows in either
+    # precision (a merely large lr can leave float64 losses finite near 1e135), and the trainer must
+    # restore the state after the good epoch
+    x, _ = series(100, dtype=dtype)
+    model = make(dtype=dtype)
+    cfg = TrainConfig(seq_len=20, batch_size=4, batches_per_epoch=3, epochs=3, device="cuda", forcing="none")
+    trainer = Trainer(model, x, config=cfg)
+    trainer.train(1)
+    good = {k: v.copy() for k, v in model.items()}
+    trainer.config.lr = trainer.config.lr_end = 1e30
+    trainer.config.grad_clip = 0.0
+    result = trainer.train()
+    assert result.status == "diverged" and "restored" in result.message
+    assert trainer.epoch == 1 and result.epochs_done == 1
+    for name, value in good.items():
+        np.testing.assert_array_equal(model[name], value)
     assert all(np.isfinite(p).all() for p in model.params.values())
 
 
