@@ -169,7 +169,9 @@ def test_resume_applies_or_refuses_overrides(tmp_path, capsys):
                      "--quiet", "--no-plots"]) == 0
     config = runconfig.read_toml(str(out / "config.toml"))
     assert config["train"]["lr"] == 0.0005 and config["train"]["epochs"] == 3
-    assert "lr = 0.0005  # changed on --resume at epoch 2" in (out / "config.toml").read_text()
+    text = (out / "config.toml").read_text()
+    assert "lr = 0.0005  # changed on --resume at epoch 2" in text
+    assert "# from the autocorrelation decay" in text  # the reasons of derived settings are kept
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1, 2]
     ckpt = np.load(out / "checkpoint.npz")

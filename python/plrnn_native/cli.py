@@ -131,7 +131,7 @@ def cmd_train(args) -> int:
         if details:
             scales = ", ".join(f"x{c['column']}: {c['acf_decay']}/{c['mi_first_min']}" for c in details["columns"])
             print(f"tau per dimension (autocorrelation decay / first mutual-information minimum): {scales}")
-        print(_toml_text(run))
+        print(runconfig.toml_text(run.cfg, run.notes))
         return 0
     out = args.out or os.path.join("runs", time.strftime("run-%Y%m%d-%H%M%S"))
     _threads(run.cfg)
@@ -140,16 +140,6 @@ def cmd_train(args) -> int:
     os.makedirs(out, exist_ok=True)
     runconfig.write_toml(run.cfg, os.path.join(out, "config.toml"), run.notes, header=summary)
     return _train(args, out, run.cfg, trainer, train, test)
-
-
-def _toml_text(run: RunConfig) -> str:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "config.toml")
-        runconfig.write_toml(run.cfg, path, run.notes)
-        with open(path) as f:
-            return f.read()
 
 
 def _resume(args) -> int:
@@ -164,14 +154,15 @@ def _resume(args) -> int:
     if not os.path.isfile(checkpoint):
         raise CLIError(f"{out}: no checkpoint.npz to resume from")
     train, test = load_data(cfg)
-    run = RunConfig(cfg, {s: {} for s in cfg})
-    _, tcfg, _ = runconfig.build(run, train[0].N, train[0].K)
+    runconfig.build(RunConfig(cfg, {s: {} for s in cfg}), train[0].N, train[0].K)  # checks the overrides
     trainer = Trainer.resume(checkpoint, [ts.x for ts in train],
                              [ts.s for ts in train] if train[0].s is not None else None)
     merged = {**trainer.config.to_dict(), **over.get("train", {})}
     trainer.config = TrainConfig.from_dict(merged)
     cfg["train"] = {k: v for k, v in merged.items() if k in cfg["train"] or k in over.get("train", {})}
-    notes = {("train", k): f"changed on --resume at epoch {trainer.epoch}" for k in over.get("train", {})}
+    notes = runconfig.read_notes(os.path.join(out, "config.toml"))  # the reasons of derived settings stay
+    notes.update({(sec, k): f"changed on --resume at epoch {trainer.epoch}" for sec, items in over.items()
+                  for k in items})
     _threads(cfg)
     runconfig.write_toml(cfg, os.path.join(out, "config.toml"), notes, header=_describe_data(train, test))
     print(f"resuming {out} at epoch {trainer.epoch}")

@@ -236,10 +236,8 @@ def build(run: RunConfig, N: int, K: int) -> Tuple[PLRNN, TrainConfig, dict]:
 
 
 # ---- run folders ---------------------------------------------------------------------------------
-def write_toml(cfg: Config, path: str, notes: Optional[Dict[Tuple[str, str], str]] = None,
-               header: str = "") -> None:
-    """Writes a two-level configuration as TOML, each derived value followed by ``# reason``;
-    atomically (a temporary file renamed into place)."""
+def toml_text(cfg: Config, notes: Optional[Dict[Tuple[str, str], str]] = None, header: str = "") -> str:
+    """A two-level configuration as TOML, each derived value followed by ``# reason``."""
     notes = notes or {}
 
     def fmt(v):
@@ -262,10 +260,29 @@ def write_toml(cfg: Config, path: str, notes: Optional[Dict[Tuple[str, str], str
             note = notes.get((section, k))
             lines.append(f"{k} = {fmt(v)}" + (f"  # {note}" if note else ""))
         lines.append("")
+    return "\n".join(lines)
+
+
+def write_toml(cfg: Config, path: str, notes: Optional[Dict[Tuple[str, str], str]] = None,
+               header: str = "") -> None:
+    """:func:`toml_text` written atomically (a temporary file renamed into place)."""
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
-        f.write("\n".join(lines))
+        f.write(toml_text(cfg, notes, header))
     os.replace(tmp, path)
+
+
+def read_notes(path: str) -> Dict[Tuple[str, str], str]:
+    """The ``# reason`` of each setting in a config.toml that :func:`write_toml` wrote."""
+    notes, section = {}, None
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
+            elif section and " = " in line and "  # " in line:
+                notes[(section, line.split(" = ", 1)[0])] = line.rsplit("  # ", 1)[1]
+    return notes
 
 
 def read_run(run: str) -> Config:
@@ -296,5 +313,5 @@ def resume_overrides(items: List[str]) -> Config:
     return over
 
 
-__all__ = ["DEFAULTS", "ConfigError", "RunConfig", "resolve", "derive", "build", "write_toml",
+__all__ = ["DEFAULTS", "ConfigError", "RunConfig", "resolve", "derive", "build", "toml_text", "write_toml", "read_notes",
            "read_run", "resume_overrides", "known_keys", "check_keys", "parse_overrides"]
