@@ -3,6 +3,7 @@
 import importlib
 import json
 
+import numpy as np
 import pytest
 from plrnn_native import cli, plots
 from plrnn_native import sweep as sweep_fn  # the function; the module is plrnn_native.sweep
@@ -88,6 +89,25 @@ def test_result_independent_of_workers(tmp_path):
     assert _sweep(tmp_path / "b", "--jobs", "2") == 0
     for f in FOLDERS:
         assert _metrics(tmp_path / "a" / f) == _metrics(tmp_path / "b" / f), f
+    # the same as a plain plrnn train (which generates its data itself; the sweep shares the driver's)
+    plain = tmp_path / "plain"
+    assert cli.main(["train", "--system", "lorenz63", "--out", str(plain), *TINY_ARGS, "--set", "train.tau=25",
+                     "--set", "model.seed=1", "--set", "train.seed=1", "--set", "run.threads=1",
+                     "--quiet", "--no-plots"]) == 0
+    assert _metrics(plain) == _metrics(tmp_path / "a" / "tau=25/seed1")
+
+
+def test_sweep_over_own_data_file(tmp_path):
+    from plrnn_native import data
+
+    np.save(tmp_path / "x.npy", data.make("lorenz63", T=3000, seed=4).x)
+    over = ["model.hidden=6", "train.epochs=2", "train.batches_per_epoch=3", "train.seq_len=50",
+            "evaluate.lyapunov_steps=200", "evaluate.lyapunov_transient=20", "run.select_every=1",
+            "run.validation_steps=300"]
+    rows = sweep_fn(data=[str(tmp_path / "x.npy")], grid=["train.tau=5,10"], seeds=1, out=str(tmp_path / "sw"),
+                    jobs=2, overrides=over, quiet=True)
+    assert all(r["completed"] == 1 for r in rows)
+    assert "path" in (tmp_path / "sw" / "tau=5" / "seed0" / "config.toml").read_text()
 
 
 def test_python_api(tmp_path):

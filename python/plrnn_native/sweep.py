@@ -12,9 +12,10 @@ the number of workers or the order). The sweep writes ``SWEEP/sweep.json`` (what
 
 Backends: ``local`` (default) is a process pool on this machine (spawned workers, one native and
 one BLAS thread each); ``ray`` runs the trials as Ray tasks on a running cluster (``address``) or on
-a local Ray instance. Under Ray the data of each distinct ``[data]`` section are loaded once by the
-driver and put into the object store once; every trial reads them from there instead of generating
-or reading them again.
+a local Ray instance. The data of each distinct ``[data]`` section (a grid over ``data.*`` keys makes
+several) are loaded once by the driver: the local pool sends them once to each worker, Ray puts
+them into the object store once; no trial generates or reads them again (generating the Lorenz-63
+preset's 2 x 1e5 steps takes longer than a short training run). Each trial works on its own copy.
 
 Resume: running the same sweep again skips trials with a finished ``metrics.json``, continues those
 with a ``checkpoint.npz`` (``plrnn train --resume``) and retries failed ones. A different grid, seeds,
@@ -46,6 +47,9 @@ TRIAL_KEYS = ("model.seed", "train.seed", "run.threads")
 THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 #: metrics.json status values of a trial that has finished (diverged runs are results too).
 FINISHED = ("completed", "diverged")
+
+_SHARED: Optional[dict] = None  # a local pool worker's copy of the driver's data
+_INTERRUPTED = False  # a local pool worker whose trial was interrupted (Ctrl-C) starts no further one
 
 
 # ---- the plan ------------------------------------------------------------------------------------
@@ -159,10 +163,14 @@ def run_trial(trial: dict, data: Optional[dict] = None) -> dict:
     """Runs (or resumes, or skips) one trial; never raises. ``trial``: ``folder``, ``argv`` (the
     ``plrnn train`` arguments less ``--out``). Returns ``{"status", "action", "metrics", "error",
     "seconds"}``; the trial's output goes to ``folder/train.log``."""
+    global _INTERRUPTED
     from . import cli
 
+    data = _SHARED if data is None else data
     folder = trial["folder"]
     t0 = time.perf_counter()
+    if _INTERRUPTED:
+        return {"status": "failed", "action": "interrupted", "metrics": None, "error": "interrupted", "seconds": 0.0}
     metrics = _read_metrics(folder)
     if metrics is not None and metrics.get("status") in FINISHED:
         return {"status": metrics["status"], "action": "skipped", "metrics": metrics, "error": None, "seconds": 0.0}
@@ -180,6 +188,8 @@ def run_trial(trial: dict, data: Optional[dict] = None) -> dict:
         code = None
         error = f"{type(exc).__name__}: {exc}"
         log.write(traceback.format_exc())
+    if code == 130 and _SHARED is not None:  # Ctrl-C reached this pool worker: it is winding down
+        _INTERRUPTED = True
     with open(os.path.join(folder, "train.log"), "a") as f:
         f.write(log.getvalue())
     metrics = _read_metrics(folder)
@@ -208,22 +218,33 @@ def _thread_env():
                 os.environ[k] = v
 
 
-def _run_local(trials: List[dict], jobs: int, report) -> List[dict]:
+def _init_worker(shared: dict) -> None:
+    global _SHARED
+    _SHARED = shared
+
+
+def _run_local(trials: List[dict], jobs: int, data_of, report) -> List[dict]:
     import concurrent.futures as cf
     import multiprocessing
 
     results: List[Optional[dict]] = [None] * len(trials)
+    shared = _shared_data(trials, data_of)  # loaded once here, sent once to each worker
     with _thread_env(), cf.ProcessPoolExecutor(max_workers=min(jobs, len(trials)),
-                                               mp_context=multiprocessing.get_context("spawn")) as pool:
+                                               mp_context=multiprocessing.get_context("spawn"),
+                                               initializer=_init_worker, initargs=(shared,)) as pool:
         futures = {pool.submit(run_trial, t): i for i, t in enumerate(trials)}
-        for fut in cf.as_completed(futures):
-            i = futures[fut]
-            try:
-                results[i] = fut.result()
-            except BaseException as exc:  # noqa: BLE001 - a worker that died (e.g. killed for memory)
-                results[i] = {"status": "failed", "action": "trained", "metrics": None,
-                              "error": f"worker died: {type(exc).__name__}: {exc}", "seconds": 0.0}
-            report(trials[i], results[i])
+        try:
+            for fut in cf.as_completed(futures):
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a worker that died (e.g. killed for memory)
+                    results[i] = {"status": "failed", "action": "trained", "metrics": None,
+                                  "error": f"worker died: {type(exc).__name__}: {exc}", "seconds": 0.0}
+                report(trials[i], results[i])
+        except KeyboardInterrupt:  # trials not started are dropped; re-running the sweep resumes
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return results  # type: ignore[return-value]
 
 
@@ -233,6 +254,16 @@ def ray_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _shared_data(trials: List[dict], data_of) -> dict:
+    """{data key: (train, test)} of every [data] section an unfinished trial needs, each loaded once."""
+    shared = {}
+    for t in trials:
+        finished = (_read_metrics(t["folder"]) or {}).get("status") in FINISHED
+        if not finished and t["data_key"] not in shared:
+            shared[t["data_key"]] = data_of(t["data_key"])
+    return shared
 
 
 def _run_ray(trials: List[dict], jobs: Optional[int], address: Optional[str], data_of, report) -> List[dict]:
@@ -248,12 +279,7 @@ def _run_ray(trials: List[dict], jobs: Optional[int], address: Optional[str], da
             ray.init(num_cpus=jobs or os.cpu_count() or 1, **kwargs)
     try:
         # the data of each distinct [data] section: loaded once here, put into the object store once
-        refs: Dict[str, object] = {}
-        for t in trials:
-            key = t.get("data_key")
-            finished = (_read_metrics(t["folder"]) or {}).get("status") in FINISHED
-            if key not in refs and not finished:
-                refs[key] = ray.put({key: data_of(key)})
+        refs = {key: ray.put({key: value}) for key, value in _shared_data(trials, data_of).items()}
         remote = ray.remote(num_cpus=1, max_retries=0)(run_trial)
         pending = {remote.remote(t, refs.get(t.get("data_key"))): i for i, t in enumerate(trials)}
         results: List[Optional[dict]] = [None] * len(trials)
@@ -465,7 +491,7 @@ def sweep(config: Optional[str] = None, grid=None, seeds=3, out: str = "sweep", 
     if backend == "ray":
         results_list = _run_ray(trials, jobs, address, lambda key: cli.load_data(data_cfg[key]), report)
     else:
-        results_list = _run_local(trials, n_jobs, report)
+        results_list = _run_local(trials, n_jobs, lambda key: cli.load_data(data_cfg[key]), report)
     wall = time.perf_counter() - t0
     results = {(t["setting"], t["seed"]): r for t, r in zip(trials, results_list)}
     failures = [{"folder": os.path.relpath(t["folder"], out), "error": r["error"]}
