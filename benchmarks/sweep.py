@@ -20,25 +20,18 @@ import argparse
 import importlib
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+try:  # run as a script (benchmarks/ on the path) or as a module from the repository root
+    from _timing import _cpu_model
+except ImportError:  # pragma: no cover
+    from benchmarks._timing import _cpu_model
+
 GRID = ["train.tau=10,15,25,40"]
 SEEDS = 4
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

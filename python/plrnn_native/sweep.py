@@ -262,8 +262,11 @@ def _shared_data(trials: List[dict], data_of) -> dict:
     for t in trials:
         finished = (_read_metrics(t["folder"]) or {}).get("status") in FINISHED
         if not finished and t["data_key"] not in shared:
-            shared[t["data_key"]] = data_of(t["data_key"])
-    return shared
+            try:
+                shared[t["data_key"]] = data_of(t["data_key"])
+            except Exception:  # noqa: BLE001 - bad data settings: its trials fail and are recorded
+                shared[t["data_key"]] = None
+    return {key: value for key, value in shared.items() if value is not None}
 
 
 def _run_ray(trials: List[dict], jobs: Optional[int], address: Optional[str], data_of, report) -> List[dict]:
@@ -425,7 +428,7 @@ def sweep(config: Optional[str] = None, grid=None, seeds=3, out: str = "sweep", 
     if jobs is not None and (isinstance(jobs, bool) or int(jobs) != jobs or jobs < 1):
         raise ConfigError(f"--jobs: must be an integer >= 1, got {jobs}")
     if backend == "ray" and not ray_available():
-        raise ConfigError("--backend ray: Ray is not installed; pip install \"plrnn_native[ray]\" (or \"ray[default]\")")
+        raise ConfigError('--backend ray: Ray is not installed; pip install "plrnn_native[ray]" (or "ray")')
     if address and backend != "ray":
         raise ConfigError("--address: goes with --backend ray")
     if system and data:
@@ -469,20 +472,19 @@ def sweep(config: Optional[str] = None, grid=None, seeds=3, out: str = "sweep", 
         for k, v in setting.items():
             argv += ["--set", f"{k}={v}"]
         for k in seed_list:
-            trials.append({"setting": si, "seed": k, "data_key": data_keys[si],
-                           "folder": os.path.abspath(os.path.join(out, _slug(gridl, tuple(setting.values())), f"seed{k}")),
-                           "argv": argv + ["--set", f"model.seed={k}", "--set", f"train.seed={k}",
-                                           "--set", "run.threads=1", "--quiet"] + ([] if plots else ["--no-plots"]),
-                           "no_plots": not plots})
+            folder = os.path.join(out, _slug(gridl, tuple(setting.values())), f"seed{k}")
+            seeded = ["--set", f"model.seed={k}", "--set", f"train.seed={k}", "--set", "run.threads=1", "--quiet"]
+            trials.append({"setting": si, "seed": k, "data_key": data_keys[si], "folder": os.path.abspath(folder),
+                           "argv": argv + seeded + ([] if plots else ["--no-plots"]), "no_plots": not plots})
     done = [0]
 
     def report(trial, result):
         done[0] += 1
         if quiet:
             return
-        m = result["metrics"] or {}
-        what = (f"D_stsp {m['D_stsp']:.3g}" if isinstance(m.get("D_stsp"), float) else "") if result["status"] != "failed" \
-            else f"error: {result['error']}"
+        value = (result["metrics"] or {}).get("D_stsp")
+        what = f"error: {result['error']}" if result["status"] == "failed" else \
+            f"D_stsp {value:.3g}" if isinstance(value, float) else ""
         print(f"[{done[0]}/{len(trials)}] {os.path.relpath(trial['folder'], out)}: {result['action']}, "
               f"{result['status']} {what} ({result['seconds']:.1f} s)", flush=True)
 
@@ -511,4 +513,4 @@ def sweep(config: Optional[str] = None, grid=None, seeds=3, out: str = "sweep", 
     return rows
 
 
-__all__ = ["sweep", "run_trial", "parse_grid", "summarize", "format_table", "METRICS"]
+__all__ = ["METRICS", "format_table", "parse_grid", "run_trial", "summarize", "sweep"]
