@@ -156,3 +156,28 @@ def test_ray_backend_matches_local(tmp_path):
     stamp = (tmp_path / "ray" / FOLDERS[0] / "metrics.json").stat().st_mtime_ns
     assert _sweep(tmp_path / "ray", "--backend", "ray", "--jobs", "2") == 0
     assert (tmp_path / "ray" / FOLDERS[0] / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_ray_early_stop(tmp_path):
+    pytest.importorskip("ray.tune", reason="Ray Tune is not installed (pip install \"plrnn_native[ray]\")")
+    out = tmp_path / "asha"
+    extra = ["--backend", "ray", "--jobs", "2", "--early-stop", "--set", "train.epochs=40"]
+    argv = [a for item in TINY if item != "train.epochs=2" for a in ("--set", item)]
+    assert cli.main(["sweep", "--system", "lorenz63", "--out", str(out), "--seeds", "2", "--no-plots", "--quiet",
+                     "--grid", "train.lr=0.001,0.00001", *argv, *extra]) == 0
+    rows = json.loads((out / "summary.json").read_text())
+    assert sum(r["completed"] + r["diverged"] + r["stopped"] for r in rows) == 4
+    assert sum(r["completed"] for r in rows) >= 1 and all(r["failed"] == 0 for r in rows)
+    for r in rows:
+        for k in (0, 1):
+            folder = out / r["setting"] / f"seed{k}"
+            assert (folder / "metrics.json").exists() != (folder / "stopped.json").exists()
+    stamps = sorted(p.stat().st_mtime_ns for p in out.glob("*/*/metrics.json"))
+    assert cli.main(["sweep", "--system", "lorenz63", "--out", str(out), "--seeds", "2", "--no-plots", "--quiet",
+                     "--grid", "train.lr=0.001,0.00001", *argv, *extra]) == 0
+    assert sorted(p.stat().st_mtime_ns for p in out.glob("*/*/metrics.json")) == stamps  # all skipped
+
+
+def test_early_stop_needs_ray_backend(tmp_path, capsys):
+    assert cli.main(["sweep", "--system", "lorenz63", "--out", str(tmp_path / "sw"), "--early-stop"]) == 2
+    assert "--early-stop" in capsys.readouterr().err

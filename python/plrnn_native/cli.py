@@ -38,6 +38,11 @@ class CLIError(Exception):
     """A mistake on the command line: printed as one line, exit status 2."""
 
 
+#: Called as ``EPOCH_HOOK(trainer, record)`` after every epoch of ``plrnn train`` (after model
+#: selection has added ``val_D_stsp``); the sweep's early stopping reports through it.
+EPOCH_HOOK = None
+
+
 # ---- data -----------------------------------------------------------------------------------------
 def load_data(cfg: dict):
     """(train, test) lists of TimeSeries from the [data] section.
@@ -206,6 +211,8 @@ def _train(args, out: str, cfg: dict, trainer: Trainer, train: list, test: list)
         if every and trainer.epoch % every == 0:
             trainer.save_checkpoint(checkpoint)
             write_history(trainer.history, out)
+        if EPOCH_HOOK is not None:
+            EPOCH_HOOK(trainer, record)
 
     trainer.callback = on_epoch
     missing = f", {100 * trainer.missing_fraction:.2f} % missing" if trainer.missing_fraction else ""
@@ -369,7 +376,7 @@ def cmd_sweep(args) -> int:
 
     rows = sweep(args.config, grid=args.grid, seeds=args.seeds, out=args.out, backend=args.backend,
                            jobs=args.jobs, address=args.address, overrides=args.set, system=args.system,
-                           data=args.data, plots=not args.no_plots, quiet=args.quiet)
+                           data=args.data, plots=not args.no_plots, quiet=args.quiet, early_stop=args.early_stop)
     return 0 if all(r["failed"] == 0 for r in rows) else 1
 
 
@@ -450,6 +457,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="local: a process pool here; ray: Ray tasks (pip install \"plrnn_native[ray]\")")
     p.add_argument("--jobs", type=int, help="trials at a time (default: the CPU count; ray: local instance's CPUs)")
     p.add_argument("--address", help="with --backend ray: a running Ray cluster (e.g. auto, ray://host:10001)")
+    p.add_argument("--early-stop", action="store_true",
+                   help="with --backend ray: Ray Tune's ASHA stops trials whose validation D_stsp lags")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="a setting of every trial")
     p.add_argument("--no-plots", action="store_true", help="no per-trial plots (the sweep's plots are still drawn)")
     p.add_argument("--quiet", action="store_true", help="no per-trial lines and table")

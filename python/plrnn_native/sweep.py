@@ -17,6 +17,13 @@ several) are loaded once by the driver: the local pool sends them once to each w
 them into the object store once; no trial generates or reads them again (generating the Lorenz-63
 preset's 2 x 1e5 steps takes longer than a short training run). Each trial works on its own copy.
 
+Early stopping (``--early-stop``, Ray only): the unfinished trials run as Ray Tune trials under the
+ASHA scheduler, each reporting its validation D_stsp (``run.select_every``) through
+:data:`plrnn_native.cli.EPOCH_HOOK`; a trial whose score lags the others' at a rung (after
+:data:`GRACE_PERIOD`, 3x, 9x, ... validations) is ended and marked with ``stopped.json`` (no metrics;
+skipped on a re-run: delete the marker to train it fully). Which trials are stopped depends on the
+order the trials reach the rungs; those that complete are the same as without early stopping.
+
 Resume: running the same sweep again skips trials with a finished ``metrics.json``, continues those
 with a ``checkpoint.npz`` (``plrnn train --resume``) and retries failed ones. A different grid, seeds,
 configuration or overrides in the same folder are refused (use a new ``--out``).
@@ -47,6 +54,10 @@ TRIAL_KEYS = ("model.seed", "train.seed", "run.threads")
 THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 #: metrics.json status values of a trial that has finished (diverged runs are results too).
 FINISHED = ("completed", "diverged")
+#: The marker of a trial that early stopping ended (no metrics; skipped when the sweep is re-run).
+STOPPED = "stopped.json"
+#: Early stopping (ASHA): the first decision after this many validations (run.select_every epochs each).
+GRACE_PERIOD = 4
 
 _SHARED: Optional[dict] = None  # a local pool worker's copy of the driver's data
 _INTERRUPTED = False  # a local pool worker whose trial was interrupted (Ctrl-C) starts no further one
@@ -174,6 +185,8 @@ def run_trial(trial: dict, data: Optional[dict] = None) -> dict:
     metrics = _read_metrics(folder)
     if metrics is not None and metrics.get("status") in FINISHED:
         return {"status": metrics["status"], "action": "skipped", "metrics": metrics, "error": None, "seconds": 0.0}
+    if os.path.isfile(os.path.join(folder, STOPPED)):
+        return {"status": "stopped", "action": "skipped", "metrics": None, "error": None, "seconds": 0.0}
     os.makedirs(folder, exist_ok=True)
     if os.path.isfile(os.path.join(folder, "checkpoint.npz")) and os.path.isfile(os.path.join(folder, "config.toml")):
         action, argv = "resumed", ["train", "--resume", folder, "--quiet"] + (["--no-plots"] if trial["no_plots"] else [])
@@ -272,14 +285,7 @@ def _shared_data(trials: List[dict], data_of) -> dict:
 def _run_ray(trials: List[dict], jobs: Optional[int], address: Optional[str], data_of, report) -> List[dict]:
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
-                      runtime_env={"env_vars": dict(THREAD_ENV)})
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=jobs or os.cpu_count() or 1, **kwargs)
+    started = _ray_init(jobs, address)
     try:
         # the data of each distinct [data] section: loaded once here, put into the object store once
         refs = {key: ray.put({key: value}) for key, value in _shared_data(trials, data_of).items()}
@@ -301,6 +307,112 @@ def _run_ray(trials: List[dict], jobs: Optional[int], address: Optional[str], da
             ray.shutdown()
 
 
+def _ray_init(jobs: Optional[int], address: Optional[str]) -> bool:
+    """Connects to the cluster at ``address`` or starts a local instance; whether it did."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
+                      runtime_env={"env_vars": dict(THREAD_ENV)})
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=jobs or os.cpu_count() or 1, **kwargs)
+    return started
+
+
+def _tune_trial(config: dict, shared: Optional[dict] = None) -> None:
+    """A Ray Tune trial: :func:`run_trial`, reporting every validation D_stsp of ``plrnn train`` to
+    the scheduler; its outcome goes to ``folder/trial.json`` (an early-stopped trial writes none)."""
+    from ray import tune
+
+    from . import cli
+
+    stopped = {}
+
+    def hook(trainer, record):
+        if record.get("val_D_stsp") is not None:
+            try:
+                tune.report({"val_D_stsp": float(record["val_D_stsp"]), "epoch": trainer.epoch})
+            except SystemExit:  # how Tune ends a trial that its scheduler stops
+                stopped.update(epoch=trainer.epoch, val_D_stsp=float(record["val_D_stsp"]))
+                raise
+
+    trial = config["trial"]
+    cli.EPOCH_HOOK = hook
+    try:
+        result = run_trial(trial, shared)
+    finally:
+        cli.EPOCH_HOOK = None
+    if stopped:
+        with open(os.path.join(trial["folder"], STOPPED), "w") as f:
+            json.dump({"status": "stopped", "by": "ASHA", **stopped}, f)
+        return
+    with open(os.path.join(trial["folder"], "trial.json"), "w") as f:
+        json.dump({k: v for k, v in result.items() if k != "metrics"}, f)
+
+
+def _run_tune(trials: List[dict], jobs: Optional[int], address: Optional[str], data_of, report,
+              out: str) -> List[dict]:
+    """The unfinished trials as Ray Tune trials under ASHA (metric: validation D_stsp, lower is
+    better): settings behind the others at a rung are stopped and marked with ``stopped.json``."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    results: List[Optional[dict]] = [None] * len(trials)
+    todo = []
+    for i, t in enumerate(trials):
+        r = run_trial(t) if _finished(t["folder"]) else None  # skipped: finished or stopped before
+        if r is not None:
+            results[i] = r
+            report(t, r)
+        else:
+            todo.append(i)
+    if todo:
+        started = _ray_init(jobs, address)
+        try:
+            for i in todo:  # an outcome of an earlier, interrupted attempt is not this one's
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(trials[i]["folder"], "trial.json"))
+            by_folder = {}
+            trainable = tune.with_parameters(_tune_trial, shared=_shared_data([trials[i] for i in todo], data_of))
+            scheduler = ASHAScheduler(metric="val_D_stsp", mode="min", time_attr="training_iteration",
+                                      grace_period=GRACE_PERIOD, reduction_factor=3, max_t=10**6)
+            tuner = tune.Tuner(trainable, param_space={"trial": tune.grid_search([trials[i] for i in todo])},
+                               tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=1),
+                               run_config=tune.RunConfig(storage_path=os.path.abspath(os.path.join(out, ".tune")),
+                                                         verbose=0))
+            for res in tuner.fit():
+                by_folder[res.config["trial"]["folder"]] = res
+            for i in todo:
+                folder = trials[i]["folder"]
+                res = by_folder.get(folder)
+                path = os.path.join(folder, "trial.json")
+                if os.path.isfile(os.path.join(folder, STOPPED)):
+                    r = {"status": "stopped", "action": "stopped", "metrics": None, "error": None, "seconds": 0.0}
+                elif os.path.isfile(path):
+                    with open(path) as f:
+                        r = json.load(f)
+                    r["metrics"] = _read_metrics(folder)
+                else:
+                    error = res.error if res is not None else None
+                    r = {"status": "failed", "action": "trained", "metrics": None, "seconds": 0.0,
+                         "error": f"Ray Tune trial failed: {type(error).__name__}: {error}"}
+                results[i] = r
+                report(trials[i], r)
+        finally:
+            if started:
+                ray.shutdown()
+    return results  # type: ignore[return-value]
+
+
+def _finished(folder: str) -> bool:
+    return ((_read_metrics(folder) or {}).get("status") in FINISHED
+            or os.path.isfile(os.path.join(folder, STOPPED)))
+
+
 # ---- summary -------------------------------------------------------------------------------------
 def _median_mad(values: List[float]) -> Tuple[Optional[float], Optional[float]]:
     vals = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float)
@@ -319,6 +431,7 @@ def summarize(grid, settings: List[Dict[str, str]], seeds: List[int], results: D
         row = {"setting": _slug(grid, tuple(setting.values())), **{k: parse_value(v) for k, v in setting.items()},
                "trials": len(rs), "completed": sum(r["status"] == "completed" for r in rs),
                "diverged": sum(r["status"] == "diverged" for r in rs),
+               "stopped": sum(r["status"] == "stopped" for r in rs),
                "failed": sum(r["status"] == "failed" for r in rs)}
         for m in METRICS:
             row[f"{m}_median"], row[f"{m}_mad"] = _median_mad([(r["metrics"] or {}).get(m) for r in rs])
@@ -414,11 +527,12 @@ def _check_record(out: str, record: dict) -> None:
 def sweep(config: Optional[str] = None, grid=None, seeds=3, out: str = "sweep", backend: str = "local",
           jobs: Optional[int] = None, address: Optional[str] = None, overrides: Sequence[str] = (),
           system: Optional[str] = None, data: Optional[Sequence[str]] = None, plots: bool = False,
-          quiet: bool = False) -> List[dict]:
+          quiet: bool = False, early_stop: bool = False) -> List[dict]:
     """Runs every (setting, seed) of ``grid`` (``{"train.tau": [10, 25]}`` or ``["train.tau=10,25"]``)
     times ``seeds`` (a count: seeds 0..n-1, or a list) as ``plrnn train`` runs under ``out``; returns
     the ranked summary rows (also in ``out/summary.json``). ``config``, ``system``, ``data`` and
-    ``overrides`` are those of ``plrnn train``; ``plots``: the per-trial plots too."""
+    ``overrides`` are those of ``plrnn train``; ``plots``: the per-trial plots too; ``early_stop``
+    (Ray only): Ray Tune's ASHA stops trials whose validation D_stsp lags the others'."""
     from . import cli, runconfig
 
     gridl = parse_grid(grid)
@@ -428,7 +542,14 @@ def sweep(config: Optional[str] = None, grid=None, seeds=3, out: str = "sweep", 
     if jobs is not None and (isinstance(jobs, bool) or int(jobs) != jobs or jobs < 1):
         raise ConfigError(f"--jobs: must be an integer >= 1, got {jobs}")
     if backend == "ray" and not ray_available():
-        raise ConfigError('--backend ray: Ray is not installed; pip install "plrnn_native[ray]" (or "ray")')
+        raise ConfigError('--backend ray: Ray is not installed; pip install "plrnn_native[ray]" (or "ray[tune]")')
+    if early_stop and backend != "ray":
+        raise ConfigError("--early-stop: goes with --backend ray (Ray Tune's ASHA scheduler)")
+    if early_stop:
+        try:
+            import ray.tune  # noqa: F401
+        except ImportError:
+            raise ConfigError('--early-stop: needs Ray Tune; pip install "plrnn_native[ray]" (or "ray[tune]")') from None
     if address and backend != "ray":
         raise ConfigError("--address: goes with --backend ray")
     if system and data:
@@ -490,7 +611,9 @@ def sweep(config: Optional[str] = None, grid=None, seeds=3, out: str = "sweep", 
 
     t0 = time.perf_counter()
     n_jobs = jobs or os.cpu_count() or 1
-    if backend == "ray":
+    if early_stop:
+        results_list = _run_tune(trials, jobs, address, lambda key: cli.load_data(data_cfg[key]), report, out)
+    elif backend == "ray":
         results_list = _run_ray(trials, jobs, address, lambda key: cli.load_data(data_cfg[key]), report)
     else:
         results_list = _run_local(trials, n_jobs, lambda key: cli.load_data(data_cfg[key]), report)
@@ -505,7 +628,7 @@ def sweep(config: Optional[str] = None, grid=None, seeds=3, out: str = "sweep", 
     _plot(out, gridl, settings, seed_list, results)
     if not quiet:
         print(format_table(rows))
-        actions = {a: sum(r["action"] == a for r in results_list) for a in ("trained", "resumed", "skipped")}
+        actions = {a: sum(r["action"] == a for r in results_list) for a in ("trained", "resumed", "skipped", "stopped")}
         print(f"{len(trials)} trials ({', '.join(f'{n} {a}' for a, n in actions.items())}), "
               f"{len(failures)} failed, {wall:.1f} s with backend {backend} -> {out}/summary.csv")
         for fail in failures:
