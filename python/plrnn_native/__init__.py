@@ -9,6 +9,7 @@ from ._core import get_num_threads, set_num_threads
 from .models import FORCINGS, KINDS, OBSERVATIONS, PLRNN, load, positive_definite_init
 from .regularizers import MAR
 from .supervised import SupervisedConfig, SupervisedPLRNN, train_supervised
+from .sweep import sweep
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,7 @@ __all__ = [
     "SupervisedPLRNN",
     "SupervisedConfig",
     "train_supervised",
+    "sweep",
     "tasks",
     "load",
     "positive_definite_init",

@@ -7,6 +7,7 @@
     plrnn evaluate runs/lorenz63                                 # metrics.json and plots again
     plrnn analyze runs/lorenz63                                  # fixed points, stability, Lyapunov spectrum
     plrnn generate lorenz96 --set N=20 --out l96.npy             # a benchmark data set
+    plrnn sweep --system lorenz63 --grid train.tau=10,25 --seeds 3 --out sweep   # settings x seeds
 
 A run folder holds ``config.toml`` (the resolved configuration), ``model.npz`` (the parameters
 selected by validation, see ``run.select_every``), ``best.npz``/``selection.json`` (the selection so
@@ -35,6 +36,11 @@ from .training import BestModelSelector, TrainConfig, Trainer, write_history
 
 class CLIError(Exception):
     """A mistake on the command line: printed as one line, exit status 2."""
+
+
+#: Called as ``EPOCH_HOOK(trainer, record)`` after every epoch of ``plrnn train`` (after model
+#: selection has added ``val_D_stsp``); the sweep's early stopping reports through it.
+EPOCH_HOOK = None
 
 
 # ---- data -----------------------------------------------------------------------------------------
@@ -196,6 +202,8 @@ def _train(args, out: str, cfg: dict, trainer: Trainer, train: list, test: list)
         if every and trainer.epoch % every == 0:
             trainer.save_checkpoint(checkpoint)
             write_history(trainer.history, out)
+        if EPOCH_HOOK is not None:
+            EPOCH_HOOK(trainer, record)
 
     trainer.callback = on_epoch
     missing = f", {100 * trainer.missing_fraction:.2f} % missing" if trainer.missing_fraction else ""
@@ -353,6 +361,16 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    """Every (setting, seed) as a ``plrnn train`` run folder, and their summary (:mod:`.sweep`)."""
+    from .sweep import sweep  # (the package's ``sweep`` is this function, not the module)
+
+    rows = sweep(args.config, grid=args.grid, seeds=args.seeds, out=args.out, backend=args.backend,
+                           jobs=args.jobs, address=args.address, overrides=args.set, system=args.system,
+                           data=args.data, plots=not args.no_plots, quiet=args.quiet, early_stop=args.early_stop)
+    return 0 if all(r["failed"] == 0 for r in rows) else 1
+
+
 # ---- helpers --------------------------------------------------------------------------------------
 def _load_run_model(run: str) -> PLRNN:
     path = os.path.join(run, "model.npz")
@@ -417,6 +435,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--out")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="generator argument")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("sweep", help="train every (setting, seed) of a grid; a run folder each, and a summary")
+    p.add_argument("config", nargs="?", help="TOML configuration, as for train")
+    p.add_argument("--system", help="built-in data set, as for train")
+    p.add_argument("--data", nargs="+", metavar="PATH", help="your own data, as for train")
+    p.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2,...",
+                   help="a swept setting and its values (repeat: the grid is their product)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of every setting (model.seed, train.seed)")
+    p.add_argument("--out", default="sweep", help="sweep folder (default sweep); re-run to resume")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: a process pool here; ray: Ray tasks (pip install \"plrnn_native[ray]\")")
+    p.add_argument("--jobs", type=int, help="trials at a time (default: the CPU count; ray: local instance's CPUs)")
+    p.add_argument("--address", help="with --backend ray: a running Ray cluster (e.g. auto, ray://host:10001)")
+    p.add_argument("--early-stop", action="store_true",
+                   help="with --backend ray: Ray Tune's ASHA stops trials whose validation D_stsp lags")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="a setting of every trial")
+    p.add_argument("--no-plots", action="store_true", help="no per-trial plots (the sweep's plots are still drawn)")
+    p.add_argument("--quiet", action="store_true", help="no per-trial lines and table")
+    p.set_defaults(func=cmd_sweep)
 
     args = parser.parse_args(argv)
     try:
