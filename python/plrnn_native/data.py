@@ -789,19 +789,7 @@ def load_timeseries(path: Union[str, "os.PathLike[str]"], dt: float = 1.0, zscor
     header: Optional[List[str]] = None
     lines: Optional[List[int]] = None  # file line of each time step (CSV)
     if ext == ".npy":
-        try:
-            raw = np.load(path, allow_pickle=False)
-        except ValueError as exc:  # object arrays, corrupt files
-            raise ValueError(f"{path}: cannot read as a numeric .npy array ({exc})") from exc
-        if not isinstance(raw, np.ndarray) or raw.dtype.kind not in "biuf":
-            raise ValueError(f"{path}: expected a real numeric array, got dtype "
-                             f"{getattr(raw, 'dtype', type(raw).__name__)}")
-        if raw.ndim == 1:
-            raw = raw[:, None]
-        if raw.ndim != 2:
-            raise ValueError(f"{path}: expected a 2-D [T, N] (or 1-D [T]) array, "
-                             f"got shape {raw.shape}")
-        data = raw.astype(np.float64)
+        data = series_array(read_npy(path), path)
     elif ext == ".csv":
         data, header, lines = _read_csv(path, allow_missing)
     else:
@@ -857,6 +845,28 @@ def load_timeseries(path: Union[str, "os.PathLike[str]"], dt: float = 1.0, zscor
     return TimeSeries(x=data, s=None, dt=dt, name=stem, params={"columns": names},
                       lyapunov_max=None, mean=mean, std=std,
                       meta={"path": path, "header": header}, missing=allow_missing)
+
+
+def read_npy(path: str) -> np.ndarray:
+    """A .npy file without trusting its header: memory-mapped first, so a header that declares
+    more data than the file holds fails before anything is allocated; ValueError naming the path."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # object arrays, corrupt or truncated files
+        raise ValueError(f"{path}: cannot read as a numeric .npy array ({exc})") from None
+
+
+def series_array(raw, where: str) -> np.ndarray:
+    """A real numeric ``[T, N]`` (or ``[T]``) array as a float64 ``[T, N]`` copy; ValueError naming
+    ``where`` otherwise. Values are not checked here (finite, missing: the caller's rule)."""
+    if not isinstance(raw, np.ndarray) or raw.dtype.kind not in "biuf":
+        raise ValueError(f"{where}: expected a real numeric array, got dtype "
+                         f"{getattr(raw, 'dtype', type(raw).__name__)}")
+    if raw.ndim == 1:
+        raw = raw[:, None]
+    if raw.ndim != 2:
+        raise ValueError(f"{where}: expected a 2-D [T, N] (or 1-D [T]) array, got shape {raw.shape}")
+    return np.array(raw, dtype=np.float64)
 
 
 def _read_csv(path: str, allow_missing: bool = False) -> Tuple[np.ndarray, Optional[List[str]], List[int]]:

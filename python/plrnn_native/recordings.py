@@ -26,7 +26,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import metrics
-from .data import TimeSeries, load_timeseries, zscore_stats
+from .data import TimeSeries, load_timeseries, read_npy, series_array, zscore_stats
 
 PathLike = Union[str, "os.PathLike[str]"]
 SUFFIXES = (".npy", ".csv", ".npz")
@@ -61,16 +61,9 @@ def _sources(paths: Union[PathLike, Sequence[PathLike]]) -> List[str]:
 
 def _check_raw(raw, where: str) -> np.ndarray:
     """A numeric [T, N] (or [T]) array as float64 [T, N]: finite or NaN, T >= 2, not all missing."""
-    if not isinstance(raw, np.ndarray) or raw.dtype.kind not in "biuf":
-        raise ValueError(f"{where}: expected a real numeric array, got dtype "
-                         f"{getattr(raw, 'dtype', type(raw).__name__)}")
-    if raw.ndim == 1:
-        raw = raw[:, None]
-    if raw.ndim != 2 or raw.shape[1] < 1:
-        raise ValueError(f"{where}: expected a 2-D [T, N] (or 1-D [T]) array, got shape {raw.shape}")
-    if raw.shape[0] < 2:
-        raise ValueError(f"{where}: fewer than 2 time steps ({raw.shape[0]})")
-    x = np.array(raw, dtype=np.float64)
+    x = series_array(raw, where)
+    if x.shape[1] < 1 or x.shape[0] < 2:
+        raise ValueError(f"{where}: expected at least 2 time steps and 1 column, got shape {x.shape}")
     inf = np.isinf(x)
     if inf.any():
         t, j = (int(i) for i in np.argwhere(inf)[0])
@@ -78,15 +71,6 @@ def _check_raw(raw, where: str) -> np.ndarray:
     if np.isnan(x).all():
         raise ValueError(f"{where}: every value is missing (NaN)")
     return x
-
-
-def _npy(path: str) -> np.ndarray:
-    """A .npy file without trusting its header: memory-mapped first, so a header that declares
-    more data than the file holds fails before anything is allocated."""
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable numeric .npy array ({exc})") from None
 
 
 def _npz(path: str) -> List[Tuple[str, np.ndarray]]:
@@ -132,7 +116,7 @@ def _read(files: List[str]) -> List[Tuple[str, np.ndarray, str]]:
                 where = f"{f} (array {name!r})"
                 out.append((f"{stem}:{name}", _check_raw(a, where), where))
         elif ext == ".npy":
-            out.append((stem, _check_raw(_npy(f), f), f))
+            out.append((stem, _check_raw(read_npy(f), f), f))
         else:
             out.append((stem, load_timeseries(f, zscore=False, allow_missing=True).x.copy(), f))
     return out
@@ -226,16 +210,21 @@ def _interpolated(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _first_complete(x: np.ndarray) -> int:
+    """Index of the first row of x without a missing value (a free run starts there)."""
+    complete = ~np.isnan(x).any(axis=1)
+    if not complete.any():
+        raise ValueError("series: a test series has no complete row (no time step without NaN)")
+    return int(np.argmax(complete))
+
+
 def _evaluate_driven(model, xs, inputs, dt, transient_fraction=0.25, seed=None, **_) -> dict:
     """Scores of an input-driven model (K > 0): each free run is driven by its test series' inputs
     over the series' length (the inputs end there), its first ``transient_fraction`` dropped;
     pooled D_stsp and length-weighted D_H. PE and the Lyapunov spectrum are not defined here."""
     data, gen, dh, w = [], [], [], []
     for x, s in zip(xs, inputs):
-        complete = ~np.isnan(x).any(axis=1)
-        if not complete.any():
-            raise ValueError("series: a test series has no complete row (no time step without NaN)")
-        t0 = int(np.argmax(complete))
+        t0 = _first_complete(x)
         x, s = x[t0:], np.ascontiguousarray(s[t0:], dtype=model.dtype)
         free = model.generate(len(x), x0=np.ascontiguousarray(x[0], dtype=model.dtype), s=s).astype(np.float64)
         tr = int(round(transient_fraction * len(x)))
@@ -285,11 +274,8 @@ def evaluate_recordings(model, series: Sequence[np.ndarray], dt: float, lyapunov
         result = metrics.evaluate(model, xs[0], dt=dt, lyapunov_max=lyapunov_max, **kwargs)
         return {**result, "n_series": 1, "missing_fraction": 0.0}
     runs = []
-    for x, miss in zip(xs, nan):
-        complete = ~miss.any(axis=1)
-        if not complete.any():
-            raise ValueError("series: a test series has no complete row (no time step without NaN)")
-        start = int(np.argmax(complete))
+    for x in xs:
+        start = _first_complete(x)
         filled = np.ascontiguousarray(_interpolated(x[start:].astype(np.float64)), dtype=model.dtype)
         runs.append((x[start:], filled, metrics.evaluate(model, filled, dt=dt, lyapunov_max=lyapunov_max,
                                                          **kwargs)))

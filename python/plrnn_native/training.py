@@ -20,7 +20,8 @@ import numpy as np
 
 from . import cuda as _cuda_api
 from ._io import NpzReader, atomic_savez
-from ._validation import check_array, check_betas, check_bool, check_choice, check_float, check_int
+from ._validation import (check_array, check_betas, check_bool, check_choice, check_float, check_int,
+                          check_ndarray)
 from .models import PLRNN
 from .regularizers import MAR
 
@@ -187,19 +188,17 @@ def _as_series_list(x, s, model: PLRNN, seq_len: int):
     out = []
     for i, (xi, si) in enumerate(zip(xs, ss)):
         name = "x" if len(xs) == 1 else f"x[{i}]"
-        if not isinstance(xi, np.ndarray) or isinstance(xi, np.ma.MaskedArray):
-            raise TypeError(f"{name}: expected a numpy.ndarray [T, N] (NaN for missing values), "
-                            f"got {type(xi).__name__}")
+        check_ndarray(name, xi)
         if xi.ndim != 2 or xi.shape[1] != model.N:
             raise ValueError(f"{name}: expected shape [T, N={model.N}], got {xi.shape}")
-        xi = np.array(xi, dtype=model.dtype, order="C")
+        xi = np.ascontiguousarray(xi, dtype=model.dtype)
         missing = np.isnan(xi)
         observed = None
         if missing.any():
             if missing.all():
                 raise ValueError(f"{name}: every value is missing (NaN)")
             observed = ~missing
-            xi[missing] = 0
+            xi = np.where(missing, xi.dtype.type(0), xi)  # a copy: the caller's array is untouched
         check_array(name, xi, model.dtype, (None, model.N))  # inf is never a missing value
         if xi.shape[0] < seq_len:
             raise ValueError(f"{name}: {xi.shape[0]} time steps is shorter than seq_len={seq_len}")
