@@ -181,3 +181,61 @@ def test_ray_early_stop(tmp_path):
 def test_early_stop_needs_ray_backend(tmp_path, capsys):
     assert cli.main(["sweep", "--system", "lorenz63", "--out", str(tmp_path / "sw"), "--early-stop"]) == 2
     assert "--early-stop" in capsys.readouterr().err
+
+
+def _interrupt_when(argv, ready, timeout=120.0):
+    """Starts ``plrnn`` with ``argv`` in its own process group, sends SIGINT to the group (as Ctrl-C
+    in a terminal does) once ``ready()`` is true, and returns the exit status."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = "import sys; from plrnn_native.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            assert proc.poll() is None, f"finished before it could be interrupted: {proc.stderr.read()}"
+            assert time.monotonic() < deadline, "the trial never reached the point of interruption"
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path, jobs):
+    """Ctrl-C in the middle of a trial, then the same command again: finished trials are skipped, the
+    interrupted one continues from its checkpoint, and every metrics.json equals an uninterrupted run's."""
+    long = [a for item in TINY if item.split("=")[0] not in ("train.epochs", "run.select_every")
+            for a in ("--set", item)]
+    long += ["--set", "train.epochs=200", "--set", "run.select_every=50", "--set", "run.checkpoint_every=5"]
+    argv = ["sweep", "--system", "lorenz63", "--seeds", "2", "--grid", "train.tau=25", "--no-plots", "--quiet",
+            "--jobs", jobs, *long]
+    assert cli.main([*argv, "--out", str(tmp_path / "whole")]) == 0
+
+    out = tmp_path / "cut"
+    last = out / "tau=25" / "seed1"  # with one worker the second trial, with two either: wait for seed1
+    code, err = _interrupt_when([*argv, "--out", str(out)],
+                                lambda: (last / "checkpoint.npz").exists() and not (last / "metrics.json").exists())
+    assert code == 130, err
+    assert err.strip().splitlines()[-1].endswith("interrupted"), err
+    assert not (last / "metrics.json").exists() and (last / "checkpoint.npz").exists()
+
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    assert "resuming" in (last / "train.log").read_text()
+    for f in ("tau=25/seed0", "tau=25/seed1"):
+        assert _metrics(out / f) == _metrics(tmp_path / "whole" / f), f
+    rows = json.loads((out / "summary.json").read_text())
+    assert rows[0]["completed"] == 2 and rows[0]["failed"] == 0
+    assert json.loads((out / "failures.json").read_text()) == []
