@@ -1,10 +1,12 @@
-"""Time one PLRNN training step: the native core against a plain PyTorch implementation.
+"""Time one PLRNN training step: the native core against JAX's compiled scan and plain PyTorch.
 
 One training step is the teacher-forced rollout plus BPTT, i.e. the loss and the gradients of all
 parameters (no optimizer update). Both implementations run in the same process, on the same data
 and the same initial parameters (the native model's init, copied into torch tensors), with the same
 number of threads, float32, CPU. The PyTorch baseline (``_torch_plrnn.py``) is what a user would
-write: autograd through a Python loop over time steps.
+write: autograd through a Python loop over time steps. The JAX baseline (``_jax_plrnn.py``) is the
+strongest thing a user would write instead: ``jax.jit(jax.value_and_grad(loss))`` with the time loop
+in ``jax.lax.scan``, compiled once before timing.
 
 Before timing, each configuration is checked once: the native and torch losses must agree to a
 relative tolerance of ``LOSS_TOL_FACTOR * eps32 * T``; gradients are compared too (relative
@@ -21,13 +23,20 @@ SIMD width of the build). Each configuration reports the rate of its matrix prod
 of ``threads`` x that peak, and the speed-up over torch that native would have if those products ran
 at 100 % of the peak and nothing else took time: no implementation of the same arithmetic can beat it.
 
-The default run covers the configurations of the issue: (M=32, B=16) and (M=128, B=64), T=200,
-N=3, sparse teacher forcing tau=25 and generalized teacher forcing alpha=0.1:
+The default run covers the models users train: the shipped defaults (the Lorenz-63 preset, a
+shallow PLRNN M=3 H=100 B=16 T=200 with sparse forcing tau=25, and the settings derived for
+Lorenz-96, shallow M=10 H=200 B=16 T=224 tau=28, N=10) and the standard PLRNN at (M=32, B=16),
+(M=128, B=64) and (M=256, B=64), T=200, N=3, sparse forcing tau=25, on 1 and 2 threads. ``--M``
+replaces them by the Cartesian product of the given sizes, kinds and forcings:
 
     python benchmarks/train_step.py
     python benchmarks/train_step.py --M 64 --B 32 --T 500 --forcing none sparse --threads 1 2
 
-torch is optional: without it only the native timings are recorded (and no correctness check).
+Threads: each thread count runs in its own process pinned to that many cores
+(``sched_setaffinity``), so that the native pool, torch and XLA (whose thread pool is sized when jax
+is imported) all see the same cores.
+
+torch and jax are optional: without them only the native timings are recorded.
 Results go to ``benchmarks/results/train_step.json``; a Markdown table is printed at the end.
 The exit status is 1 if a correctness check failed, else 0.
 """
@@ -37,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -62,6 +72,8 @@ LOSS_TOL_FACTOR = 10.0
 #: Gradient tolerance factor (relative Frobenius error per parameter): BPTT runs through the rollout
 #: twice (forward and backward), and small gradient entries lose relative accuracy.
 GRAD_TOL_FACTOR = 100.0
+#: The baselines, in the order of the table.
+BASELINES = ("jax", "torch")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -114,6 +126,27 @@ def import_torch_baseline() -> tuple[ModuleType | None, ModuleType | None, str |
         return torch, baseline, None
     except ImportError as exc:
         return None, None, repr(exc)
+
+
+def _configure_xla_threads(threads: int) -> None:
+    """XLA sizes its CPU thread pool when jax is imported: ask it for ``threads`` intra-op threads."""
+    extra = (f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+             f"intra_op_parallelism_threads={threads}")
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {extra}".strip()
+
+
+def import_jax_baseline() -> tuple[ModuleType | None, str | None]:
+    """Import the JAX baseline module (which imports jax). Returns (module, error)."""
+    try:
+        try:
+            import _jax_plrnn as baseline
+        except ImportError as exc:
+            if getattr(exc, "name", None) != "_jax_plrnn":
+                raise
+            from benchmarks import _jax_plrnn as baseline
+        return baseline, None
+    except ImportError as exc:
+        return None, repr(exc)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -178,8 +211,24 @@ class Config:
         return out
 
 
+#: The default rows: (kind, M, H, B, T, N, tau): the shipped defaults, then the standard PLRNN sizes.
+DEFAULT_ROWS = (
+    ("shallow", 3, 100, 16, 200, 3, 25),  # the Lorenz-63 preset (runconfig.DEFAULTS)
+    ("shallow", 10, 200, 16, 224, 10, 28),  # derived for Lorenz-96 (plrnn train --system lorenz96 --dry-run)
+    ("standard", 32, None, 16, 200, 3, 25),
+    ("standard", 128, None, 64, 200, 3, 25),
+    ("standard", 256, None, 64, 200, 3, 25),
+)
+
+
 def build_configs(args: argparse.Namespace) -> list[Config]:
-    """Cartesian product of (M, B) pairs x forcings x thread counts."""
+    """The default rows, or (with ``--M``) the product of (M, B) pairs x forcings; x thread counts."""
+    if args.M is None:
+        return [
+            Config(kind, M, B, T, N, H, False, Forcing("sparse", tau=tau), threads)
+            for threads in args.threads
+            for kind, M, H, B, T, N, tau in DEFAULT_ROWS
+        ]
     Ms, Bs = list(args.M), list(args.B)
     if len(Ms) != len(Bs):
         if len(Ms) == 1:
@@ -302,6 +351,7 @@ def check_config(
         "grad_rel_diff_max": grad_max,
         "grad_tol": grad_tol,
         "grads_missing_in_native": missing,
+        "grads_float64": ref_grads,  # for the JAX check; removed before the record is written
     }
     if "W" in native_grads and config.kind == "standard":
         result["native_W_grad_diag_zero"] = bool(np.all(np.diag(native_grads["W"]) == 0))
@@ -325,13 +375,15 @@ def run_config(
     pn: ModuleType | None,
     torch: ModuleType | None,
     baseline: ModuleType | None,
+    jax_baseline: ModuleType | None,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """Check and time one configuration; returns its JSON record."""
     x = make_data(config, args.seed)
     weights = config.forcing.weights(config.T)
     fns: dict[str, Callable[[], object]] = {}
-    record: dict[str, Any] = {"config": config.to_dict(), "check": None, "threads_actual": {}}
+    record: dict[str, Any] = {"config": config.to_dict(), "check": None, "check_jax": None,
+                              "threads_actual": {}}
 
     params: dict[str, np.ndarray] | None = None
     if pn is not None:
@@ -363,29 +415,60 @@ def run_config(
             )
         fns["torch"] = lambda: torch_model.train_step(xt, weights)
 
+    if jax_baseline is not None:
+        if params is None:
+            params = fallback_params(config, args.seed)
+        jax_model = jax_baseline.JaxPLRNN(config.kind, params, config.N, clipped=config.clipped)
+        jx, jw = jax_model.to_device(x, weights)
+        jax_loss, jax_grads = jax_model.loss_and_gradients(x, weights)  # compiles
+        if pn is not None:
+            reference = record["check"]["grads_float64"] if record["check"] else None
+            record["check_jax"] = check_jax(config, native_loss, jax_loss, jax_grads, reference)
+        fns["jax"] = lambda: jax_model.train_step(jx, jw)
+    if record["check"] is not None:
+        record["check"].pop("grads_float64")
+
     samples = time_interleaved(fns, repeats=args.repeats, warmup=args.warmup, block=args.block)
-    for name in ("native", "torch"):
+    for name in BASELINES + ("native",):
         record[name] = summarize(samples[name]).to_dict(samples[name]) if name in samples else None
-    native, baseline_times = record["native"], record["torch"]
-    both = native is not None and baseline_times is not None
-    # The headline ratio is of medians; the ratio of minima is less sensitive to machine noise.
-    record["ratio_torch_over_native"] = (
-        baseline_times["median_ms"] / native["median_ms"] if both else None
-    )
-    record["ratio_torch_over_native_min"] = (
-        baseline_times["min_ms"] / native["min_ms"] if both else None
-    )
+    native = record["native"]
     record["matrix_flops"] = matrix_flops(config)
+    for name in BASELINES:
+        times = record[name]
+        both = native is not None and times is not None
+        # The headline ratio is of medians; the ratio of minima is less sensitive to machine noise.
+        record[f"ratio_{name}_over_native"] = times["median_ms"] / native["median_ms"] if both else None
+        record[f"ratio_{name}_over_native_min"] = times["min_ms"] / native["min_ms"] if both else None
+        # Roofline: the speed-up over this baseline if the matrix products ran at the FMA peak of
+        # `threads` cores (measured at startup) and nothing else took time.
+        record[f"ratio_{name}_bound_at_fma_peak"] = (
+            times["median_ms"] * 1e-3 * args.peak_flops * config.threads / record["matrix_flops"]
+            if times is not None and args.peak_flops else None
+        )
     if native is not None and args.peak_flops:
-        # Roofline: the matrix products at the FMA peak of `threads` cores (measured at startup).
         rate = record["matrix_flops"] / (native["median_ms"] * 1e-3)
         record["native_matrix_gflops"] = rate / 1e9
         record["native_fraction_of_fma_peak"] = rate / (args.peak_flops * config.threads)
-        record["ratio_bound_at_fma_peak"] = (
-            baseline_times["median_ms"] * 1e-3 * args.peak_flops * config.threads
-            / record["matrix_flops"] if baseline_times is not None else None
-        )
+        record["native_ms_at_fma_peak"] = record["matrix_flops"] / (args.peak_flops * config.threads) * 1e3
     return record
+
+
+def check_jax(config: Config, native_loss: float, jax_loss: float, jax_grads: dict[str, np.ndarray],
+              reference: dict[str, np.ndarray] | None) -> dict[str, Any]:
+    """The JAX loss against native's (same tolerance as torch's) and, where the float64 torch
+    reference ran, JAX's gradients against it (the gradient tolerance)."""
+    loss_tol = LOSS_TOL_FACTOR * FLOAT32_EPS * config.T
+    grad_tol = GRAD_TOL_FACTOR * FLOAT32_EPS * config.T
+    errors = {}
+    for name, ref in (reference or {}).items():
+        if name in jax_grads:
+            scale = max(float(np.linalg.norm(ref)), np.finfo(np.float64).tiny)
+            errors[name] = float(np.linalg.norm(jax_grads[name] - ref)) / scale
+    worst = max(errors.values(), default=0.0)
+    rel = _rel(jax_loss, native_loss)
+    return {"loss_jax": jax_loss, "loss_rel_diff": rel, "loss_tol": loss_tol,
+            "grad_rel_err_vs_float64": errors, "grad_rel_err_max": worst, "grad_tol": grad_tol,
+            "passed": bool(math.isfinite(jax_loss) and rel < loss_tol and worst < grad_tol)}
 
 
 def fallback_params(config: Config, seed: int) -> dict[str, np.ndarray]:
@@ -425,40 +508,35 @@ def _fmt_time(summary: dict[str, Any] | None) -> str:
 
 def markdown_table(records: Sequence[dict[str, Any]]) -> str:
     """README-ready table: one row per configuration."""
-    header = (
-        "| model | M | B | T | N | forcing | threads | native ms, median (IQR) "
-        "| torch ms, median (IQR) | speed-up (torch/native) | native % of FMA peak "
-        "| speed-up at 100 % peak | loss rel. diff |"
-    )
     lines = [
-        header,
-        "|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| model | M | B | T | N | forcing | threads | native ms, median (IQR) | JAX ms | torch ms "
+        "| JAX / native | torch / native | native % of FMA peak | native ms at 100 % peak "
+        "| loss rel. diff (torch, JAX) |",
+        "|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for rec in records:
         cfg = rec["config"]
-        ratio = rec["ratio_torch_over_native"]
-        check = rec["check"]
-        diff = (
-            "—"
-            if check is None
-            else f"{check['loss_rel_diff']:.1e}" + ("" if check["passed"] else " ✗")
-        )
+        diffs = []
+        for key in ("check", "check_jax"):
+            check = rec.get(key)
+            diffs.append("—" if check is None else
+                         f"{check['loss_rel_diff']:.1e}" + ("" if check["passed"] else " ✗"))
         kind = cfg["kind"] + (" clipped" if cfg["clipped"] else "")
         kind += f" (H={cfg['H']})" if cfg["H"] else ""
-        speedup = "—" if ratio is None else f"{ratio:.1f}x"
+        ratios = [rec.get(f"ratio_{name}_over_native") for name in BASELINES]
         fraction = rec.get("native_fraction_of_fma_peak")
-        bound = rec.get("ratio_bound_at_fma_peak")
+        at_peak = rec.get("native_ms_at_fma_peak")
         cells = [
             kind,
             *(str(cfg[key]) for key in ("M", "B", "T", "N")),
             cfg["forcing"]["label"],
             str(cfg["threads"]),
             _fmt_time(rec["native"]),
-            _fmt_time(rec["torch"]),
-            speedup,
+            *(_fmt_time(rec.get(name)) for name in BASELINES),
+            *("—" if r is None else f"{r:.2f}x" for r in ratios),
             "—" if fraction is None else f"{100 * fraction:.0f} %",
-            "—" if bound is None else f"{bound:.1f}x",
-            diff,
+            "—" if at_peak is None else f"{at_peak:.3g}",
+            ", ".join(diffs),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -475,7 +553,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--clipped", action="store_true", help="clipped shallow PLRNN")
     parser.add_argument(
-        "--M", type=int, nargs="+", default=[32, 128], help="latent sizes (paired with --B)"
+        "--M", type=int, nargs="+", default=None,
+        help="latent sizes (paired with --B); default: the rows of DEFAULT_ROWS"
     )
     parser.add_argument(
         "--B", type=int, nargs="+", default=[16, 64], help="batch sizes (paired with --M)"
@@ -492,7 +571,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tau", type=int, default=25, help="sparse forcing interval")
     parser.add_argument("--alpha", type=float, default=0.1, help="generalized forcing weight")
     parser.add_argument(
-        "--threads", type=int, nargs="+", default=[1], help="thread counts (both implementations)"
+        "--threads", type=int, nargs="+", default=[1, 2],
+        help="thread counts (every implementation; each count in its own process pinned to that many cores)"
     )
     parser.add_argument("--repeats", type=int, default=50, help="timed calls per implementation")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls per implementation")
@@ -502,28 +582,84 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of model init and data")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    parser.add_argument("--no-jax", action="store_true", help="skip the JAX baseline")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON output path")
     args = parser.parse_args(argv)
     if (
         args.T < 2
         or args.N < 1
-        or min(args.M) <= args.N
+        or (args.M is not None and min(args.M) <= args.N)
+        or min(args.threads) < 1
         or args.tau < 1
         or not 0 <= args.alpha <= 1
     ):
-        parser.error("need T >= 2, 1 <= N < M, tau >= 1 and 0 <= alpha <= 1")
+        parser.error("need T >= 2, 1 <= N < M, tau >= 1, 0 <= alpha <= 1 and threads >= 1")
     if args.clipped and args.model != "shallow":
         parser.error("--clipped needs --model shallow")
     return args
 
 
+def run_per_thread_count(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Runs this script once per thread count (each pinned to that many cores) and merges the JSON."""
+    import subprocess
+    import tempfile
+
+    merged: dict[str, Any] | None = None
+    status = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for threads in args.threads:
+            part = Path(tmp) / f"threads{threads}.json"
+            cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--threads", str(threads),
+                   "--output", str(part)]
+            code = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
+            if code not in (0, 1):
+                return code
+            status = max(status, code)
+            output = json.loads(part.read_text())
+            if merged is None:
+                merged = output
+                merged["machine"]["per_thread_count"] = {}
+            else:
+                merged["results"] += output["results"]
+            merged["machine"]["per_thread_count"][threads] = {
+                k: output["machine"].get(k) for k in ("cpu_affinity_count", "jax_xla_flags")}
+    assert merged is not None
+    merged["command"] = [Path(sys.argv[0]).name, *argv]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(merged, indent=2) + "\n")
+    print(f"wrote {args.output}", file=sys.stderr)
+    print(markdown_table(merged["results"]))
+    return status
+
+
+def pin_to_cores(threads: int) -> list[int]:
+    """Restricts this process (and the threads it starts from now on) to ``threads`` cores."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads > len(cpus):
+        print(f"warning: {threads} threads on {len(cpus)} cores", file=sys.stderr)
+        return cpus
+    os.sched_setaffinity(0, cpus[:threads])
+    return cpus[:threads]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if len(args.threads) > 1:
+        return run_per_thread_count(args, argv)
+    pin_to_cores(args.threads[0])
     pn, native_error = import_native()
     if args.no_torch:
         torch, baseline, torch_error = None, None, "disabled with --no-torch"
     else:
         torch, baseline, torch_error = import_torch_baseline()
+    if args.no_jax:
+        jax_baseline, jax_error = None, "disabled with --no-jax"
+    else:
+        _configure_xla_threads(args.threads[0])
+        jax_baseline, jax_error = import_jax_baseline()
+        if jax_baseline is None:
+            print(f"warning: JAX baseline missing ({jax_error})", file=sys.stderr)
     if pn is None:
         print(
             f"warning: plrnn_native not importable ({native_error}); timing torch only",
@@ -543,6 +679,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine["torch_default_threads"] = torch.get_num_threads() if torch is not None else None
     machine["plrnn_native"] = getattr(pn, "__version__", "unknown") if pn is not None else None
     machine["plrnn_native_file"] = getattr(pn, "__file__", None) if pn is not None else None
+    machine["jax"] = jax_baseline.jax.__version__ if jax_baseline is not None else None
+    machine["jax_xla_flags"] = os.environ.get("XLA_FLAGS") if jax_baseline is not None else None
     args.peak_flops = None
     if pn is not None and hasattr(pn._core, "fma_peak_flops"):
         # One core's float32 FMA throughput in the SIMD width of the build (median of 5 probes).
@@ -559,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-        record = run_config(config, pn, torch, baseline, args)
+        record = run_config(config, pn, torch, baseline, jax_baseline, args)
         check = record["check"]
         if check is not None:
             status = "ok" if check["passed"] else "FAILED"
@@ -578,7 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "description": (
             "one training step: teacher-forced rollout + BPTT (loss and all parameter gradients)"
         ),
-        "command": [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)],
+        "command": [Path(sys.argv[0]).name, *argv],
         "machine": machine,
         "settings": {
             "repeats": args.repeats,
@@ -588,7 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "grad_tol_factor": GRAD_TOL_FACTOR,
             "float32_eps": FLOAT32_EPS,
         },
-        "missing": {"native": native_error, "torch": torch_error},
+        "missing": {"native": native_error, "torch": torch_error, "jax": jax_error},
         "results": records,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
