@@ -13,6 +13,7 @@
 #include "core/fma_peak.h"
 #include "interrupt.h"
 #include "model_args.h"
+#include "vi_binding.h"
 
 namespace py = pybind11;
 using plrnn::index_t;
@@ -207,6 +208,7 @@ bool is_f32(const py::array& a, const char* name) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "plrnn_native CPU core (C++/Eigen). Use the Python API in plrnn_native; shapes: docs/model.md.";
   init_interrupts();
+  def_vi(m);
 
   m.def("param_shapes", [](const py::dict& cfg) {
     const auto spec = parse_spec(cfg);

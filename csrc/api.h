@@ -5,6 +5,7 @@
 #include "core/thread_pool.h"  // get_num_threads / set_num_threads
 #include "core/types.h"
 #include "regularizers/mar.h"
+#include "vi/vi_types.h"
 
 namespace plrnn {
 
@@ -35,5 +36,14 @@ template <typename S>
 SupervisedLoss supervised(const ModelSpec& spec, const Params<S>& p, const ReadoutSet<const S>& readout,
                           SupLoss loss, const SupervisedBatch<S>& batch, const Grads<S>* grads,
                           const ReadoutSet<S>* readout_grads, S* gz0);
+
+// Probabilistic PLRNN (docs/probabilistic.md, csrc/vi/log_joint.h): w.latent log p(z) + w.obs log p(obs | z)
+// at the sample z [B, T, M] of a latent model (spec.obs == Obs::None), s [B, T, K] or null. With
+// `grads`, writes the gradient of that total for every model parameter, the latent and channel
+// gradient pointers that are not null, and gz [B, T, M] = d total / dz. Parallel over (b, t).
+template <typename S>
+vi::LogJoint vi_log_joint(const ModelSpec& spec, const Params<S>& p, const vi::Latent<S>& latent,
+                          const vi::Observations<S>& obs, index_t B, index_t T, const S* z, const S* s,
+                          const vi::Weights& w, const Grads<S>* grads, S* gz);
 
 }  // namespace plrnn

@@ -15,6 +15,7 @@
 #include "rollout/bptt.h"
 #include "rollout/forcing.h"
 #include "rollout/supervised.h"
+#include "vi/log_joint.h"
 
 namespace plrnn {
 
@@ -124,6 +125,23 @@ SupervisedLoss supervised(const ModelSpec& spec, const Params<S>& p, const Reado
   return dispatch_kind(spec.kind, [&](auto k) {
     using Model = typename ModelFor<S, decltype(k)::value>::type;
     return rollout_supervised<S, Model>(spec, p, readout, loss, batch, grads, readout_grads, gz0);
+  });
+}
+
+// The probabilistic PLRNN's log-joint: the kind becomes a template parameter (no observation model,
+// no forcing: the channels are vi::Observations).
+template <typename S>
+vi::LogJoint vi_log_joint(const ModelSpec& spec, const Params<S>& p, const vi::Latent<S>& latent,
+                          const vi::Observations<S>& obs, index_t B, index_t T, const S* z, const S* s,
+                          const vi::Weights& w, const Grads<S>* grads, S* gz) {
+  check_spec(spec);
+  PLRNN_CHECK(spec.obs == Obs::None, "obs: the latent model of the log-joint has no observation model");
+  PLRNN_CHECK(B >= 1 && T >= 1, "z: need B >= 1 and T >= 1, got B=", B, ", T=", T);
+  PLRNN_CHECK(w.floor > 0, "floor: must be > 0, got ", w.floor);
+  PLRNN_CHECK(grads == nullptr || gz != nullptr, "gz: required with grads");
+  return dispatch_kind(spec.kind, [&](auto k) {
+    using Model = typename ModelFor<S, decltype(k)::value>::type;
+    return vi::log_joint_impl<S, Model>(spec, p, latent, obs, B, T, z, s, w, grads, gz);
   });
 }
 

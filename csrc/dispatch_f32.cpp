@@ -11,4 +11,8 @@ template void generate<float>(const ModelSpec&, const Params<float>&, index_t, i
 template SupervisedLoss supervised<float>(const ModelSpec&, const Params<float>&, const ReadoutSet<const float>&, SupLoss,
                                         const SupervisedBatch<float>&, const Grads<float>*, const ReadoutSet<float>*, float*);
 
+template vi::LogJoint vi_log_joint<float>(const ModelSpec&, const Params<float>&, const vi::Latent<float>&,
+                                         const vi::Observations<float>&, index_t, index_t, const float*, const float*,
+                                         const vi::Weights&, const Grads<float>*, float*);
+
 }  // namespace plrnn

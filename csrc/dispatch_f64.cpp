@@ -11,4 +11,8 @@ template void generate<double>(const ModelSpec&, const Params<double>&, index_t,
 template SupervisedLoss supervised<double>(const ModelSpec&, const Params<double>&, const ReadoutSet<const double>&, SupLoss,
                                         const SupervisedBatch<double>&, const Grads<double>*, const ReadoutSet<double>*, double*);
 
+template vi::LogJoint vi_log_joint<double>(const ModelSpec&, const Params<double>&, const vi::Latent<double>&,
+                                         const vi::Observations<double>&, index_t, index_t, const double*, const double*,
+                                         const vi::Weights&, const Grads<double>*, double*);
+
 }  // namespace plrnn

@@ -34,33 +34,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from . import reference as ref
+from .vi import hrf_spm  # the kernel is a definition (checked on its own in the tests)
 
 MODALITIES = ("gaussian", "fmri", "poisson", "categorical")
 LOG_2PI = math.log(2.0 * math.pi)
-
-#: The canonical (SPM) haemodynamic response: gamma densities (shape = delay / dispersion, scale =
-#: dispersion, in seconds) of the response and of the undershoot, their amplitude ratio, and the
-#: kernel's length in seconds.
-HRF_RESPONSE_DELAY = 6.0
-HRF_UNDERSHOOT_DELAY = 16.0
-HRF_DISPERSION = 1.0
-HRF_RATIO = 6.0
-HRF_LENGTH = 32.0
-
-
-def hrf_spm(TR: float) -> np.ndarray:
-    """The canonical HRF sampled every ``TR`` seconds from 0 to ``HRF_LENGTH``: ``[tau + 1]`` taps,
-    ``hrf_j = gamma(j TR; 6, 1) - gamma(j TR; 16, 1) / 6``, normalised to sum 1."""
-    if not (isinstance(TR, (int, float)) and math.isfinite(TR) and 0 < TR <= HRF_LENGTH / 2):
-        raise ValueError(f"TR: expected a repetition time in (0, {HRF_LENGTH / 2}] seconds, got {TR!r}")
-    t = np.arange(int(math.floor(HRF_LENGTH / TR + 1e-9)) + 1) * float(TR)
-    h = (stats.gamma.pdf(t, HRF_RESPONSE_DELAY / HRF_DISPERSION, scale=HRF_DISPERSION)
-         - stats.gamma.pdf(t, HRF_UNDERSHOOT_DELAY / HRF_DISPERSION, scale=HRF_DISPERSION) / HRF_RATIO)
-    return h / h.sum()
-
 
 def noise_std(log_sigma: np.ndarray, floor: float) -> np.ndarray:
     """``sigma = floor + exp(log_sigma)``; its derivative by ``log_sigma`` is ``sigma - floor``."""
@@ -155,6 +135,8 @@ def log_joint(cfg: dict, params: dict, z: np.ndarray, data: dict, s: np.ndarray 
         gz[:, 1:] += w_lat * d_e.reshape(Bn, T - 1, M)
         step_grads = {k: np.zeros_like(v) for k, v in params.items()}
         g_u = ref._step_vjp(cfg, params, u, s_t, -d_e, step_grads)  # d(value)/d(prediction) = -d_e
+        if cfg["kind"] in ref.ZERO_DIAGONAL_KINDS:
+            np.fill_diagonal(step_grads["W"], 0.0)  # the zero diagonal of W is a constraint
         for k, v in step_grads.items():
             grads[k] += w_lat * v
         gz[:, :-1] += w_lat * g_u.reshape(Bn, T - 1, M)
