@@ -171,3 +171,61 @@ def test_bad_input():
         vi.log_joint(model, params, z, data, s=s, floor=0.0)
     with pytest.raises(ValueError, match="w_obs"):
         vi.log_joint(model, params, z, data, s=s, weights=(1.0, float("nan")))
+
+
+# ---- recognition model and ELBO ----------------------------------------------------------------
+@pytest.mark.parametrize("hidden", [0, 6])
+def test_elbo_gradient_matches_finite_differences(hidden):
+    """The ELBO with fixed noise (the same seed) is a smooth function of every parameter: its
+    chain-rule gradient through the native log-joint against central differences (float64)."""
+    _, (model, params, z, data, s) = _case(KINDS[4], B=2, T=12, channels={"gaussian": CHANNELS["gaussian"],
+                                                                          "poisson": CHANNELS["poisson"],
+                                                                          "categorical": CHANNELS["categorical"]})
+    F = vi.features(data, classes=3).shape[-1]
+    enc = vi.Encoder(model.M, F, before=1, after=2, hidden=hidden)
+    enc_params = enc.init(np.random.default_rng(1), log_s0=-1.5)
+    weights = (0.8, 1.2)
+
+    def f(p, e):
+        return vi.elbo(model, p, enc, e, data, np.random.default_rng(7), s=s, samples=2, weights=weights,
+                       grad=False)[0]
+
+    _, _, grads = vi.elbo(model, params, enc, enc_params, data, np.random.default_rng(7), s=s, samples=2,
+                          weights=weights)
+    h = 1e-6
+    checks = [("enc", k) for k in enc_params] + [("gen", k) for k in ("mu0", "log_sigma_z", "gaussian.B", "poisson.g")]
+    for where, name in checks:
+        base = enc_params if where == "enc" else params
+        value = base[name]
+        rng = np.random.default_rng(3)
+        for idx in [tuple(rng.integers(0, n) for n in value.shape) for _ in range(4)]:
+            up, dn = value.copy(), value.copy()
+            up[idx] += h
+            dn[idx] -= h
+            if where == "enc":
+                fd = (f(params, {**enc_params, name: up}) - f(params, {**enc_params, name: dn})) / (2 * h)
+            else:
+                fd = (f({**params, name: up}, enc_params) - f({**params, name: dn}, enc_params)) / (2 * h)
+            got = grads[f"enc.{name}" if where == "enc" else name][idx]
+            # truncation O(h^2) and rounding O(eps |ELBO| / h) ~ 1e-8 x |ELBO| ~ 1e-6 here
+            assert abs(got - fd) <= 1e-5 * max(1.0, abs(fd)), (name, idx, got, fd)
+
+
+def test_elbo_is_log_joint_plus_entropy():
+    _, (model, params, z, data, s) = _case(KINDS[0], channels={"gaussian": CHANNELS["gaussian"]})
+    F = vi.features(data).shape[-1]
+    enc = vi.Encoder(model.M, F)
+    e = enc.init(np.random.default_rng(0))
+    value, parts, _ = vi.elbo(model, params, enc, e, data, np.random.default_rng(5), s=s, grad=False)
+    mu, log_s, _ = enc.forward(e, vi.features(data))
+    eps = np.random.default_rng(5).standard_normal(mu.shape)
+    total = vi.log_joint(model, params, mu + np.exp(log_s) * eps, data, s=s, grad=False)[0]
+    entropy = log_s.sum() + 0.5 * np.log(2 * np.pi * np.e) * log_s.size
+    assert value == pytest.approx(total + entropy, rel=1e-12)
+    assert parts["entropy"] == pytest.approx(entropy, rel=1e-12)
+    with pytest.raises(ValueError, match="samples"):
+        vi.elbo(model, params, enc, e, data, np.random.default_rng(5), s=s, samples=0)
+    with pytest.raises(TypeError, match="rng"):
+        vi.elbo(model, params, enc, e, data, 5, s=s)
+    with pytest.raises(ValueError, match="hidden"):
+        vi.Encoder(4, F, hidden=-1)

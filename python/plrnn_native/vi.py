@@ -113,3 +113,134 @@ def log_joint(model, params: Dict[str, np.ndarray], z: np.ndarray, data: Dict[st
     total, parts, grads, gz = _core.vi_log_joint(cfg, model._snapshot(), latent, z, s, channels, float(floor),
                                                  float(weights[0]), float(weights[1]), bool(grad))
     return total, parts, grads, gz
+
+
+# ---- recognition model -------------------------------------------------------------------------
+def features(data: Dict[str, dict], classes: Optional[int] = None) -> np.ndarray:
+    """The encoder's input per time step [B, T, F], float64: for each Gaussian/fMRI channel the
+    observed values (0 where missing) and the mask, for Poisson ``log1p`` of the counts (0 where
+    missing) and the mask, for the categorical channel the one-hot class (all 0 where missing);
+    channels in the order of :data:`MODALITIES`."""
+    parts = []
+    for name in MODALITIES:
+        if name not in data:
+            continue
+        obs = data[name]
+        if name == "categorical":
+            c = np.asarray(obs["c"])
+            k = int(classes if classes is not None else c.max() + 1)
+            onehot = np.zeros(c.shape + (k,))
+            seen = c >= 0
+            onehot[seen, c[seen]] = 1.0
+            parts.append(onehot)
+            continue
+        values = np.asarray(obs["q" if name == "poisson" else "x"], dtype=np.float64)
+        mask = np.ones(values.shape, bool) if obs.get("mask") is None else np.asarray(obs["mask"], bool)
+        values = np.where(mask, values, 0.0)
+        parts += [np.log1p(values) if name == "poisson" else values, mask.astype(np.float64)]
+    if not parts:
+        raise ValueError("data: no channel to encode")
+    return np.concatenate(parts, axis=-1)
+
+
+def _windows(f: np.ndarray, before: int, after: int) -> np.ndarray:
+    """[B, T, (before + 1 + after) F]: the features of t - before .. t + after (zeros past the ends)."""
+    B, T, F = f.shape
+    padded = np.concatenate([np.zeros((B, before, F)), f, np.zeros((B, after, F))], axis=1)
+    return np.concatenate([padded[:, k: k + T] for k in range(before + 1 + after)], axis=-1)
+
+
+class Encoder:
+    """Mean-field Gaussian recognition model ``q(z_t) = N(mu_t, diag(s_t^2))`` from a window of the
+    features (:func:`features`) of steps ``t - before .. t + after``: linear (``hidden=0``),
+    ``[mu_t; log s_t] = W u_t + b``, or a one-hidden-layer ReLU MLP. (For fMRI, ``after`` should
+    cover the HRF: the BOLD signal follows the state by several seconds.) ``log s`` is clipped to
+    ``[LOG_S_MIN, LOG_S_MAX]`` (gradient 0 outside)."""
+
+    LOG_S_MIN, LOG_S_MAX = -10.0, 5.0
+
+    def __init__(self, M: int, F: int, before: int = 2, after: int = 2, hidden: int = 0):
+        for name, v, low in (("M", M, 1), ("F", F, 1), ("before", before, 0), ("after", after, 0), ("hidden", hidden, 0)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"{name}: expected an integer >= {low}, got {v!r}")
+        self.M, self.F, self.before, self.after, self.hidden = int(M), int(F), int(before), int(after), int(hidden)
+        self.D = (self.before + 1 + self.after) * self.F
+
+    def init(self, rng: np.random.Generator, log_s0: float = -1.0) -> Dict[str, np.ndarray]:
+        """Small random weights (float64); the initial ``log s`` is ``log_s0``."""
+        out_in = (self.hidden or self.D)
+        params = {"W": rng.normal(0.0, 1.0 / math.sqrt(out_in), (2 * self.M, out_in)),
+                  "b": np.concatenate([np.zeros(self.M), np.full(self.M, float(log_s0))])}
+        params["W"][self.M:] *= 0.1
+        if self.hidden:
+            params["W_h"] = rng.normal(0.0, math.sqrt(2.0 / self.D), (self.hidden, self.D))
+            params["b_h"] = np.zeros(self.hidden)
+        return params
+
+    def forward(self, params: Dict[str, np.ndarray], f: np.ndarray):
+        """``(mu, log_s, cache)``, each [B, T, M], from the features ``f`` [B, T, F]."""
+        if f.ndim != 3 or f.shape[-1] != self.F:
+            raise ValueError(f"features: expected shape (B, T, {self.F}), got {f.shape}")
+        u = _windows(f, self.before, self.after)
+        h = None
+        if self.hidden:
+            pre = u @ params["W_h"].T + params["b_h"]
+            h = np.maximum(pre, 0.0)
+        out = (h if self.hidden else u) @ params["W"].T + params["b"]
+        raw = out[..., self.M:]
+        log_s = np.clip(raw, self.LOG_S_MIN, self.LOG_S_MAX)
+        return out[..., : self.M], log_s, (u, h, raw)
+
+    def backward(self, params: Dict[str, np.ndarray], cache, d_mu: np.ndarray, d_log_s: np.ndarray):
+        """Gradients of every encoder parameter from ``d/dmu`` and ``d/dlog_s`` [B, T, M]."""
+        u, h, raw = cache
+        inside = (raw > self.LOG_S_MIN) & (raw < self.LOG_S_MAX)
+        d_out = np.concatenate([d_mu, d_log_s * inside], axis=-1)
+        x = h if self.hidden else u
+        grads = {"W": np.einsum("bto,bti->oi", d_out, x), "b": d_out.sum(axis=(0, 1))}
+        if self.hidden:
+            d_pre = (d_out @ params["W"]) * (h > 0)
+            grads["W_h"] = np.einsum("bth,bti->hi", d_pre, u)
+            grads["b_h"] = d_pre.sum(axis=(0, 1))
+        return grads
+
+
+def elbo(model, params: Dict[str, np.ndarray], encoder: Encoder, enc_params: Dict[str, np.ndarray],
+         data: Dict[str, dict], rng: np.random.Generator, s: Optional[np.ndarray] = None, samples: int = 1,
+         floor: float = 1e-3, weights: Tuple[float, float] = (1.0, 1.0), grad: bool = True):
+    """Monte-Carlo estimate of ``E_q[w_latent log p(z) + w_obs log p(obs | z)] + w_latent H[q]`` with
+    reparameterised samples ``z = mu + s * eps`` (``eps`` from ``rng``), and its gradient for the
+    model's, the generative and the encoder's parameters (encoder's prefixed ``enc.``), by the chain
+    rule through the native log-joint (:func:`log_joint`). ``(value, parts, grads)``; ``parts`` holds the
+    sample means of the log-joint's parts and the entropy."""
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples: expected an integer >= 1, got {samples!r}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+    classes = params["categorical.beta"].shape[0] + 1 if "categorical" in data else None
+    f = features(data, classes)
+    mu, log_s, cache = encoder.forward(enc_params, f)
+    sd = np.exp(log_s)
+    dtype = model.dtype
+    value, parts, grads = 0.0, {}, {}
+    d_mu, d_log_s = np.zeros_like(mu), np.zeros_like(mu)
+    for _ in range(samples):
+        eps = rng.standard_normal(mu.shape)
+        z = np.ascontiguousarray(mu + sd * eps, dtype=dtype)
+        total, p, g, gz = log_joint(model, params, z, data, s=s, floor=floor, weights=weights, grad=grad)
+        value += total / samples
+        for k, v in p.items():
+            parts[k] = parts.get(k, 0.0) + v / samples
+        if grad:
+            for k, v in g.items():
+                grads[k] = grads.get(k, 0.0) + np.asarray(v, np.float64) / samples
+            d_mu += gz / samples
+            d_log_s += gz * eps * sd / samples
+    entropy = float(np.sum(log_s)) + 0.5 * (math.log(2 * math.pi) + 1.0) * log_s.size
+    parts["entropy"] = entropy
+    value += weights[0] * entropy
+    if grad:
+        d_log_s += weights[0]
+        for k, v in encoder.backward(enc_params, cache, d_mu, d_log_s).items():
+            grads[f"enc.{k}"] = v
+    return value, parts, (grads if grad else None)
