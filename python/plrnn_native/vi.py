@@ -244,3 +244,174 @@ def elbo(model, params: Dict[str, np.ndarray], encoder: Encoder, enc_params: Dic
         for k, v in encoder.backward(enc_params, cache, d_mu, d_log_s).items():
             grads[f"enc.{k}"] = v
     return value, parts, (grads if grad else None)
+
+
+# ---- training ------------------------------------------------------------------------------------
+def _channel_dims(data: Dict[str, dict]) -> Dict[str, dict]:
+    """The size of each channel from its data ([T, ...] per series)."""
+    dims = {}
+    for name, obs in data.items():
+        if name not in MODALITIES:
+            raise ValueError(f"data: unknown modality {name!r} ({', '.join(MODALITIES)})")
+        if name == "categorical":
+            c = np.asarray(obs["c"])
+            dims[name] = {"classes": int(obs.get("classes", c.max() + 1))}
+        else:
+            arr = np.asarray(obs["q" if name == "poisson" else "x"])
+            dims[name] = {"N": int(arr.shape[-1]), "R": int(np.asarray(obs["r"]).shape[-1]) if obs.get("r") is not None else 0}
+    return dims
+
+
+def init_params(M: int, data: Dict[str, dict], rng: np.random.Generator, dtype="float32",
+                log_sigma_z: float = math.log(0.1)) -> Dict[str, np.ndarray]:
+    """Generative parameters for the channels of ``data``: small random loadings, unit observation
+    noise, ``sigma_z = exp(log_sigma_z)``, a standard-normal initial state."""
+    dims = _channel_dims(data)
+    p = {"mu0": np.zeros(M), "log_sigma0": np.zeros(M), "log_sigma_z": np.full(M, float(log_sigma_z))}
+    for name, d in dims.items():
+        if name in ("gaussian", "fmri"):
+            p[f"{name}.B"] = rng.normal(0.0, 1.0 / math.sqrt(M), (d["N"], M))
+            p[f"{name}.J"] = np.zeros((d["N"], d["R"]))
+            p[f"{name}.log_sigma"] = np.zeros(d["N"])
+        elif name == "poisson":
+            q = np.asarray(data[name]["q"], np.float64)
+            p["poisson.G"] = rng.normal(0.0, 0.1 / math.sqrt(M), (d["N"], M))
+            p["poisson.g"] = np.log(np.nanmean(q.reshape(-1, d["N"]), axis=0) + 1e-3)
+        else:
+            p["categorical.beta"] = rng.normal(0.0, 0.1 / math.sqrt(M), (d["classes"] - 1, M))
+    return {k: v.astype(dtype) for k, v in p.items()}
+
+
+class VITrainer:
+    """Variational inference for a PLRNN with any subset of channels (docs/probabilistic.md).
+
+    Each step samples ``batch_size`` windows of ``seq_len`` steps, encodes them, draws ``samples``
+    reparameterised latent paths, and takes one guarded Adam/RAdam step (the optimiser of
+    :mod:`plrnn_native.optim`, global-norm clipping) on ``-ELBO / (B T)`` for the model's dynamics, the
+    generative and the encoder's parameters. The likelihood's weight ``a`` rises linearly from
+    ``anneal_start`` to 1/2 over ``anneal_epochs`` (weights ``(1 - a, a)`` on ``log p(z) + H[q]`` and
+    ``log p(obs | z)``; at 1/2 the objective is half the ELBO). A step whose loss or gradient is not finite
+    is skipped; parameters that become non-finite are restored to the last good epoch and training
+    stops with ``self.stopped`` saying why. After training ``model`` is an ordinary PLRNN.
+
+    ``data``: per modality a dict of arrays with time first (``x``/``q`` [T, N] with optional ``mask``,
+    ``r`` [T, R]; ``c`` [T] int64), one series. ``s``: inputs [T, K] when the model has K > 0.
+    """
+
+    def __init__(self, model, data: Dict[str, dict], s: Optional[np.ndarray] = None, *, seq_len: int = 100,
+                 batch_size: int = 16, lr: float = 1e-3, lr_end: float = 1e-4, grad_clip: float = 10.0,
+                 samples: int = 1, floor: float = 1e-3, anneal_start: float = 0.5, anneal_epochs: int = 0,
+                 encoder_before: int = 2, encoder_after: int = 2, encoder_hidden: int = 0,
+                 optimizer: str = "adam", seed: int = 0, params: Optional[Dict[str, np.ndarray]] = None):
+        from . import optim
+        from ._validation import check_choice, check_float, check_int
+
+        self.model = model
+        self.seq_len = check_int("seq_len", seq_len, 2)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.lr = check_float("lr", lr, lo=0.0, lo_open=True)
+        self.lr_end = check_float("lr_end", lr_end, lo=0.0, lo_open=True)
+        self.grad_clip = check_float("grad_clip", grad_clip, lo=0.0)
+        self.samples = check_int("samples", samples, 1)
+        self.floor = check_float("floor", floor, lo=0.0, lo_open=True)
+        self.anneal_start = check_float("anneal_start", anneal_start, lo=0.0, hi=0.5)
+        self.anneal_epochs = check_int("anneal_epochs", anneal_epochs, 0)
+        optimizer = check_choice("optimizer", optimizer, ("adam", "radam"))
+        self.seed = check_int("seed", seed, 0)
+        self.data = {}
+        T = None
+        for name, obs in data.items():
+            if name not in MODALITIES:
+                raise ValueError(f"data: unknown modality {name!r} ({', '.join(MODALITIES)})")
+            series = {k: (v if k == "TR" else np.asarray(v)) for k, v in obs.items()}
+            length = len(series["c" if name == "categorical" else ("q" if name == "poisson" else "x")])
+            if T is not None and length != T:
+                raise ValueError(f"data[{name!r}]: {length} steps, the other channels have {T}")
+            T = length
+            self.data[name] = series
+        if T is None:
+            raise ValueError("data: no channel")
+        if T < self.seq_len:
+            raise ValueError(f"seq_len: {self.seq_len} exceeds the series length {T}")
+        self.T = T
+        self.s = None if s is None else np.asarray(s, dtype=model.dtype)
+        if model.K and (self.s is None or self.s.shape != (T, model.K)):
+            raise ValueError(f"s: the model has K={model.K} inputs: expected shape ({T}, {model.K})")
+        rng = np.random.default_rng([self.seed, 0])
+        self.params = params if params is not None else init_params(model.M, self.data, rng, model.dtype)
+        classes = self.params["categorical.beta"].shape[0] + 1 if "categorical" in self.data else None
+        F = features({k: {kk: vv[None] if isinstance(vv, np.ndarray) else vv for kk, vv in v.items()}
+                      for k, v in self.data.items()}, classes).shape[-1]
+        self.encoder = Encoder(model.M, F, encoder_before, encoder_after, encoder_hidden)
+        self.enc_params = self.encoder.init(rng)
+        self._all = {**{f"model.{k}": v for k, v in model._params.items()},
+                     **{f"gen.{k}": v for k, v in self.params.items()},
+                     **{f"enc.{k}": v for k, v in self.enc_params.items()}}
+        self.optimizer = optim.Adam(self._all, optimizer, (0.9, 0.999), 1e-8)
+        self._optim = optim
+        self.epoch = 0
+        self.history = []
+        self.stopped = None
+
+    def _batch(self, rng: np.random.Generator):
+        starts = rng.integers(0, self.T - self.seq_len + 1, self.batch_size)
+        take = lambda a: np.stack([a[t0: t0 + self.seq_len] for t0 in starts])  # noqa: E731
+        data = {name: {k: (v if k == "TR" else take(v)) for k, v in obs.items()} for name, obs in self.data.items()}
+        return data, (None if self.s is None else np.ascontiguousarray(take(self.s)))
+
+    def weight(self, epoch: int) -> float:
+        """The likelihood's weight ``a`` at ``epoch``."""
+        if self.anneal_epochs == 0:
+            return 0.5
+        return self.anneal_start + (0.5 - self.anneal_start) * min(epoch / self.anneal_epochs, 1.0)
+
+    def step(self, rng: np.random.Generator, lr: float, a: float) -> Tuple[float, float, bool]:
+        data, s = self._batch(rng)
+        value, _, grads = elbo(self.model, self.params, self.encoder, self.enc_params, data, rng, s=s,
+                               samples=self.samples, floor=self.floor, weights=(1.0 - a, a))
+        scale = -1.0 / (self.batch_size * self.seq_len)
+        g = {}
+        for k in self._all:
+            where, name = k.split(".", 1)
+            src = grads.get(name if where != "enc" else f"enc.{name}")
+            g[k] = (np.zeros_like(self._all[k]) if src is None else src * scale).astype(self._all[k].dtype)
+        norm, stepped = self._optim.guarded_step(self.optimizer, self._all, value * scale, g, lr, self.grad_clip)
+        return value * scale, norm, stepped
+
+    def fit(self, epochs: int, batches_per_epoch: int = 50) -> list:
+        """``epochs`` more epochs; returns the history (one dict per epoch: loss = -ELBO per step)."""
+        from ._validation import check_int
+
+        epochs = check_int("epochs", epochs, 1)
+        batches_per_epoch = check_int("batches_per_epoch", batches_per_epoch, 1)
+        total = self.epoch + epochs
+        for _ in range(epochs):
+            good = self._optim.copy_params(self._all)
+            rng = np.random.default_rng([self.seed, 1, self.epoch])
+            span = max(total - 1, 1)
+            lr = self.lr * (self.lr_end / self.lr) ** (min(self.epoch, span) / span)
+            a = self.weight(self.epoch)
+            losses, skipped = [], 0
+            for _ in range(batches_per_epoch):
+                loss, _, stepped = self.step(rng, lr, a)
+                skipped += not stepped
+                if stepped:
+                    losses.append(loss)
+            if not self._optim.params_finite(self._all):
+                self._optim.restore_params(self._all, good)
+                self.stopped = f"epoch {self.epoch}: parameters became non-finite; restored the last good state"
+                break
+            self.history.append({"epoch": self.epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+                                 "likelihood_weight": a, "skipped_steps": skipped, "lr": lr})
+            self.epoch += 1
+        return self.history
+
+    def posterior(self, data: Optional[Dict[str, dict]] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """The encoder's posterior means and standard deviations [T, M] of one series (default: the
+        training series)."""
+        data = self.data if data is None else data
+        classes = self.params["categorical.beta"].shape[0] + 1 if "categorical" in data else None
+        f = features({k: {kk: (vv[None] if isinstance(vv, np.ndarray) else vv) for kk, vv in v.items()}
+                      for k, v in data.items()}, classes)
+        mu, log_s, _ = self.encoder.forward(self.enc_params, f)
+        return mu[0], np.exp(log_s[0])
