@@ -71,3 +71,23 @@ def test_bad_settings():
         vi.VITrainer(model, {"eeg": data["gaussian"]}, seq_len=50)
     with pytest.raises(ValueError, match="s:"):
         vi.VITrainer(pn.PLRNN("standard", M=2, N=1, K=1, dtype="float64"), data, seq_len=50)
+
+
+def test_evaluate():
+    z, data = _oscillator(T=3600)
+    train = {k: {kk: v[:3000] for kk, v in obs.items()} for k, obs in data.items()}
+    test = {k: {kk: v[3000:] for kk, v in obs.items()} for k, obs in data.items()}
+    labels = (np.arctan2(z[:, 1], z[:, 0]) > 0).astype(np.int64)  # a categorical channel: the phase's sign
+    train["categorical"] = {"c": labels[:3000]}
+    test["categorical"] = {"c": labels[3000:]}
+    trainer = _train(train, epochs=60)
+    result = vi.evaluate(trainer, test, seed=0)
+    assert result["KL_z_variant"] == "binned" and np.isfinite(result["KL_z"]) and result["KL_z"] >= 0
+    assert np.isfinite(result["D_stsp"]) and 0 <= result["D_H"] <= 1
+    # the posterior rates explain most of the counts' deviance beyond their mean rates
+    assert result["poisson"]["explained"] > 0.3, result["poisson"]
+    cat = result["categorical"]
+    assert np.sum(cat["posterior"]["confusion"]) == 600
+    assert cat["posterior"]["accuracy"] > cat["chance"] + 0.2, cat  # the sign of the phase is in the posterior
+    with pytest.raises(ValueError, match="gen_factor"):
+        vi.evaluate(trainer, test, gen_factor=0.5)
