@@ -23,6 +23,7 @@ from ._io import NpzReader, atomic_savez
 from ._validation import (check_array, check_betas, check_bool, check_choice, check_float, check_int,
                           check_ndarray)
 from .models import PLRNN
+from .optim import Adam, copy_params, guarded_step, params_finite, progress_bar, restore_params
 from .regularizers import MAR
 
 _CHECKPOINT_FORMAT = "plrnn_native.checkpoint/1"
@@ -133,48 +134,6 @@ class TrainResult:
     history: List[dict] = field(default_factory=list)
 
 
-class _Adam:
-    """Adam (Kingma & Ba 2015) or RAdam (Liu et al. 2020) on a dict of arrays, updated in place."""
-
-    def __init__(self, params: Dict[str, np.ndarray], kind: str, betas, eps):
-        self.kind, self.betas, self.eps = kind, betas, eps
-        self.m = {k: np.zeros_like(v) for k, v in params.items()}
-        self.v = {k: np.zeros_like(v) for k, v in params.items()}
-        self.t = 0
-
-    def step(self, params: Dict[str, np.ndarray], grads: Dict[str, np.ndarray], lr: float) -> None:
-        b1, b2 = self.betas
-        self.t += 1
-        t = self.t
-        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
-        if self.kind == "radam":
-            rho_inf = 2.0 / (1.0 - b2) - 1.0
-            rho_t = rho_inf - 2.0 * t * b2**t / c2
-            rect = (math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-                    if rho_t > 5 else None)
-        for k, p in params.items():
-            g = grads[k]
-            m, v = self.m[k], self.v[k]
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * g * g
-            if self.kind == "radam" and rect is None:  # variance not yet tractable: momentum SGD
-                p -= (lr / c1) * m
-            else:
-                step = (lr / c1) * (rect if self.kind == "radam" else 1.0)
-                p -= (step * m / (np.sqrt(v / c2) + self.eps)).astype(p.dtype, copy=False)
-
-    def state(self) -> dict:
-        return {"t": self.t, "m": self.m, "v": self.v}
-
-    def load_state(self, t: int, m: dict, v: dict) -> None:
-        self.t = int(t)
-        for k in self.m:
-            self.m[k][...] = m[k]
-            self.v[k][...] = v[k]
-
-
 def _as_series_list(x, s, model: PLRNN, seq_len: int):
     """Validated list of (x [T, N], s [T, K] | None, observed [T, N] bool | None) in the model's
     dtype. NaN in x are missing values: x holds 0 there and ``observed`` marks the rest (None when
@@ -241,7 +200,7 @@ class Trainer:
         self.missing_fraction = n_missing / sum(xi.size for xi, _, _ in self.series)
         self.callback = callback
         self.rng = np.random.default_rng(self.config.seed)
-        self.optimizer = _Adam(model.params, self.config.optimizer, self.config.betas, self.config.eps)
+        self.optimizer = Adam(model.params, self.config.optimizer, self.config.betas, self.config.eps)
         self.alpha = self.config.alpha
         self.epoch = 0
         self.batches_done = 0
@@ -347,15 +306,9 @@ class Trainer:
         if cfg.forcing == "generalized" and cfg.adaptive_alpha and self.batches_done % cfg.alpha_every == 0:
             self._update_alpha(xb, sb, mb)
         loss, grads = self.model.loss_and_grad(xb, sb, mar=self._mar, mask=mb, **self._forcing_kwargs())
-        norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            return loss, norm
-        if cfg.grad_clip > 0 and norm > cfg.grad_clip:
-            scale = cfg.grad_clip / norm
-            for g in grads.values():
-                g *= scale
-        self.optimizer.step(self.model._params, grads, lr)
-        self.batches_done += 1
+        norm, stepped = guarded_step(self.optimizer, self.model._params, loss, grads, lr, cfg.grad_clip)
+        if stepped:
+            self.batches_done += 1
         return loss, norm
 
     # ---- epochs ------------------------------------------------------------------------------
@@ -366,7 +319,7 @@ class Trainer:
         to the state after the last complete epoch and the result says so (status ``"diverged"``).
         """
         target = self.config.epochs if epochs is None else check_int("epochs", epochs, 0)
-        bar = _progress(range(self.epoch, target), progress)
+        bar = progress_bar(range(self.epoch, target), progress)
         try:
             return self._train_epochs(bar)
         except KeyboardInterrupt:
@@ -409,14 +362,14 @@ class Trainer:
     def _params_finite(self) -> bool:
         if self._device is not None:
             return self._device_params_finite
-        return all(np.isfinite(p).all() for p in self.model._params.values())
+        return params_finite(self.model._params)
 
     def _snapshot(self) -> dict:
         self._pull_from_device()
         return {
-            "params": {k: v.copy() for k, v in self.model._params.items()},
-            "m": {k: v.copy() for k, v in self.optimizer.m.items()},
-            "v": {k: v.copy() for k, v in self.optimizer.v.items()},
+            "params": copy_params(self.model._params),
+            "m": copy_params(self.optimizer.m),
+            "v": copy_params(self.optimizer.v),
             "t": self.optimizer.t,
             "rng": self.rng.bit_generator.state,
             "alpha": self.alpha,
@@ -425,8 +378,7 @@ class Trainer:
         }
 
     def _restore(self, snap: dict) -> None:
-        for k, v in snap["params"].items():
-            self.model._params[k][...] = v
+        restore_params(self.model._params, snap["params"])
         self.optimizer.load_state(snap["t"], snap["m"], snap["v"])
         self.rng.bit_generator.state = snap["rng"]
         self.alpha = snap["alpha"]
@@ -590,16 +542,6 @@ def write_history(history: List[dict], folder: Union[str, os.PathLike]) -> None:
         w.writerows(history)
     with open(os.path.join(folder, "history.json"), "w") as f:
         json.dump(history, f, indent=1)
-
-
-def _progress(iterable, enabled: bool):
-    if not enabled:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, desc="epochs", unit="epoch")
 
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "BestModelSelector", "write_history"]
