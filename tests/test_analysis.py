@@ -796,9 +796,11 @@ def test_bad_input_raises():
         scyfi_fixed_points(form, 0)  # a seed, not a Generator
     with pytest.raises(TypeError):
         scyfi_fixed_points(model, np.random.default_rng(0))  # a model, not a PiecewiseForm
-    for kw in ({"max_fruitless": 0}, {"n_outer": 0}, {"max_inner": 0}, {"max_inner": 2.5}):
+    for kw in ({"max_fruitless": 0}, {"n_outer": 0}, {"max_inner": 0}):
         with pytest.raises(ValueError):
             scyfi_fixed_points(form, np.random.default_rng(0), **kw)
+    with pytest.raises(TypeError):  # a float where an integer is needed
+        scyfi_fixed_points(form, np.random.default_rng(0), max_inner=2.5)
     for k in (0, -2):
         with pytest.raises(ValueError):
             scyfi_cycles(form, k, np.random.default_rng(0))

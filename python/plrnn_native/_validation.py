@@ -63,6 +63,14 @@ def check_float(name: str, value, lo: Optional[float] = None, hi: Optional[float
     return value
 
 
+def check_instance(name: str, value, cls, what: str):
+    """``value`` itself when it is an instance of ``cls``; ``what`` names the expected type in the
+    message (``"a plrnn_native.PLRNN"``)."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name}: expected {what}, got {type(value).__name__}")
+    return value
+
+
 def check_bool(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {value!r}")
@@ -128,6 +136,15 @@ def check_ndarray(name: str, arr) -> np.ndarray:
         raise TypeError(f"{name}: masked arrays are not accepted (the mask would be ignored); pass "
                         f"{name}.filled(value) or the data and an explicit mask/weights argument")
     return arr
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when already read-only, else a read-only copy (the caller's array untouched):
+    how the frozen containers (``data.TimeSeries``, ``tasks.SupervisedTask``) keep their arrays."""
+    if a.flags.writeable:
+        a = a.copy()
+        a.flags.writeable = False
+    return a
 
 
 def check_finite(name: str, arr: np.ndarray) -> np.ndarray:

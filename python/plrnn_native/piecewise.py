@@ -24,6 +24,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ._validation import check_instance
 from .models import PLRNN
 
 
@@ -102,8 +103,7 @@ def _pieces_of(f, breakpoints: np.ndarray):
 
 def piecewise_form(model: PLRNN, s: Optional[np.ndarray] = None) -> PiecewiseForm:
     """The autonomous map of ``model`` (with a constant input ``s`` ``[K]``, default 0) in generic form."""
-    if not isinstance(model, PLRNN):
-        raise TypeError(f"model: expected a plrnn_native.PLRNN, got {type(model).__name__}")
+    check_instance("model", model, PLRNN, "a plrnn_native.PLRNN")
     p = {k: np.asarray(v, dtype=np.float64) for k, v in model.items()}
     M, kind, cfg = model.M, model.kind, model.config
     if s is None:

@@ -20,7 +20,8 @@ import numpy as np
 
 from . import _core
 from ._io import atomic_savez, load_model_npz
-from ._validation import as_rng, check_array, check_betas, check_choice, check_float, check_int
+from ._validation import (as_rng, check_array, check_betas, check_choice, check_float, check_instance, check_int,
+                          check_ndarray)
 from .models import PLRNN
 from .optim import Adam, copy_params, guarded_step, params_finite, progress_bar, restore_params
 from .regularizers import MAR
@@ -175,8 +176,7 @@ class SupervisedPLRNN:
     def _mask(self, mask, B: int, T: int) -> np.ndarray:
         if mask is None:
             return np.ones((B, T), dtype=self.dtype)
-        if not isinstance(mask, np.ndarray):
-            raise TypeError(f"mask: expected a numpy.ndarray, got {type(mask).__name__}")
+        check_ndarray("mask", mask)
         if mask.ndim == 1:  # the same weights for every sequence
             check_array("mask", mask, self.dtype, (T,))
             mask = np.ascontiguousarray(np.broadcast_to(mask, (B, T)))
@@ -242,8 +242,7 @@ class SupervisedPLRNN:
             target, loss_kind, True, False, False)
         value = float(value)
         if mar is not None:
-            if not isinstance(mar, MAR):
-                raise TypeError(f"mar: expected a plrnn_native.MAR, got {type(mar).__name__}")
+            check_instance("mar", mar, MAR, "a plrnn_native.MAR")
             extra, mar_grads = self.dynamics.mar_penalty(mar)
             value += extra
             for name, g in mar_grads.items():
@@ -375,8 +374,7 @@ def train_supervised(net: SupervisedPLRNN, train, evaluation, config: Optional[S
     reports status ``"diverged"``.
     """
     cfg = config or SupervisedConfig()
-    if not isinstance(net, SupervisedPLRNN):
-        raise TypeError(f"net: expected a SupervisedPLRNN, got {type(net).__name__}")
+    check_instance("net", net, SupervisedPLRNN, "a SupervisedPLRNN")
     fresh = callable(train) and not hasattr(train, "batch")
     for name, task in (("train", None if fresh else train), ("evaluation", evaluation)):
         if task is None:

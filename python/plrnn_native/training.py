@@ -20,8 +20,8 @@ import numpy as np
 
 from . import cuda as _cuda_api
 from ._io import NpzReader, atomic_savez
-from ._validation import (check_array, check_betas, check_bool, check_choice, check_float, check_int,
-                          check_ndarray)
+from ._validation import (check_array, check_betas, check_bool, check_choice, check_float,
+                          check_instance, check_int, check_ndarray)
 from .models import PLRNN
 from .optim import Adam, copy_params, guarded_step, params_finite, progress_bar, restore_params
 from .regularizers import MAR
@@ -188,12 +188,8 @@ class Trainer:
 
     def __init__(self, model: PLRNN, x, s=None, config: Optional[TrainConfig] = None,
                  callback: Optional[Callable[["Trainer", dict], None]] = None):
-        if not isinstance(model, PLRNN):
-            raise TypeError(f"model: expected a plrnn_native.PLRNN, got {type(model).__name__}")
-        self.model = model
-        self.config = config or TrainConfig()
-        if not isinstance(self.config, TrainConfig):
-            raise TypeError(f"config: expected a TrainConfig, got {type(self.config).__name__}")
+        self.model = check_instance("model", model, PLRNN, "a plrnn_native.PLRNN")
+        self.config = check_instance("config", config or TrainConfig(), TrainConfig, "a TrainConfig")
         self.series = _as_series_list(x, s, model, self.config.seq_len)
         n_missing = sum(int(o.size - o.sum()) for _, _, o in self.series if o is not None)
         #: share of the training entries that are missing (NaN in the data)

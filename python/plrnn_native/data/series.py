@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from .._validation import check_float, check_int
+from .._validation import check_float, check_int, readonly
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,7 +45,7 @@ class TimeSeries:
     missing: bool = False
 
     def __post_init__(self) -> None:
-        x = _readonly(np.ascontiguousarray(self.x, dtype=np.float64))
+        x = readonly(np.ascontiguousarray(self.x, dtype=np.float64))
         if x.ndim != 2:
             raise ValueError(f"x: expected a [T, N] array, got shape {x.shape}")
         if x.shape[0] < 1 or x.shape[1] < 1:
@@ -59,7 +59,7 @@ class TimeSeries:
             raise ValueError("x: every value is missing (NaN)")
         object.__setattr__(self, "x", x)
         if self.s is not None:
-            s = _readonly(np.ascontiguousarray(self.s, dtype=np.float64))
+            s = readonly(np.ascontiguousarray(self.s, dtype=np.float64))
             if s.ndim != 2 or s.shape[0] != x.shape[0]:
                 raise ValueError(f"s: expected a [T, K] array with T = {x.shape[0]}, "
                                  f"got shape {s.shape}")
@@ -67,7 +67,7 @@ class TimeSeries:
         for attr in ("mean", "std"):
             v = getattr(self, attr)
             if v is not None:
-                v = _readonly(np.ascontiguousarray(v, dtype=np.float64))
+                v = readonly(np.ascontiguousarray(v, dtype=np.float64))
                 if v.shape != (x.shape[1],):
                     raise ValueError(f"{attr}: expected shape ({x.shape[1]},), got {v.shape}")
                 object.__setattr__(self, attr, v)
@@ -118,14 +118,6 @@ class TimeSeries:
     def __repr__(self) -> str:
         return (f"TimeSeries(name={self.name!r}, T={self.T}, N={self.N}, K={self.K}, dt={self.dt}, "
                 f"zscored={self.mean is not None}, lyapunov_max={self.lyapunov_max})")
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    """``a`` itself when already read-only, else a read-only copy (the caller's array untouched)."""
-    if a.flags.writeable:
-        a = a.copy()
-        a.flags.writeable = False
-    return a
 
 
 
