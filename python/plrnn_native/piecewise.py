@@ -24,7 +24,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from ._validation import check_instance
+from ._validation import as_vector, check_instance
 from .models import PLRNN
 
 
@@ -106,11 +106,7 @@ def piecewise_form(model: PLRNN, s: Optional[np.ndarray] = None) -> PiecewiseFor
     check_instance("model", model, PLRNN, "a plrnn_native.PLRNN")
     p = {k: np.asarray(v, dtype=np.float64) for k, v in model.items()}
     M, kind, cfg = model.M, model.kind, model.config
-    if s is None:
-        s = np.zeros(model.K)
-    s = np.asarray(s, dtype=np.float64)
-    if s.shape != (model.K,) or not np.isfinite(s).all():
-        raise ValueError(f"s: expected a finite constant input of shape ({model.K},), got {s.shape}")
+    s = np.zeros(model.K) if s is None else as_vector("s", s, model.K)  # a constant input
     inputs = p["C"] @ s if model.K else np.zeros(M)
     J0 = np.diag(p["A"])
     relu = lambda a: max(a, 0.0)  # noqa: E731

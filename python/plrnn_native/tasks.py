@@ -119,8 +119,7 @@ class SupervisedTask:
             if not (np.issubdtype(self.y.dtype, np.floating)
                     or np.issubdtype(self.y.dtype, np.integer)):
                 raise TypeError(f"y: expected real targets, got dtype {self.y.dtype}")
-            if not np.isfinite(self.y).all():
-                raise ValueError("y: contains NaN or inf")
+            check_finite("y", self.y)
             y = np.ascontiguousarray(self.y, dtype=dt)
         else:
             if self.y.shape != (n,):
@@ -259,8 +258,7 @@ class SupervisedTask:
         if not ok:
             want = f"({n}, {O})" + (f" or ({n}, {S}, {O})" if S > 1 else "")
             raise ValueError(f"y_pred: expected shape {want}, got {np.shape(y_pred)}")
-        if not np.isfinite(pred).all():
-            raise ValueError("y_pred: contains NaN or inf")
+        check_finite("y_pred", pred)
 
         if self.loss == "mse":
             err = pred - self.y.astype(np.float64)[:, None, :]

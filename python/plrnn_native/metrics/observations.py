@@ -12,7 +12,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import logsumexp
 
-from .._validation import as_rng, check_float, check_int
+from .._validation import as_rng, check_choice, check_float, check_int
 from ._checks import CHUNK_ELEMENTS, SeedLike, real_array, same_dim
 
 BINNED_MAX_DIM = 4  # the binned D_stsp is used up to this dimension, the GMM variant above it
@@ -80,8 +80,7 @@ def state_space_divergence_binned(
     bins = check_int("bins", bins, 1)
     widen = check_float("widen", widen, 0.0)
     smoothing = check_float("smoothing", smoothing, 0.0, lo_open=True)
-    if outside not in ("drop", "bin"):
-        raise ValueError(f"outside: expected 'drop' or 'bin', got {outside!r}")
+    check_choice("outside", outside, ("drop", "bin"))
     if bins**N > 2**40:
         raise ValueError(f"bins: {bins}**{N} bins is too many")
 
