@@ -21,7 +21,6 @@ from ._validation import (
     check_bool,
     check_choice,
     check_float,
-    check_instance,
     check_int,
     check_mask,
     check_ndarray,
@@ -403,7 +402,8 @@ class PLRNN:
 
     def _mar_penalty(self, mar: MAR, device: str, params: ArrayDict) -> Tuple[float, ArrayDict]:
         where, index = _cuda_api.resolve_device(device)
-        check_instance("mar", mar, MAR, "a plrnn_native.MAR")
+        if not isinstance(mar, MAR):
+            raise TypeError(f"mar: expected a plrnn_native.MAR, got {type(mar).__name__}")
         if where == "cuda":
             units = np.ascontiguousarray(mar.resolve_units(self.M), dtype=np.int64)
             value, grads = _cuda_api._cuda.mar_penalty(self._config, params, units, mar.weight,
