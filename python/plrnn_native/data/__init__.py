@@ -11,11 +11,15 @@ Output is time-major: ``x`` is ``[T, N]`` float64, inputs ``s`` are ``[T, K]`` f
 The system settings and the generation recipe: ``docs/science.md``, "Benchmark systems".
 """
 
-from .generators import (_GENERATORS, LYAPUNOV_LORENZ63, LYAPUNOV_ROSSLER, driven_duffing, duffing,
-                         hindmarsh_rose, lorenz63, lorenz96, lyapunov_max, make, rossler, systems,
-                         van_der_pol)
-from .io import load_timeseries, read_npy, series_array
-from .series import TimeSeries, delay_embed, zscore_stats
+from .generators import (driven_duffing, duffing, hindmarsh_rose, lorenz63, lorenz96, lyapunov_max,
+                         make, rossler, systems, van_der_pol)
+from .io import load_timeseries
+from .series import TimeSeries, delay_embed
+
+# used by other modules of the package (recordings, runconfig) and the tests, not part of __all__
+from .generators import _GENERATORS, LYAPUNOV_LORENZ63, LYAPUNOV_ROSSLER  # noqa: F401
+from .io import read_npy, series_array  # noqa: F401
+from .series import zscore_stats  # noqa: F401
 
 __all__ = [
     "TimeSeries",

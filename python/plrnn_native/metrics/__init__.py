@@ -30,12 +30,16 @@ The model-based functions accept models without external inputs (``K = 0``) only
 model's dtype (as everywhere in the package, arrays are not converted silently).
 """
 
-from ._checks import SeedLike
 from .dynamics import lyapunov_spectrum
-from .observations import (BINNED_MAX_DIM, power_spectrum_distance, state_space_divergence_binned,
+from .observations import (power_spectrum_distance, state_space_divergence_binned,
                            state_space_divergence_gmm)
 from .prediction import prediction_error, prediction_error_curve, valid_prediction_time
-from .protocol import check_evaluate_args, evaluate
+from .protocol import evaluate
+
+# used by other modules of the package (cli, runconfig), not part of __all__
+from ._checks import SeedLike  # noqa: F401
+from .observations import BINNED_MAX_DIM  # noqa: F401
+from .protocol import check_evaluate_args  # noqa: F401
 
 __all__ = [
     "state_space_divergence_binned",
