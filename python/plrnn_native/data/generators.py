@@ -51,6 +51,11 @@ def _nonneg(name: str, value) -> float:
     return check_float(name, value, lo=0.0)
 
 
+def _integration_args(transient, rtol, atol):
+    """The transient (time units, >= 0) and the DOP853 tolerances (> 0), checked."""
+    return _nonneg("transient", transient), _positive("rtol", rtol), _positive("atol", atol)
+
+
 # ----------------------------------------------------------------------------------------------
 # The common integration recipe
 # ----------------------------------------------------------------------------------------------
@@ -62,9 +67,7 @@ def _generate(name: str, system: System, params: Dict[str, Any], lyap: Optional[
     dt = _positive("dt", dt)
     obs_noise = _nonneg("obs_noise", obs_noise)
     process_noise = _nonneg("process_noise", process_noise)
-    transient = _nonneg("transient", transient)
-    rtol = _positive("rtol", rtol)
-    atol = _positive("atol", atol)
+    transient, rtol, atol = _integration_args(transient, rtol, atol)
     check_bool("zscore", zscore)
     ss = as_seed_sequence("seed", seed)
     rng_x0, rng_process, rng_obs = (np.random.default_rng(c) for c in ss.spawn(3))
@@ -355,10 +358,8 @@ def lyapunov_max(name: str, t_total: float = 200.0, *, t_renorm: float = 1.0,
     system = factory(**p)
     t_total = _positive("t_total", t_total)
     t_renorm = _positive("t_renorm", t_renorm)
-    transient = _nonneg("transient", transient)
     t_align = _nonneg("t_align", t_align)
-    rtol = _positive("rtol", rtol)
-    atol = _positive("atol", atol)
+    transient, rtol, atol = _integration_args(transient, rtol, atol)
     rng_x0, rng_v = (np.random.default_rng(c) for c in as_seed_sequence("seed", seed).spawn(2))
     n = system.n
     u = system.sample_x0(rng_x0) if x0 is None else as_vector("x0", x0, n)
