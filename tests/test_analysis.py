@@ -732,8 +732,8 @@ def test_scyfi_region_codes_are_exact_for_many_units():
 def test_continuous_time_equivalent(dt):
     """``dz/dt = G z + g`` with ``G = logm(J)/dt``, ``g = -G (I - J)^-1 c``: its time-dt flow is the
     region's affine map, ``expm(dt [[G, g], [0, 0]]) = [[J, c], [0, 1]]``, so the region's fixed
-    point is the ODE's equilibrium and ``|eig J| < 1`` iff ``Re eig G < 0``. (SCIENCE.md's extra
-    ``/dt`` on ``g`` would break this for ``dt != 1``.)"""
+    point is the ODE's equilibrium and ``|eig J| < 1`` iff ``Re eig G < 0`` (docs/science.md,
+    "Continuous-time equivalent": an extra ``/dt`` on ``g`` would break this for ``dt != 1``)."""
     rng = np.random.default_rng(14)
     real_log = 0
     for _ in range(30):  # multistable models: many fixed points with positive real eigenvalues
@@ -796,9 +796,11 @@ def test_bad_input_raises():
         scyfi_fixed_points(form, 0)  # a seed, not a Generator
     with pytest.raises(TypeError):
         scyfi_fixed_points(model, np.random.default_rng(0))  # a model, not a PiecewiseForm
-    for kw in ({"max_fruitless": 0}, {"n_outer": 0}, {"max_inner": 0}, {"max_inner": 2.5}):
+    for kw in ({"max_fruitless": 0}, {"n_outer": 0}, {"max_inner": 0}):
         with pytest.raises(ValueError):
             scyfi_fixed_points(form, np.random.default_rng(0), **kw)
+    with pytest.raises(TypeError):  # a float where an integer is needed
+        scyfi_fixed_points(form, np.random.default_rng(0), max_inner=2.5)
     for k in (0, -2):
         with pytest.raises(ValueError):
             scyfi_cycles(form, k, np.random.default_rng(0))

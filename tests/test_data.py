@@ -165,16 +165,19 @@ def test_driven_duffing_input():
 
 
 def test_argument_validation():
+    # a value of the wrong type is a TypeError, a wrong value of the right type a ValueError
     cases = [
-        (dict(T=1), "T"), (dict(T=2.5), "T"), (dict(T=True), "T"), (dict(dt=0.0), "dt"),
-        (dict(dt=-0.1), "dt"), (dict(dt=float("nan")), "dt"), (dict(obs_noise=-0.1), "obs_noise"),
-        (dict(process_noise=-1.0), "process_noise"), (dict(transient=-1.0), "transient"),
-        (dict(seed=-1), "seed"), (dict(seed=1.5), "seed"), (dict(x0=[1.0, 2.0]), "x0"),
-        (dict(x0=[1.0, np.inf, 0.0]), "x0"), (dict(rtol=0.0), "rtol"),
-        (dict(zscore="yes"), "zscore"),
+        (dict(T=1), "T", ValueError), (dict(T=2.5), "T", TypeError), (dict(T=True), "T", TypeError),
+        (dict(dt=0.0), "dt", ValueError), (dict(dt=-0.1), "dt", ValueError),
+        (dict(dt=float("nan")), "dt", ValueError), (dict(obs_noise=-0.1), "obs_noise", ValueError),
+        (dict(process_noise=-1.0), "process_noise", ValueError),
+        (dict(transient=-1.0), "transient", ValueError), (dict(seed=-1), "seed", ValueError),
+        (dict(seed=1.5), "seed", TypeError), (dict(x0=[1.0, 2.0]), "x0", ValueError),
+        (dict(x0=[1.0, np.inf, 0.0]), "x0", ValueError), (dict(rtol=0.0), "rtol", ValueError),
+        (dict(zscore="yes"), "zscore", TypeError),
     ]
-    for kwargs, arg in cases:
-        with pytest.raises(ValueError, match=f"^{arg}:"):
+    for kwargs, arg, error in cases:
+        with pytest.raises(error, match=f"^{arg}:"):
             D.lorenz63(**kwargs)
     with pytest.raises(ValueError, match=r"^N: must be >= 4"):
         D.lorenz96(N=3, T=10)
@@ -201,9 +204,11 @@ def test_split():
     assert (train.meta["start"], test.meta["start"]) == (0, 80)
     assert test.meta["t0"] == pytest.approx(ts.meta["t0"] + 80 * ts.dt)
     assert (train.meta["segment"], test.meta["segment"]) == ("train", "test")
-    for bad in (0.0, 1.0, -0.5, 0.001, "half"):
+    for bad in (0.0, 1.0, -0.5, 0.001):
         with pytest.raises(ValueError, match="fraction"):
             ts.split(bad)
+    with pytest.raises(TypeError, match="fraction"):
+        ts.split("half")
 
 
 def test_timeseries_frozen_and_checked():
@@ -239,9 +244,10 @@ def test_delay_embed():
     np.testing.assert_array_equal(D.delay_embed(X, dims=1, lag=5), X)
     ts = D.lorenz63(seed=0, **SHORT)
     assert D.delay_embed(ts.x[:, 0], dims=4, lag=10).shape == (300 - 30, 4)
-    for kwargs, arg in [(dict(dims=0), "dims"), (dict(dims=2, lag=0), "lag"),
-                        (dict(dims=2.0), "dims"), (dict(dims=6, lag=2), "leaves no rows")]:
-        with pytest.raises(ValueError, match=arg):
+    for kwargs, arg, error in [(dict(dims=0), "dims", ValueError), (dict(dims=2, lag=0), "lag", ValueError),
+                               (dict(dims=2.0), "dims", TypeError),
+                               (dict(dims=6, lag=2), "leaves no rows", ValueError)]:
+        with pytest.raises(error, match=arg):
             D.delay_embed(x, **kwargs)
     with pytest.raises(ValueError, match="shape"):
         D.delay_embed(np.zeros((2, 2, 2)), dims=2)

@@ -1,4 +1,4 @@
-"""plrnn_native.metrics: the evaluation protocol of SCIENCE.md, section 4."""
+"""plrnn_native.metrics: the evaluation protocol of docs/science.md, "Evaluation"."""
 
 from __future__ import annotations
 

@@ -1,4 +1,19 @@
-"""Argument checks of the public API: every failure names the argument and what was expected."""
+"""Argument checks of the whole package: every failure names the argument and what was expected.
+
+The one rule for the exception class:
+
+- ``TypeError``: the argument is not of an accepted type: a float or a bool where an integer is
+  needed, a string where a number is, a list where an ndarray is, an array of the wrong dtype, a
+  masked array, an object of the wrong class.
+- ``ValueError``: the type is accepted but the value is not: out of range, not finite, the wrong
+  shape or length, not C-contiguous, an output buffer that is read-only or overlaps an input,
+  sizes that disagree with each other or with the model, and the contents of a file (whatever
+  their dtype: a file is a value). A name that must be one of a fixed set (``check_choice``) and a
+  fixed-length tuple (``check_betas``) are checked by value: anything else is a ValueError.
+
+Modules check their arguments with these functions rather than with their own ``isinstance``
+tests, so that the same mistake raises the same class with the same wording everywhere.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +63,14 @@ def check_float(name: str, value, lo: Optional[float] = None, hi: Optional[float
     return value
 
 
+def check_instance(name: str, value, cls, what: str):
+    """``value`` itself when it is an instance of ``cls``; ``what`` names the expected type in the
+    message (``"a plrnn_native.PLRNN"``)."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name}: expected {what}, got {type(value).__name__}")
+    return value
+
+
 def check_bool(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {value!r}")
@@ -67,19 +90,41 @@ def check_choice(name: str, value, choices: Sequence[str]) -> str:
     return value
 
 
+def check_seed(name: str, value, generator: bool = False) -> Optional[int]:
+    """None (fresh entropy) or a non-negative integer seed, returned as ``int``; ``generator``:
+    the message also offers a ``numpy.random.Generator`` (for :func:`as_rng`)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        also = " or a numpy.random.Generator" if generator else ""
+        raise TypeError(f"{name}: expected None, a non-negative integer seed{also}, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name}: a seed must be >= 0, got {value}")
+    return int(value)
+
+
 def as_rng(name: str, value) -> np.random.Generator:
     """A ``numpy.random.Generator`` from None (fresh entropy), a non-negative integer seed or a
     Generator (used as it is); anything else raises naming ``name``."""
     if isinstance(value, np.random.Generator):
         return value
-    if value is not None:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"{name}: expected None, a non-negative integer seed or a "
-                            f"numpy.random.Generator, got {value!r}")
-        if value < 0:
-            raise ValueError(f"{name}: a seed must be >= 0, got {value}")
-        value = int(value)
-    return np.random.default_rng(value)
+    return np.random.default_rng(check_seed(name, value, generator=True))
+
+
+def as_seed_sequence(name: str, value) -> np.random.SeedSequence:
+    """A ``numpy.random.SeedSequence`` from None (fresh entropy) or a non-negative integer seed."""
+    return np.random.SeedSequence(check_seed(name, value))
+
+
+def as_vector(name: str, value, n: int) -> np.ndarray:
+    """A new float64 ``[n]`` array from any sequence of ``n`` finite real numbers."""
+    try:
+        a = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected {n} real numbers, got {value!r}") from exc
+    if a.shape != (n,):
+        raise ValueError(f"{name}: expected shape ({n},), got {a.shape}")
+    return check_finite(name, a)
 
 
 def check_ndarray(name: str, arr) -> np.ndarray:
@@ -91,6 +136,15 @@ def check_ndarray(name: str, arr) -> np.ndarray:
         raise TypeError(f"{name}: masked arrays are not accepted (the mask would be ignored); pass "
                         f"{name}.filled(value) or the data and an explicit mask/weights argument")
     return arr
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when already read-only, else a read-only copy (the caller's array untouched):
+    how the frozen containers (``data.TimeSeries``, ``tasks.SupervisedTask``) keep their arrays."""
+    if a.flags.writeable:
+        a = a.copy()
+        a.flags.writeable = False
+    return a
 
 
 def check_finite(name: str, arr: np.ndarray) -> np.ndarray:

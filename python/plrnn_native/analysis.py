@@ -22,7 +22,7 @@ from typing import List, Optional, Union
 import numpy as np
 
 from . import _core
-from ._validation import as_rng, check_array, check_choice, check_float, check_int, check_ndarray
+from ._validation import as_rng, check_array, check_bool, check_choice, check_float, check_int, check_ndarray
 from .metrics import lyapunov_spectrum
 from .models import PLRNN
 from .piecewise import PiecewiseForm, piecewise_form
@@ -144,8 +144,6 @@ class AnalysisResult:
 
 
 def _form(model: PLRNN, s) -> PiecewiseForm:
-    if not isinstance(model, PLRNN):
-        raise TypeError(f"model: expected a plrnn_native.PLRNN, got {type(model).__name__}")
     return piecewise_form(model, s)
 
 
@@ -238,8 +236,8 @@ class _Progress:
     (where tqdm is installed) fed by the native solver every few milliseconds."""
 
     def __init__(self, progress, form: PiecewiseForm, count, k: int, what: str):
-        if progress is not None and not isinstance(progress, (bool, np.bool_)):
-            raise TypeError(f"progress: expected None (automatic), True or False, got {progress!r}")
+        if progress is not None:  # None: automatic
+            check_bool("progress", progress)
         seconds = _estimate_seconds(form, count, k)
         self.bar = None
         self.enabled = bool(progress) if progress is not None else seconds > PROGRESS_AFTER_SECONDS

@@ -18,6 +18,7 @@ from ._validation import (
     as_dtype,
     as_rng,
     check_array,
+    check_bool,
     check_choice,
     check_float,
     check_int,
@@ -92,8 +93,7 @@ class PLRNN:
         if M < N and obs == "identity":
             raise ValueError(f"M: the latent size M={M} must be >= the observed size N={N} with the identity "
                              "observation (obs='linear', x = B z, allows M < N)")
-        if not isinstance(clipped, (bool, np.bool_)):
-            raise TypeError(f"clipped: expected a bool, got {clipped!r}")
+        check_bool("clipped", clipped)
         if kind == "alrnn":
             P = M if P is None else check_int("P", P, 0, M)
         elif P is not None:
@@ -452,8 +452,7 @@ class PLRNN:
             raise ValueError("x0, z0: give exactly one initial condition")
         if x0 is not None:
             z0 = self.initial_state(x0)
-        if not isinstance(z0, np.ndarray):
-            raise TypeError(f"z0: expected a numpy.ndarray, got {type(z0).__name__}")
+        check_ndarray("z0", z0)
         single = z0.ndim == 1
         z0 = z0[None] if single else z0
         check_array("z0", z0, self._dtype, (None, self.M))
@@ -480,8 +479,7 @@ class PLRNN:
 
     def step(self, z: np.ndarray, s: Optional[np.ndarray] = None) -> np.ndarray:
         """One step ``F(z, s)`` for ``z`` ``[M]`` or ``[B, M]`` (``s``: ``[K]`` or ``[B, K]``)."""
-        if not isinstance(z, np.ndarray):
-            raise TypeError(f"z: expected a numpy.ndarray, got {type(z).__name__}")
+        check_ndarray("z", z)
         single = z.ndim == 1
         zb = z[None] if single else z
         check_array("z", zb, self._dtype, (None, self.M))

@@ -24,6 +24,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ._validation import as_vector, check_instance
 from .models import PLRNN
 
 
@@ -102,15 +103,10 @@ def _pieces_of(f, breakpoints: np.ndarray):
 
 def piecewise_form(model: PLRNN, s: Optional[np.ndarray] = None) -> PiecewiseForm:
     """The autonomous map of ``model`` (with a constant input ``s`` ``[K]``, default 0) in generic form."""
-    if not isinstance(model, PLRNN):
-        raise TypeError(f"model: expected a plrnn_native.PLRNN, got {type(model).__name__}")
+    check_instance("model", model, PLRNN, "a plrnn_native.PLRNN")
     p = {k: np.asarray(v, dtype=np.float64) for k, v in model.items()}
     M, kind, cfg = model.M, model.kind, model.config
-    if s is None:
-        s = np.zeros(model.K)
-    s = np.asarray(s, dtype=np.float64)
-    if s.shape != (model.K,) or not np.isfinite(s).all():
-        raise ValueError(f"s: expected a finite constant input of shape ({model.K},), got {s.shape}")
+    s = np.zeros(model.K) if s is None else as_vector("s", s, model.K)  # a constant input
     inputs = p["C"] @ s if model.K else np.zeros(M)
     J0 = np.diag(p["A"])
     relu = lambda a: max(a, 0.0)  # noqa: E731

@@ -26,6 +26,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import metrics
+from ._validation import check_choice, check_float
 from .data import TimeSeries, load_timeseries, read_npy, series_array, zscore_stats
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -183,10 +184,8 @@ def split_series(series: Sequence[TimeSeries], test_fraction: float = 0.2,
     """(train, test) lists: ``"series"`` holds out the last ``max(1, round(test_fraction * n))``
     whole series, ``"tail"`` the last ``test_fraction`` of each series, ``"auto"`` whole series when
     there are at least ``AUTO_WHOLE_SERIES`` of them, else tails."""
-    if mode not in SPLITS:
-        raise ValueError(f"test_split: expected one of {', '.join(map(repr, SPLITS))}, got {mode!r}")
-    if not 0.0 < float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction: must be in (0, 1), got {test_fraction}")
+    check_choice("test_split", mode, SPLITS)
+    check_float("test_fraction", test_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
     series = list(series)
     if mode == "auto":
         mode = "series" if len(series) >= AUTO_WHOLE_SERIES else "tail"

@@ -558,7 +558,7 @@ def mar_penalty_and_grad(cfg, params, units, weight, reduce="sum"):
 
 
 # ----------------------------------------------------------------------------------------------
-# Brute-force fixed points and k-cycles of a piecewise-linear map (SCIENCE.md section 5)
+# Brute-force fixed points and k-cycles of a piecewise-linear map (docs/science.md, "Dynamics analysis")
 # ----------------------------------------------------------------------------------------------
 # ``form`` is a ``plrnn_native.piecewise.PiecewiseForm`` (duck-typed: ``M``, ``n_units``,
 # ``radices``, ``region_map(pieces) -> (J, c)``, ``pieces(z)``). Every region (sequence) is

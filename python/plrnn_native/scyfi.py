@@ -36,30 +36,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_instance, check_int
 from .piecewise import PiecewiseForm
 
 SINGULAR_COND = 1e12  # I - Pi with a larger condition number is treated as singular (skipped)
 
 
 def _check(form, rng, k: int, max_fruitless: int, n_outer: int, max_inner: int) -> None:
-    if not isinstance(form, PiecewiseForm):
-        raise TypeError(
-            f"form: expected a plrnn_native.piecewise.PiecewiseForm, got {type(form).__name__}"
-        )
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
-    for name, value, lo in (
-        ("k", k, 1),
-        ("max_fruitless", max_fruitless, 1),
-        ("n_outer", n_outer, 1),
-        ("max_inner", max_inner, 1),
-    ):
-        if (
-            isinstance(value, (bool, np.bool_))
-            or not isinstance(value, (int, np.integer))
-            or value < lo
-        ):
-            raise ValueError(f"{name}: expected an integer >= {lo}, got {value!r}")
+    check_instance("form", form, PiecewiseForm, "a plrnn_native.piecewise.PiecewiseForm")
+    check_instance("rng", rng, np.random.Generator, "a numpy.random.Generator")
+    for name, value in (("k", k), ("max_fruitless", max_fruitless), ("n_outer", n_outer),
+                        ("max_inner", max_inner)):
+        check_int(name, value, 1)
 
 
 def _canonical(seq: np.ndarray) -> tuple[int, tuple]:

@@ -11,7 +11,6 @@ tasks of :mod:`plrnn_native.tasks` with or without manifold-attractor regularisa
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,10 +20,11 @@ import numpy as np
 
 from . import _core
 from ._io import atomic_savez, load_model_npz
-from ._validation import as_rng, check_array, check_betas, check_choice, check_float, check_int
+from ._validation import (as_rng, check_array, check_betas, check_choice, check_float, check_instance, check_int,
+                          check_ndarray)
 from .models import PLRNN
+from .optim import Adam, copy_params, guarded_step, params_finite, progress_bar, restore_params
 from .regularizers import MAR
-from .training import _Adam, _progress
 
 LOSSES = ("mse", "ce")
 _FORMAT = "plrnn_native.supervised/1"
@@ -176,8 +176,7 @@ class SupervisedPLRNN:
     def _mask(self, mask, B: int, T: int) -> np.ndarray:
         if mask is None:
             return np.ones((B, T), dtype=self.dtype)
-        if not isinstance(mask, np.ndarray):
-            raise TypeError(f"mask: expected a numpy.ndarray, got {type(mask).__name__}")
+        check_ndarray("mask", mask)
         if mask.ndim == 1:  # the same weights for every sequence
             check_array("mask", mask, self.dtype, (T,))
             mask = np.ascontiguousarray(np.broadcast_to(mask, (B, T)))
@@ -243,8 +242,7 @@ class SupervisedPLRNN:
             target, loss_kind, True, False, False)
         value = float(value)
         if mar is not None:
-            if not isinstance(mar, MAR):
-                raise TypeError(f"mar: expected a plrnn_native.MAR, got {type(mar).__name__}")
+            check_instance("mar", mar, MAR, "a plrnn_native.MAR")
             extra, mar_grads = self.dynamics.mar_penalty(mar)
             value += extra
             for name, g in mar_grads.items():
@@ -376,8 +374,7 @@ def train_supervised(net: SupervisedPLRNN, train, evaluation, config: Optional[S
     reports status ``"diverged"``.
     """
     cfg = config or SupervisedConfig()
-    if not isinstance(net, SupervisedPLRNN):
-        raise TypeError(f"net: expected a SupervisedPLRNN, got {type(net).__name__}")
+    check_instance("net", net, SupervisedPLRNN, "a SupervisedPLRNN")
     fresh = callable(train) and not hasattr(train, "batch")
     for name, task in (("train", None if fresh else train), ("evaluation", evaluation)):
         if task is None:
@@ -394,14 +391,14 @@ def train_supervised(net: SupervisedPLRNN, train, evaluation, config: Optional[S
         raise ValueError("mar_init_inputs: only meaningful with mar_init=True")
     rng = np.random.default_rng(cfg.seed)
     params = {**{k: net.dynamics._params[k] for k in net._model_names()}, **net._readout}
-    opt = _Adam(params, cfg.optimizer, tuple(cfg.betas), cfg.eps)
+    opt = Adam(params, cfg.optimizer, tuple(cfg.betas), cfg.eps)
     decay = (cfg.lr_end / cfg.lr) ** (1.0 / max(cfg.updates - 1, 1))
-    good = {k: v.copy() for k, v in params.items()}
+    good = copy_params(params)
     history: List[dict] = []
     t0 = time.perf_counter()
     losses: List[float] = []
     status, message = "completed", f"trained {cfg.updates} updates"
-    bar = _progress(range(cfg.updates), progress)
+    bar = progress_bar(range(cfg.updates), progress, "updates", "update")
     done = 0
     updating = False
     try:
@@ -412,22 +409,18 @@ def train_supervised(net: SupervisedPLRNN, train, evaluation, config: Optional[S
             else:
                 s, target, mask = train.batch(rng.integers(0, train.n, cfg.batch_size), dtype=net.dtype)
             loss, grads = net.loss_and_grad(s, target, mask, loss=(task if fresh else train).loss, mar=mar)
-            norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
-            if not (math.isfinite(loss) and math.isfinite(norm)):
+            updating = True
+            norm, stepped = guarded_step(opt, params, loss, grads, cfg.lr * decay**it, cfg.grad_clip)
+            if not stepped:
                 status = "diverged"
                 message = (f"training diverged at update {it} (loss {loss}, gradient norm {norm}); "
                            f"restored the last finite parameters")
                 break
-            if cfg.grad_clip > 0 and norm > cfg.grad_clip:
-                for g in grads.values():
-                    g *= cfg.grad_clip / norm
-            updating = True
-            opt.step(params, grads, cfg.lr * decay**it)
-            if not all(np.isfinite(v).all() for v in params.values()):
+            if not params_finite(params):
                 status = "diverged"
                 message = f"parameters became non-finite at update {it}; restored the last finite parameters"
                 break
-            good = {k: v.copy() for k, v in params.items()}  # replaced in one step (Ctrl-C below)
+            good = copy_params(params)  # replaced in one step (Ctrl-C below)
             done = it + 1
             updating = False
             losses.append(loss)
@@ -445,11 +438,9 @@ def train_supervised(net: SupervisedPLRNN, train, evaluation, config: Optional[S
     except KeyboardInterrupt:
         # Ctrl-C (the native calls check for it): leave the network as after the last complete update
         if updating:
-            for k, v in good.items():
-                params[k][...] = v
+            restore_params(params, good)
         raise
     if status == "diverged":
-        for k, v in good.items():
-            params[k][...] = v
+        restore_params(params, good)
     metrics = evaluate(net, evaluation, cfg.eval_batch)
     return SupervisedResult(status, message, done, metrics, history, time.perf_counter() - t0)

@@ -38,7 +38,8 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from ._validation import as_dtype, check_choice, check_float, check_int
+from ._validation import (as_dtype, check_bool, check_choice, check_finite, check_float, check_instance, check_int,
+                          check_ndarray, readonly)
 
 __all__ = [
     "SOLVED_THRESHOLD",
@@ -96,25 +97,21 @@ class SupervisedTask:
     meta: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str):
-            raise TypeError(f"name: expected a string, got {self.name!r}")
+        check_instance("name", self.name, str, "a string")
         check_choice("loss", self.loss, ("mse", "ce"))
         n_outputs = check_int("n_outputs", self.n_outputs, minimum=1)
         object.__setattr__(self, "n_outputs", n_outputs)
 
-        if not isinstance(self.s, np.ndarray):
-            raise TypeError(f"s: expected a numpy.ndarray, got {type(self.s).__name__}")
+        check_ndarray("s", self.s)
         dt = as_dtype(self.s.dtype)
         if self.s.ndim != 3 or min(self.s.shape) < 1:
             raise ValueError(f"s: expected a non-empty [n, T, K] array, got shape {self.s.shape}")
-        if not np.isfinite(self.s).all():
-            raise ValueError("s: contains NaN or inf")
-        s = _readonly(np.ascontiguousarray(self.s, dtype=dt))
+        check_finite("s", self.s)
+        s = readonly(np.ascontiguousarray(self.s, dtype=dt))
         object.__setattr__(self, "s", s)
         n, T, _ = s.shape
 
-        if not isinstance(self.y, np.ndarray):
-            raise TypeError(f"y: expected a numpy.ndarray, got {type(self.y).__name__}")
+        check_ndarray("y", self.y)
         if self.loss == "mse":
             if self.y.shape != (n, n_outputs):
                 raise ValueError(f"y: expected shape ({n}, {n_outputs}) for loss 'mse', "
@@ -122,8 +119,7 @@ class SupervisedTask:
             if not (np.issubdtype(self.y.dtype, np.floating)
                     or np.issubdtype(self.y.dtype, np.integer)):
                 raise TypeError(f"y: expected real targets, got dtype {self.y.dtype}")
-            if not np.isfinite(self.y).all():
-                raise ValueError("y: contains NaN or inf")
+            check_finite("y", self.y)
             y = np.ascontiguousarray(self.y, dtype=dt)
         else:
             if self.y.shape != (n,):
@@ -134,7 +130,7 @@ class SupervisedTask:
                 raise ValueError(f"y: class labels must lie in [0, {n_outputs}), "
                                  f"got [{self.y.min()}, {self.y.max()}]")
             y = np.ascontiguousarray(self.y, dtype=np.int64)
-        object.__setattr__(self, "y", _readonly(y))
+        object.__setattr__(self, "y", readonly(y))
 
         if self.scored is None:
             scored = np.array([T - 1], dtype=np.int64)
@@ -149,15 +145,14 @@ class SupervisedTask:
             if np.any(np.diff(scored) <= 0):
                 raise ValueError(f"scored: indices must be strictly increasing, "
                                  f"got {scored.tolist()}")
-        object.__setattr__(self, "scored", _readonly(scored))
+        object.__setattr__(self, "scored", readonly(scored))
 
         if self.trivial_mse is not None:
             if self.loss != "mse":
                 raise ValueError("trivial_mse: only defined for loss 'mse'")
             object.__setattr__(self, "trivial_mse",
                                check_float("trivial_mse", self.trivial_mse, lo=0.0, lo_open=True))
-        if not isinstance(self.meta, dict):
-            raise TypeError(f"meta: expected a dict, got {type(self.meta).__name__}")
+        check_instance("meta", self.meta, dict, "a dict")
 
     @property
     def n(self) -> int:
@@ -263,8 +258,7 @@ class SupervisedTask:
         if not ok:
             want = f"({n}, {O})" + (f" or ({n}, {S}, {O})" if S > 1 else "")
             raise ValueError(f"y_pred: expected shape {want}, got {np.shape(y_pred)}")
-        if not np.isfinite(pred).all():
-            raise ValueError("y_pred: contains NaN or inf")
+        check_finite("y_pred", pred)
 
         if self.loss == "mse":
             err = pred - self.y.astype(np.float64)[:, None, :]
@@ -291,14 +285,6 @@ class SupervisedTask:
         return (f"SupervisedTask(name={self.name!r}, n={self.n}, T={self.T}, K={self.K}, "
                 f"loss={self.loss!r}, n_outputs={self.n_outputs}, dtype={self.s.dtype}, "
                 f"scored={self.scored.tolist() if self.scored.size <= 4 else self.scored.size})")
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    """``a`` itself when already read-only, else a read-only copy (the caller's array untouched)."""
-    if a.flags.writeable:
-        a = a.copy()
-        a.flags.writeable = False
-    return a
 
 
 def _check_rng(rng) -> Tuple[np.random.Generator, Optional[int]]:
@@ -335,7 +321,7 @@ def _two_marker(kind: str, n, T, rng, dtype) -> SupervisedTask:
         y, trivial = marked[:, 0] + marked[:, 1], 1.0 / 6.0
     else:
         y, trivial = marked[:, 0] * marked[:, 1], 7.0 / 144.0
-    meta = {"seed": seed, "T": T, "marker_positions": _readonly(pos.astype(np.int64)),
+    meta = {"seed": seed, "T": T, "marker_positions": readonly(pos.astype(np.int64)),
             "best_constant": 1.0 if kind == "addition" else 0.25}
     return SupervisedTask(name=kind, s=s, y=y[:, None].astype(dt), loss="mse", n_outputs=1,
                           trivial_mse=trivial, meta=meta)
@@ -384,8 +370,8 @@ def _digit_pixels(size: int) -> Tuple[np.ndarray, np.ndarray]:
     images = np.asarray(data.images, dtype=np.float64) / 16.0
     if size == 28:
         images = _upsample(images)
-    pixels = _readonly(np.ascontiguousarray(images.reshape(images.shape[0], size * size)))
-    labels = _readonly(np.asarray(data.target, dtype=np.int64))
+    pixels = readonly(np.ascontiguousarray(images.reshape(images.shape[0], size * size)))
+    labels = readonly(np.asarray(data.target, dtype=np.int64))
     return pixels, labels
 
 
@@ -453,13 +439,9 @@ def digits(split: str = "train", size: int = 8, permuted: bool = False,
     size = check_int("size", size)
     if size not in (8, 28):
         raise ValueError(f"size: expected 8 or 28, got {size}")
-    if not isinstance(permuted, (bool, np.bool_)):
-        raise TypeError(f"permuted: expected a bool, got {permuted!r}")
-    if not isinstance(normalize, (bool, np.bool_)):
-        raise TypeError(f"normalize: expected a bool, got {normalize!r}")
-    test_fraction = check_float("test_fraction", test_fraction, lo=0.0, hi=1.0, lo_open=True)
-    if test_fraction >= 1.0:
-        raise ValueError(f"test_fraction: must be < 1, got {test_fraction}")
+    check_bool("permuted", permuted)
+    check_bool("normalize", normalize)
+    test_fraction = check_float("test_fraction", test_fraction, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     seed = check_int("seed", seed, minimum=0)
     permutation_seed = check_int("permutation_seed", permutation_seed, minimum=0)
     dt = as_dtype(dtype)
@@ -481,8 +463,8 @@ def digits(split: str = "train", size: int = 8, permuted: bool = False,
     meta = {"split": split, "size": size, "permuted": bool(permuted),
             "test_fraction": test_fraction, "seed": seed,
             "permutation_seed": permutation_seed if permuted else None,
-            "permutation": None if perm is None else _readonly(perm.astype(np.int64)),
-            "indices": _readonly(idx.astype(np.int64)), "normalize": bool(normalize),
+            "permutation": None if perm is None else readonly(perm.astype(np.int64)),
+            "indices": readonly(idx.astype(np.int64)), "normalize": bool(normalize),
             "mean": mean, "std": std}
     s = np.ascontiguousarray(x, dtype=dt)[:, :, None]
     return SupervisedTask(name=name, s=s, y=labels[idx], loss="ce", n_outputs=10, meta=meta)

@@ -14,16 +14,18 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, List, Optional, Union
 
 import numpy as np
 
 from . import cuda as _cuda_api
 from ._io import NpzReader, atomic_savez
-from ._validation import (check_array, check_betas, check_bool, check_choice, check_float, check_int,
-                          check_ndarray)
+from ._validation import (check_array, check_betas, check_bool, check_choice, check_float,
+                          check_instance, check_int, check_ndarray)
 from .models import PLRNN
+from .optim import Adam, copy_params, guarded_step, params_finite, progress_bar, restore_params
 from .regularizers import MAR
+from .selection import BestModelSelector
 
 _CHECKPOINT_FORMAT = "plrnn_native.checkpoint/1"
 
@@ -133,48 +135,6 @@ class TrainResult:
     history: List[dict] = field(default_factory=list)
 
 
-class _Adam:
-    """Adam (Kingma & Ba 2015) or RAdam (Liu et al. 2020) on a dict of arrays, updated in place."""
-
-    def __init__(self, params: Dict[str, np.ndarray], kind: str, betas, eps):
-        self.kind, self.betas, self.eps = kind, betas, eps
-        self.m = {k: np.zeros_like(v) for k, v in params.items()}
-        self.v = {k: np.zeros_like(v) for k, v in params.items()}
-        self.t = 0
-
-    def step(self, params: Dict[str, np.ndarray], grads: Dict[str, np.ndarray], lr: float) -> None:
-        b1, b2 = self.betas
-        self.t += 1
-        t = self.t
-        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
-        if self.kind == "radam":
-            rho_inf = 2.0 / (1.0 - b2) - 1.0
-            rho_t = rho_inf - 2.0 * t * b2**t / c2
-            rect = (math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-                    if rho_t > 5 else None)
-        for k, p in params.items():
-            g = grads[k]
-            m, v = self.m[k], self.v[k]
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * g * g
-            if self.kind == "radam" and rect is None:  # variance not yet tractable: momentum SGD
-                p -= (lr / c1) * m
-            else:
-                step = (lr / c1) * (rect if self.kind == "radam" else 1.0)
-                p -= (step * m / (np.sqrt(v / c2) + self.eps)).astype(p.dtype, copy=False)
-
-    def state(self) -> dict:
-        return {"t": self.t, "m": self.m, "v": self.v}
-
-    def load_state(self, t: int, m: dict, v: dict) -> None:
-        self.t = int(t)
-        for k in self.m:
-            self.m[k][...] = m[k]
-            self.v[k][...] = v[k]
-
-
 def _as_series_list(x, s, model: PLRNN, seq_len: int):
     """Validated list of (x [T, N], s [T, K] | None, observed [T, N] bool | None) in the model's
     dtype. NaN in x are missing values: x holds 0 there and ``observed`` marks the rest (None when
@@ -229,19 +189,15 @@ class Trainer:
 
     def __init__(self, model: PLRNN, x, s=None, config: Optional[TrainConfig] = None,
                  callback: Optional[Callable[["Trainer", dict], None]] = None):
-        if not isinstance(model, PLRNN):
-            raise TypeError(f"model: expected a plrnn_native.PLRNN, got {type(model).__name__}")
-        self.model = model
-        self.config = config or TrainConfig()
-        if not isinstance(self.config, TrainConfig):
-            raise TypeError(f"config: expected a TrainConfig, got {type(self.config).__name__}")
+        self.model = check_instance("model", model, PLRNN, "a plrnn_native.PLRNN")
+        self.config = check_instance("config", config or TrainConfig(), TrainConfig, "a TrainConfig")
         self.series = _as_series_list(x, s, model, self.config.seq_len)
         n_missing = sum(int(o.size - o.sum()) for _, _, o in self.series if o is not None)
         #: share of the training entries that are missing (NaN in the data)
         self.missing_fraction = n_missing / sum(xi.size for xi, _, _ in self.series)
         self.callback = callback
         self.rng = np.random.default_rng(self.config.seed)
-        self.optimizer = _Adam(model.params, self.config.optimizer, self.config.betas, self.config.eps)
+        self.optimizer = Adam(model.params, self.config.optimizer, self.config.betas, self.config.eps)
         self.alpha = self.config.alpha
         self.epoch = 0
         self.batches_done = 0
@@ -347,15 +303,9 @@ class Trainer:
         if cfg.forcing == "generalized" and cfg.adaptive_alpha and self.batches_done % cfg.alpha_every == 0:
             self._update_alpha(xb, sb, mb)
         loss, grads = self.model.loss_and_grad(xb, sb, mar=self._mar, mask=mb, **self._forcing_kwargs())
-        norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            return loss, norm
-        if cfg.grad_clip > 0 and norm > cfg.grad_clip:
-            scale = cfg.grad_clip / norm
-            for g in grads.values():
-                g *= scale
-        self.optimizer.step(self.model._params, grads, lr)
-        self.batches_done += 1
+        norm, stepped = guarded_step(self.optimizer, self.model._params, loss, grads, lr, cfg.grad_clip)
+        if stepped:
+            self.batches_done += 1
         return loss, norm
 
     # ---- epochs ------------------------------------------------------------------------------
@@ -366,7 +316,7 @@ class Trainer:
         to the state after the last complete epoch and the result says so (status ``"diverged"``).
         """
         target = self.config.epochs if epochs is None else check_int("epochs", epochs, 0)
-        bar = _progress(range(self.epoch, target), progress)
+        bar = progress_bar(range(self.epoch, target), progress)
         try:
             return self._train_epochs(bar)
         except KeyboardInterrupt:
@@ -409,14 +359,14 @@ class Trainer:
     def _params_finite(self) -> bool:
         if self._device is not None:
             return self._device_params_finite
-        return all(np.isfinite(p).all() for p in self.model._params.values())
+        return params_finite(self.model._params)
 
     def _snapshot(self) -> dict:
         self._pull_from_device()
         return {
-            "params": {k: v.copy() for k, v in self.model._params.items()},
-            "m": {k: v.copy() for k, v in self.optimizer.m.items()},
-            "v": {k: v.copy() for k, v in self.optimizer.v.items()},
+            "params": copy_params(self.model._params),
+            "m": copy_params(self.optimizer.m),
+            "v": copy_params(self.optimizer.v),
             "t": self.optimizer.t,
             "rng": self.rng.bit_generator.state,
             "alpha": self.alpha,
@@ -425,8 +375,7 @@ class Trainer:
         }
 
     def _restore(self, snap: dict) -> None:
-        for k, v in snap["params"].items():
-            self.model._params[k][...] = v
+        restore_params(self.model._params, snap["params"])
         self.optimizer.load_state(snap["t"], snap["m"], snap["v"])
         self.rng.bit_generator.state = snap["rng"]
         self.alpha = snap["alpha"]
@@ -509,77 +458,6 @@ def _read_checkpoint(path):
     return model, config, meta, arrays["adam_m_"], arrays["adam_v_"]
 
 
-class BestModelSelector:
-    """Trainer callback that keeps the parameters whose free run matches held-out data best.
-
-    Every ``every`` epochs the model runs freely from ``x_val[0]`` for ``1.25 * len(x_val)`` steps;
-    after dropping the first quarter, the state-space divergence to ``x_val`` (binned for N <= 4,
-    Gaussian-mixture otherwise) is recorded as ``val_D_stsp`` in the epoch's record, and the
-    parameters are kept when it is the lowest so far. Training can end in a worse state than it
-    passed through (e.g. on a periodic orbit after a chaotic one); :meth:`restore` puts the best
-    parameters back. ``x_val`` must not be the test data. Rows with a missing value (NaN) are left
-    out of the comparison; the free run starts from the first complete row. A model with inputs
-    needs ``s_val`` (the inputs along ``x_val``) and runs driven by them over ``len(x_val)`` steps.
-    """
-
-    def __init__(self, x_val: np.ndarray, every: int = 50, seed: int = 0, s_val: Optional[np.ndarray] = None):
-        x_val = np.asarray(x_val, dtype=np.float64)
-        if x_val.ndim != 2 or np.isinf(x_val).any():
-            raise ValueError("x_val: expected validation data [T >= 10, N] without inf")
-        complete = ~np.isnan(x_val).any(axis=1)
-        if complete.sum() < 10 or not complete[: len(x_val) // 2 + 1].any():
-            raise ValueError("x_val: expected at least 10 complete rows (no NaN), one of them in the first half")
-        start = int(np.argmax(complete))
-        self.T_run = x_val.shape[0] - start
-        self.x0 = x_val[start]
-        self.x_val = x_val[complete]
-        self.s_val = None if s_val is None else np.asarray(s_val, dtype=np.float64)[start:]
-        self.every = check_int("every", every, 1)
-        self.seed = seed
-        self.best_score = math.inf
-        self.best_epoch: Optional[int] = None
-        self.best_params: Optional[Dict[str, np.ndarray]] = None
-
-    def score(self, model: PLRNN) -> float:
-        from . import metrics
-
-        T = self.T_run
-        x0 = np.ascontiguousarray(self.x0, dtype=model.dtype)
-        with np.errstate(all="ignore"):
-            if model.K > 0:
-                if self.s_val is None:
-                    raise ValueError(f"s_val: the model has K={model.K} inputs; pass the inputs along x_val")
-                s = np.ascontiguousarray(self.s_val, dtype=model.dtype)
-                gen = model.generate(T, x0=x0, s=s)[T // 4:].astype(np.float64)
-            else:
-                gen = model.generate(T + T // 4, x0=x0)[T // 4:].astype(np.float64)
-        if not np.isfinite(gen).all() or np.abs(gen).max() > 1e3 * np.abs(self.x_val).max():
-            return math.inf
-        if self.x_val.shape[1] <= 4:
-            return metrics.state_space_divergence_binned(self.x_val, gen)
-        return metrics.state_space_divergence_gmm(self.x_val, gen, seed=self.seed)
-
-    def __call__(self, trainer: "Trainer", record: dict) -> None:
-        if trainer.epoch % self.every != 0:
-            return
-        value = self.score(trainer.model)
-        record["val_D_stsp"] = value
-        if value < self.best_score:
-            self.best_score, self.best_epoch = value, record["epoch"]
-            self.best_params = {k: v.copy() for k, v in trainer.model.items()}
-
-    def restore(self, model: PLRNN) -> bool:
-        """Puts the best parameters into ``model``; False when none was recorded."""
-        if self.best_params is None:
-            return False
-        for k, v in self.best_params.items():
-            model[k] = v
-        return True
-
-    def state(self) -> dict:
-        return {"best_score": self.best_score, "best_epoch": self.best_epoch}
-
-
 def write_history(history: List[dict], folder: Union[str, os.PathLike]) -> None:
     """Per-epoch metrics as ``history.csv`` and ``history.json`` in ``folder``."""
     os.makedirs(folder, exist_ok=True)
@@ -590,16 +468,6 @@ def write_history(history: List[dict], folder: Union[str, os.PathLike]) -> None:
         w.writerows(history)
     with open(os.path.join(folder, "history.json"), "w") as f:
         json.dump(history, f, indent=1)
-
-
-def _progress(iterable, enabled: bool):
-    if not enabled:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, desc="epochs", unit="epoch")
 
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "BestModelSelector", "write_history"]

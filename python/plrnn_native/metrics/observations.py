@@ -1,0 +1,233 @@
+"""Metrics of the observations: how far a generated series ``x_gen`` is from the data ``x_true``,
+in the occupation of state space (``D_stsp``) and in the power spectrum (``D_H``). Both compare
+two ``[T, N]`` series; no model is involved. Their constants: ``docs/science.md``, "Evaluation".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Tuple
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.special import logsumexp
+
+from .._validation import as_rng, check_choice, check_float, check_int
+from ._checks import CHUNK_ELEMENTS, SeedLike, real_array, same_dim
+
+BINNED_MAX_DIM = 4  # the binned D_stsp is used up to this dimension, the GMM variant above it
+
+
+# ------------------------------------------------------------------------------------------------
+# state-space divergence
+# ------------------------------------------------------------------------------------------------
+def _histogram_counts(
+    x: np.ndarray, lo: np.ndarray, hi: np.ndarray, bins: int, overflow: bool
+) -> Tuple[np.ndarray, np.ndarray, int]:
+    """Sparse occupation counts: (sorted flat bin ids, counts, number of points counted). Points
+    outside ``[lo, hi)`` in any dimension are dropped, or go to an overflow bin with id ``bins**N``."""
+    N = x.shape[1]
+    inside = np.all((x >= lo) & (x < hi), axis=1)
+    codes = np.floor((x[inside] - lo) / (hi - lo) * bins).astype(np.int64)
+    np.clip(codes, 0, bins - 1, out=codes)  # rounding at the upper edge
+    flat = codes @ (bins ** np.arange(N, dtype=np.int64))
+    if overflow:
+        flat = np.concatenate([flat, np.full(int((~inside).sum()), bins**N, dtype=np.int64)])
+    ids, counts = np.unique(flat, return_counts=True)
+    return ids, counts, int(flat.size)
+
+
+def state_space_divergence_binned(
+    x_true: np.ndarray,
+    x_gen: np.ndarray,
+    bins: int = 30,
+    widen: float = 0.1,
+    smoothing: float = 1e-5,
+    outside: str = "drop",
+) -> float:
+    """Binned state-space divergence ``D_stsp = KL(p_true || p_gen)`` of occupation histograms.
+
+    Args:
+        x_true: data ``[T, N]``, ``N <= 4``, finite.
+        x_gen: generated trajectory ``[T', N]`` (``T'`` may differ from ``T``), finite.
+        bins: bins per dimension (30).
+        widen: the histogram range of dimension ``d`` is
+            ``[min_d - widen*std_d, max_d + widen*std_d)`` of ``x_true`` (``std`` with ``ddof=0``); 0.1.
+        smoothing: Laplace smoothing ``eps`` added to the *count* of every bin of both histograms (1e-5).
+        outside: what happens to generated points outside the range in some dimension: ``"drop"``
+            (default, as in the published DSR codes: they are not counted) or ``"bin"`` (they go to
+            one extra overflow bin, where the data never fall, so a model that leaves the region of
+            the data is penalised).
+
+    With counts ``c_i`` (``sum c = T``, the points counted) over ``G`` bins (``bins**N``, plus one
+    with ``outside="bin"``), ``p_i = (c_i + eps) / (T + G eps)``, likewise ``q_i`` from ``x_gen``, and
+    ``D_stsp = sum_i p_i log(p_i / q_i)`` (natural log) over all ``G`` bins. Only occupied bins are
+    stored (``numpy.unique`` of the flat bin index); the bins empty in both contribute
+    ``eps/Z_p log(Z_q/Z_p)`` each, added in closed form.
+
+    Returns:
+        ``D_stsp`` as a float (0 up to the smoothing for identical distributions; larger is worse).
+    """
+    x_true = real_array("x_true", x_true)
+    x_gen = real_array("x_gen", x_gen)
+    same_dim(x_true, x_gen)
+    N = x_true.shape[1]
+    if N > BINNED_MAX_DIM:
+        raise ValueError(
+            f"x_true: the binned divergence is for N <= {BINNED_MAX_DIM} dimensions, got N={N} "
+            "(use state_space_divergence_gmm)"
+        )
+    bins = check_int("bins", bins, 1)
+    widen = check_float("widen", widen, 0.0)
+    smoothing = check_float("smoothing", smoothing, 0.0, lo_open=True)
+    check_choice("outside", outside, ("drop", "bin"))
+    if bins**N > 2**40:
+        raise ValueError(f"bins: {bins}**{N} bins is too many")
+
+    std = x_true.std(axis=0)
+    lo = x_true.min(axis=0) - widen * std
+    hi = x_true.max(axis=0) + widen * std
+    if np.any(hi <= lo):
+        d = int(np.argmax(hi <= lo))
+        raise ValueError(
+            f"x_true: dimension {d} is constant; the binned divergence needs a range of "
+            "nonzero width"
+        )
+    overflow = outside == "bin"
+    ids_p, cnt_p, n_p = _histogram_counts(x_true, lo, hi, bins, overflow)
+    ids_q, cnt_q, n_q = _histogram_counts(x_gen, lo, hi, bins, overflow)
+
+    n_bins = bins**N + int(overflow)
+    z_p = n_p + smoothing * n_bins
+    z_q = n_q + smoothing * n_bins
+    union = np.union1d(ids_p, ids_q)
+    c_p = np.zeros(union.size)
+    c_q = np.zeros(union.size)
+    c_p[np.searchsorted(union, ids_p)] = cnt_p
+    c_q[np.searchsorted(union, ids_q)] = cnt_q
+    p = (c_p + smoothing) / z_p
+    q = (c_q + smoothing) / z_q
+    kl = float(np.sum(p * np.log(p / q)))
+    n_empty = n_bins - union.size
+    kl += n_empty * (smoothing / z_p) * math.log(z_q / z_p)
+    return kl
+
+
+def _subsample(x: np.ndarray, max_points: int, rng: np.random.Generator) -> np.ndarray:
+    if x.shape[0] <= max_points:
+        return x
+    return x[np.sort(rng.choice(x.shape[0], size=max_points, replace=False))]
+
+
+def _gmm_logpdf(y: np.ndarray, centres: np.ndarray, std: float) -> np.ndarray:
+    """``log( (1/K) sum_k Normal(y; centres_k, std^2 I) )`` for ``y`` ``[S, N]``, centres ``[K, N]``."""
+    S, N = y.shape
+    K = centres.shape[0]
+    out = np.empty(S)
+    c2 = np.einsum("kn,kn->k", centres, centres)
+    chunk = max(1, CHUNK_ELEMENTS // K)
+    for s0 in range(0, S, chunk):
+        ys = y[s0 : s0 + chunk]
+        d2 = np.einsum("sn,sn->s", ys, ys)[:, None] - 2.0 * ys @ centres.T + c2[None, :]
+        np.maximum(d2, 0.0, out=d2)  # rounding of the expanded square
+        out[s0 : s0 + chunk] = logsumexp(-0.5 * d2 / std**2, axis=1)
+    return out - math.log(K) - 0.5 * N * math.log(2.0 * math.pi * std**2)
+
+
+def state_space_divergence_gmm(
+    x_true: np.ndarray,
+    x_gen: np.ndarray,
+    scaling: float = 1.0,
+    max_points: int = 10_000,
+    n_samples: int = 1000,
+    seed: SeedLike = None,
+) -> float:
+    """State-space divergence by Gaussian mixtures, for any dimension ``N``.
+
+    Each trajectory is turned into an equally weighted mixture of isotropic Gaussians
+    ``N(x_t, scaling^2 I)``, one per point (each trajectory first randomly subsampled, without
+    replacement, to at most ``max_points`` points). ``D_stsp = KL(p_true || p_gen)`` is estimated by
+    Monte Carlo: ``(1/S) sum_s [log p_true(y_s) - log p_gen(y_s)]`` with ``S = n_samples`` samples
+    ``y_s`` drawn from the true mixture; the mixture densities are evaluated with log-sum-exp, so far
+    apart supports give a large finite value.
+
+    Args:
+        x_true: data ``[T, N]``. x_gen: generated trajectory ``[T', N]``.
+        scaling: standard deviation of the Gaussians, in data units (1.0; suited to z-scored data).
+        max_points: subsample size per trajectory (10_000).
+        n_samples: Monte Carlo samples (1000).
+        seed: seed or ``numpy.random.Generator`` of the subsampling and the samples.
+
+    Returns:
+        the estimate as a float. It is exactly 0 for identical point sets (without subsampling) and
+        can be slightly negative for close distributions (Monte Carlo noise).
+    """
+    x_true = real_array("x_true", x_true)
+    x_gen = real_array("x_gen", x_gen)
+    same_dim(x_true, x_gen)
+    scaling = check_float("scaling", scaling, 0.0, lo_open=True)
+    max_points = check_int("max_points", max_points, 1)
+    n_samples = check_int("n_samples", n_samples, 1)
+    rng = as_rng("seed", seed)
+    mu_p = _subsample(x_true, max_points, rng)
+    mu_q = _subsample(x_gen, max_points, rng)
+    component = rng.integers(mu_p.shape[0], size=n_samples)
+    y = mu_p[component] + scaling * rng.standard_normal((n_samples, x_true.shape[1]))
+    return float(np.mean(_gmm_logpdf(y, mu_p, scaling) - _gmm_logpdf(y, mu_q, scaling)))
+
+
+# ------------------------------------------------------------------------------------------------
+# power spectrum
+# ------------------------------------------------------------------------------------------------
+def _normalised_spectrum(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Smoothed power spectrum of a 1-D series ``[T]``, normalised to sum 1 (``[T//2 + 1]``)."""
+    n = x.shape[0]
+    if np.ptp(x) <= 1e-12 * max(1.0, float(np.max(np.abs(x)))):
+        # constant: no fluctuation power to z-score; all mass at frequency 0 by convention
+        power = np.zeros(n // 2 + 1)
+        power[0] = 1.0
+    else:
+        z = (x - x.mean()) / x.std()
+        power = np.abs(np.fft.rfft(z)) ** 2
+    if sigma > 0:
+        power = gaussian_filter1d(power, sigma, mode="reflect")
+    return power / power.sum()
+
+
+def power_spectrum_distance(
+    x_true: np.ndarray, x_gen: np.ndarray, smoothing_sigma: float = 20.0
+) -> float:
+    """Power-spectrum Hellinger distance ``D_H`` averaged over dimensions.
+
+    Both series are cut to the shorter length ``T``. Per dimension: z-score (mean 0, std 1 with
+    ``ddof=0``), power ``|rfft|^2`` over the ``T//2 + 1`` non-negative frequencies, Gaussian smoothing
+    with standard deviation ``smoothing_sigma`` frequency bins (``scipy.ndimage.gaussian_filter1d``,
+    ``mode="reflect"``; 0 means no smoothing), normalise to sum 1, and
+    ``H = ||sqrt(p) - sqrt(q)||_2 / sqrt(2)`` (in ``[0, 1]``). A constant series (peak-to-peak below
+    ``1e-12`` times its magnitude) has no power to z-score; its spectrum is taken as all mass at
+    frequency 0.
+
+    Args:
+        x_true: data ``[T, N]`` (``T >= 2``). x_gen: generated ``[T', N]``.
+        smoothing_sigma: smoothing width in frequency bins (20.0), ``>= 0``.
+
+    Returns:
+        the mean over the ``N`` dimensions of ``H``, a float in ``[0, 1]``.
+    """
+    x_true = real_array("x_true", x_true)
+    x_gen = real_array("x_gen", x_gen)
+    same_dim(x_true, x_gen)
+    sigma = check_float("smoothing_sigma", smoothing_sigma, 0.0)
+    T = min(x_true.shape[0], x_gen.shape[0])
+    if T < 2:
+        raise ValueError(
+            f"x_true, x_gen: need at least 2 time steps, got {x_true.shape[0]} and {x_gen.shape[0]}"
+        )
+    distances = []
+    for d in range(x_true.shape[1]):
+        p = _normalised_spectrum(x_true[:T, d], sigma)
+        q = _normalised_spectrum(x_gen[:T, d], sigma)
+        distances.append(np.sqrt(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2)) / np.sqrt(2.0))
+    return float(np.mean(distances))
+
+

@@ -1,0 +1,86 @@
+"""Model selection during training: keep the parameters with the lowest state-space divergence on
+validation data (a callback of :class:`plrnn_native.training.Trainer`)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Dict, Optional
+
+import numpy as np
+
+from ._validation import check_int
+from .models import PLRNN
+
+if TYPE_CHECKING:
+    from .training import Trainer
+
+
+class BestModelSelector:
+    """Trainer callback that keeps the parameters whose free run matches held-out data best.
+
+    Every ``every`` epochs the model runs freely from ``x_val[0]`` for ``1.25 * len(x_val)`` steps;
+    after dropping the first quarter, the state-space divergence to ``x_val`` (binned for N <= 4,
+    Gaussian-mixture otherwise) is recorded as ``val_D_stsp`` in the epoch's record, and the
+    parameters are kept when it is the lowest so far. Training can end in a worse state than it
+    passed through (e.g. on a periodic orbit after a chaotic one); :meth:`restore` puts the best
+    parameters back. ``x_val`` must not be the test data. Rows with a missing value (NaN) are left
+    out of the comparison; the free run starts from the first complete row. A model with inputs
+    needs ``s_val`` (the inputs along ``x_val``) and runs driven by them over ``len(x_val)`` steps.
+    """
+
+    def __init__(self, x_val: np.ndarray, every: int = 50, seed: int = 0, s_val: Optional[np.ndarray] = None):
+        x_val = np.asarray(x_val, dtype=np.float64)
+        if x_val.ndim != 2 or np.isinf(x_val).any():
+            raise ValueError("x_val: expected validation data [T >= 10, N] without inf")
+        complete = ~np.isnan(x_val).any(axis=1)
+        if complete.sum() < 10 or not complete[: len(x_val) // 2 + 1].any():
+            raise ValueError("x_val: expected at least 10 complete rows (no NaN), one of them in the first half")
+        start = int(np.argmax(complete))
+        self.T_run = x_val.shape[0] - start
+        self.x0 = x_val[start]
+        self.x_val = x_val[complete]
+        self.s_val = None if s_val is None else np.asarray(s_val, dtype=np.float64)[start:]
+        self.every = check_int("every", every, 1)
+        self.seed = seed
+        self.best_score = math.inf
+        self.best_epoch: Optional[int] = None
+        self.best_params: Optional[Dict[str, np.ndarray]] = None
+
+    def score(self, model: PLRNN) -> float:
+        from . import metrics
+
+        T = self.T_run
+        x0 = np.ascontiguousarray(self.x0, dtype=model.dtype)
+        with np.errstate(all="ignore"):
+            if model.K > 0:
+                if self.s_val is None:
+                    raise ValueError(f"s_val: the model has K={model.K} inputs; pass the inputs along x_val")
+                s = np.ascontiguousarray(self.s_val, dtype=model.dtype)
+                gen = model.generate(T, x0=x0, s=s)[T // 4:].astype(np.float64)
+            else:
+                gen = model.generate(T + T // 4, x0=x0)[T // 4:].astype(np.float64)
+        if not np.isfinite(gen).all() or np.abs(gen).max() > 1e3 * np.abs(self.x_val).max():
+            return math.inf
+        if self.x_val.shape[1] <= 4:
+            return metrics.state_space_divergence_binned(self.x_val, gen)
+        return metrics.state_space_divergence_gmm(self.x_val, gen, seed=self.seed)
+
+    def __call__(self, trainer: "Trainer", record: dict) -> None:
+        if trainer.epoch % self.every != 0:
+            return
+        value = self.score(trainer.model)
+        record["val_D_stsp"] = value
+        if value < self.best_score:
+            self.best_score, self.best_epoch = value, record["epoch"]
+            self.best_params = {k: v.copy() for k, v in trainer.model.items()}
+
+    def restore(self, model: PLRNN) -> bool:
+        """Puts the best parameters into ``model``; False when none was recorded."""
+        if self.best_params is None:
+            return False
+        for k, v in self.best_params.items():
+            model[k] = v
+        return True
+
+    def state(self) -> dict:
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch}
