@@ -58,6 +58,14 @@ class Adam:
             self.v[k][...] = v[k]
 
 
+def exponential_lr(lr: float, lr_end: float, epoch: int, epochs: int) -> float:
+    """The learning rate of ``epoch`` (0-based) of ``epochs``: decayed exponentially from ``lr`` at the
+    first epoch to ``lr_end`` at the last (``lr`` throughout when ``epochs <= 1``)."""
+    if epochs <= 1:
+        return lr
+    return lr * (lr_end / lr) ** (min(epoch, epochs - 1) / (epochs - 1))
+
+
 def global_norm(grads: ArrayDict) -> float:
     """``sqrt(sum_k ||g_k||^2)`` over all arrays, accumulated in float64."""
     return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))

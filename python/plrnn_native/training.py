@@ -23,7 +23,7 @@ from ._io import NpzReader, atomic_savez
 from ._validation import (check_array, check_betas, check_bool, check_choice, check_float,
                           check_instance, check_int, check_ndarray)
 from .models import PLRNN
-from .optim import Adam, copy_params, guarded_step, params_finite, progress_bar, restore_params
+from .optim import Adam, copy_params, exponential_lr, guarded_step, params_finite, progress_bar, restore_params
 from .regularizers import MAR
 from .selection import BestModelSelector
 
@@ -265,9 +265,7 @@ class Trainer:
 
     def lr_at(self, epoch: int) -> float:
         cfg = self.config
-        if cfg.epochs <= 1:
-            return cfg.lr
-        return cfg.lr * (cfg.lr_end / cfg.lr) ** (min(epoch, cfg.epochs - 1) / (cfg.epochs - 1))
+        return exponential_lr(cfg.lr, cfg.lr_end, epoch, cfg.epochs)
 
     def _forcing_kwargs(self) -> dict:
         cfg = self.config

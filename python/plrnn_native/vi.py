@@ -388,8 +388,7 @@ class VITrainer:
         for _ in range(epochs):
             good = self._optim.copy_params(self._all)
             rng = np.random.default_rng([self.seed, 1, self.epoch])
-            span = max(total - 1, 1)
-            lr = self.lr * (self.lr_end / self.lr) ** (min(self.epoch, span) / span)
+            lr = self._optim.exponential_lr(self.lr, self.lr_end, self.epoch, total)
             a = self.weight(self.epoch)
             losses, skipped = [], 0
             for _ in range(batches_per_epoch):
