@@ -69,6 +69,12 @@ def test_bad_settings():
         vi.VITrainer(model, {"gaussian": data["gaussian"], "poisson": {"q": data["poisson"]["q"][:100]}}, seq_len=50)
     with pytest.raises(ValueError, match="modality"):
         vi.VITrainer(model, {"eeg": data["gaussian"]}, seq_len=50)
+    x = data["gaussian"]["x"].copy()
+    x[150, 1] = np.nan  # late in the series: found at construction, not when a window first holds it
+    with pytest.raises(ValueError, match=r"\['x'\]"):
+        vi.VITrainer(model, {"gaussian": {"x": x}}, seq_len=50)
+    with pytest.raises(ValueError, match="counts"):
+        vi.VITrainer(model, {"poisson": {"q": data["poisson"]["q"] + 0.5}}, seq_len=50)
     with pytest.raises(ValueError, match="s:"):
         vi.VITrainer(pn.PLRNN("standard", M=2, N=1, K=1, dtype="float64"), data, seq_len=50)
 

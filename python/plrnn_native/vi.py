@@ -339,6 +339,12 @@ class VITrainer:
             raise ValueError(f"s: the model has K={model.K} inputs: expected shape ({T}, {model.K})")
         rng = np.random.default_rng([self.seed, 0])
         self.params = params if params is not None else init_params(model.M, self.data, rng, model.dtype)
+        # every array checked once, whole, by the native call's own checks (dtype, shape, NaN where
+        # observed, counts, classes): a bad entry is reported now, not when a window first holds it
+        log_joint(model, self.params, np.zeros((1, T, model.M), model.dtype),
+                  {k: {kk: (vv[None] if isinstance(vv, np.ndarray) else vv) for kk, vv in v.items()}
+                   for k, v in self.data.items()},
+                  s=None if self.s is None else self.s[None], floor=self.floor, grad=False)
         classes = self.params["categorical.beta"].shape[0] + 1 if "categorical" in self.data else None
         F = features({k: {kk: vv[None] if isinstance(vv, np.ndarray) else vv for kk, vv in v.items()}
                       for k, v in self.data.items()}, classes).shape[-1]
