@@ -97,3 +97,40 @@ def test_evaluate():
     assert cat["posterior"]["accuracy"] > cat["chance"] + 0.2, cat  # the sign of the phase is in the posterior
     with pytest.raises(ValueError, match="gen_factor"):
         vi.evaluate(trainer, test, gen_factor=0.5)
+
+
+def test_checkpoint_resume_is_exact_and_interrupt_keeps_the_last_epoch(tmp_path, monkeypatch):
+    _, data = _oscillator(T=600)
+    whole = _train(data, epochs=4)
+    path = tmp_path / "vi.npz"
+    whole.save_checkpoint(path)
+    # Ctrl-C in the middle of epoch 3: the checkpoint holds the state after epoch 2, and resuming from it
+    # gives the uninterrupted result
+    model = pn.PLRNN("standard", M=2, N=1, dtype="float64", seed=0)
+    cut = vi.VITrainer(model, data, seq_len=50, batch_size=8, lr=3e-3, lr_end=1e-3, seed=0)
+    real_step, calls = cut.step, []
+
+    def step(*args):
+        calls.append(1)
+        if len(calls) == 2 * 20 + 7:
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(cut, "step", step)
+    ck = tmp_path / "cut.npz"
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit(4, 20, checkpoint=str(ck), checkpoint_every=100)
+    model = pn.PLRNN("standard", M=2, N=1, dtype="float64", seed=0)
+    again = vi.VITrainer(model, data, seq_len=50, batch_size=8, lr=3e-3, lr_end=1e-3, seed=0)
+    again.load_checkpoint(ck)
+    assert again.epoch == 2
+    again.fit(4, 20)
+    assert [h["loss"] for h in again.history] == [h["loss"] for h in whole.history]
+
+    # a damaged or foreign checkpoint is refused, naming the file, before anything changes
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="bad.npz"):
+        again.load_checkpoint(tmp_path / "bad.npz")
+    other = vi.VITrainer(pn.PLRNN("standard", M=3, N=1, dtype="float64"), data, seq_len=50, seed=0)
+    with pytest.raises(ValueError, match="vi.npz"):
+        other.load_checkpoint(path)

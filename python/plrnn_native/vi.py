@@ -384,15 +384,36 @@ class VITrainer:
         norm, stepped = self._optim.guarded_step(self.optimizer, self._all, value * scale, g, lr, self.grad_clip)
         return value * scale, norm, stepped
 
-    def fit(self, epochs: int, batches_per_epoch: int = 50) -> list:
-        """``epochs`` more epochs; returns the history (one dict per epoch: loss = -ELBO per step)."""
+    def fit(self, epochs: int, batches_per_epoch: int = 50, checkpoint: Optional[str] = None,
+            checkpoint_every: int = 10) -> list:
+        """Trains until ``epochs`` epochs in all (the learning rate decays over those, so a resumed
+        fit continues the same schedule); returns the history (one dict per epoch: loss = -ELBO per
+        step). With ``checkpoint``, the state is saved there every ``checkpoint_every`` epochs and at
+        the end. Ctrl-C stops after saving the last completed epoch's state."""
         from ._validation import check_int
 
         epochs = check_int("epochs", epochs, 1)
         batches_per_epoch = check_int("batches_per_epoch", batches_per_epoch, 1)
-        total = self.epoch + epochs
-        for _ in range(epochs):
+        checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
+        total = epochs
+        try:
+            self._fit(total, batches_per_epoch, checkpoint, checkpoint_every)
+        except KeyboardInterrupt:  # back to the start of the interrupted epoch, then saved
+            params, m, v, t = self._epoch_start
+            self._optim.restore_params(self._all, params)
+            self.optimizer.load_state(t, m, v)
+            if checkpoint is not None:
+                self.save_checkpoint(checkpoint)
+            raise
+        if checkpoint is not None:
+            self.save_checkpoint(checkpoint)
+        return self.history
+
+    def _fit(self, total: int, batches_per_epoch: int, checkpoint, checkpoint_every: int) -> None:
+        while self.epoch < total and self.stopped is None:
             good = self._optim.copy_params(self._all)
+            self._epoch_start = (good, self._optim.copy_params(self.optimizer.m),
+                                 self._optim.copy_params(self.optimizer.v), self.optimizer.t)
             rng = np.random.default_rng([self.seed, 1, self.epoch])
             lr = self._optim.exponential_lr(self.lr, self.lr_end, self.epoch, total)
             a = self.weight(self.epoch)
@@ -409,7 +430,57 @@ class VITrainer:
             self.history.append({"epoch": self.epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                                  "likelihood_weight": a, "skipped_steps": skipped, "lr": lr})
             self.epoch += 1
-        return self.history
+            if checkpoint is not None and self.epoch % checkpoint_every == 0:
+                self.save_checkpoint(checkpoint)
+
+    CHECKPOINT_FORMAT = "plrnn_native.vi.checkpoint/1"
+
+    def save_checkpoint(self, path) -> None:
+        """Everything a resumed fit needs (parameters, Adam's moments and step count, epoch, history),
+        written atomically: an interruption never leaves a truncated file in place of a good one."""
+        import json
+
+        from ._io import atomic_savez
+
+        arrays = {}
+        for k, v in self._all.items():
+            arrays[f"param_{k}"] = v
+            arrays[f"m_{k}"] = self.optimizer.m[k]
+            arrays[f"v_{k}"] = self.optimizer.v[k]
+        state = {"epoch": self.epoch, "adam_t": self.optimizer.t, "history": self.history, "seed": self.seed,
+                 "stopped": self.stopped}
+        atomic_savez(path, __format__=np.array(self.CHECKPOINT_FORMAT), __state__=np.array(json.dumps(state)),
+                     **arrays)
+
+    def load_checkpoint(self, path) -> None:
+        """Restores a :meth:`save_checkpoint` of a trainer built with the same model, data and settings;
+        continuing :meth:`fit` then gives exactly the uninterrupted result. Every member is checked
+        against this trainer's arrays before anything is changed (one ValueError naming ``path``)."""
+        from ._io import NpzReader
+
+        with NpzReader(path, "VI checkpoint") as f:
+            if "__format__" not in f.names or f.text("__format__") != self.CHECKPOINT_FORMAT:
+                f.fail("is not a VI checkpoint")
+            state = f.json("__state__")
+            names = [f"{p}_{k}" for k in self._all for p in ("param", "m", "v")]
+            f.check_members(["__format__", "__state__", *names])
+            if state.get("seed") != self.seed:
+                f.fail(f"was written with seed {state.get('seed')!r}, this trainer has seed {self.seed}")
+            for k in ("epoch", "adam_t"):
+                if isinstance(state.get(k), bool) or not isinstance(state.get(k), int) or state[k] < 0:
+                    f.fail(f"has an invalid {k!r}")
+            loaded = {n: f.array(n, self._all[n.split("_", 1)[1]].shape, self._all[n.split("_", 1)[1]].dtype)
+                      for n in names}
+            for n, arr in loaded.items():
+                if not np.isfinite(arr).all():
+                    f.fail(f"member {n!r} is not finite")
+        for k in self._all:
+            self._all[k][...] = loaded[f"param_{k}"]
+        self.optimizer.load_state(state["adam_t"], {k: loaded[f"m_{k}"] for k in self._all},
+                                  {k: loaded[f"v_{k}"] for k in self._all})
+        self.epoch = state["epoch"]
+        self.history = list(state.get("history") or [])
+        self.stopped = state.get("stopped")
 
     def posterior(self, data: Optional[Dict[str, dict]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """The encoder's posterior means and standard deviations [T, M] of one series (default: the
