@@ -25,7 +25,7 @@ import plrnn_native as pn
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from plrnn_native import _core, analysis
+from plrnn_native import _backend, _core, analysis
 from plrnn_native.training import Trainer, TrainConfig
 
 BAD = (ValueError, TypeError)
@@ -186,7 +186,7 @@ def test_an_error_in_the_progress_callback_stops_the_search_and_propagates():
 
     model = pn.PLRNN("standard", M=18, N=3, seed=0)
     model["h"] = np.random.default_rng(1).standard_normal(18)
-    args = analysis._native_args(piecewise_form(model))
+    args = _backend._native_form(piecewise_form(model))
     seen = []
 
     def callback(done):
@@ -247,9 +247,9 @@ def test_search_size_counts_without_computing_huge_powers():
 def test_private_exhaustive_cycle_search_refuses_uncountable_sequences():
     code = """
         import numpy as np, plrnn_native as pn
-        from plrnn_native import _core, analysis
+        from plrnn_native import _backend, _core
         from plrnn_native.piecewise import piecewise_form
-        args = analysis._native_args(piecewise_form(pn.PLRNN("standard", M=10, N=3, seed=0)))
+        args = _backend._native_form(piecewise_form(pn.PLRNN("standard", M=10, N=3, seed=0)))
         for k in (7, 40, 10**6):
             try:
                 _core.cycles_exhaustive(*args, k)

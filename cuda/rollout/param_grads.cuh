@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <cstddef>
 
-#include "cuda_check.cuh"
+#include "core/cuda_check.cuh"
 
 namespace plrnn::cuda {
 
