@@ -723,6 +723,6 @@ def test_cuda_binding_checks_types_before_casts():
     with pytest.raises(TypeError, match=named("mar_units")):
         _cuda.DeviceTrainer(model.config, model.params, [np.zeros((10, 2))], [None], 2, 5, "none", 1, 0.0,
                             0.0, "adam", 0.9, 0.999, 1e-8, 0.0, 0, [0, 1], 1.0, "sum", 0)
+    # the scalar type of a call is the dtype of its main array (bindings/model_api.h), as on the CPU
     with pytest.raises(TypeError, match=named("dtype")):
-        _cuda.rollout(dict(model.config, dtype=64), model.params, np.zeros((1, 3, 2)), None, "none", 1, 0.0,
-                      None, False, 0)
+        _cuda.rollout(model.config, model.params, np.zeros((1, 3, 2), dtype=np.int64), device=0)

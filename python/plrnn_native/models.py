@@ -299,6 +299,8 @@ class PLRNN:
         return forcing, (tau or 1), (alpha or 0.0)
 
     def _Binv(self, forcing: str, params: ArrayDict) -> Optional[np.ndarray]:
+        """pinv(B) for a call with forcing; the native call decides whether it is used (needs_binv,
+        csrc/core/param_layout.h: linear observation with forcing) and ignores it otherwise."""
         return self.pinv_B(params) if (self.obs == "linear" and forcing != "none") else None
 
     # ---- native computations ---------------------------------------------------------------
