@@ -1,15 +1,16 @@
-// MAR penalty and gradient on the device (mar.cuh) and its per-call host API (rollout_bptt.h).
+// MAR penalty and gradient on the device (mar.cuh) and its per-call host API (api.h), as
+// csrc/regularizers/mar.cpp is the CPU core's; the checks of a call are the CPU core's (check_mar).
 #include "regularizers/mar.cuh"
 
 #include <vector>
 
-#include "core/errors.h"
-#include "core/param_layout.h"
-#include "regularizers/mar.h"
 #include "api.h"
 #include "core/cuda_check.cuh"
 #include "core/device_buffer.cuh"
 #include "core/device_info.h"
+#include "core/errors.h"
+#include "core/param_layout.h"
+#include "regularizers/mar.h"
 #include "rollout/engine.cuh"
 
 namespace plrnn::cuda {

@@ -1,5 +1,5 @@
 // Definitions of the forward/backward launchers (rollout_bptt.cuh) and the macro that instantiates
-// them for one model kind; included only by rollout_bptt_<kind>.cu, so each kind's kernels compile
+// them for one model kind; included only by cuda/models/<kind>.cu, so each kind's kernels compile
 // in their own translation unit (in parallel), and nowhere else.
 #pragma once
 #include "core/cuda_check.cuh"

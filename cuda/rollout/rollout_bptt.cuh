@@ -470,7 +470,7 @@ __global__ void __launch_bounds__(1024) rollout_backward_kernel(const RolloutArg
   }
 }
 
-// Launchers, explicitly instantiated per kind in rollout_bptt_<kind>.cu (parallel compilation).
+// Launchers, explicitly instantiated per kind in cuda/models/<kind>.cu (parallel compilation).
 template <typename S, Kind KD, Obs OB>
 void launch_rollout_forward(const RolloutArgs<S>& a, int blocks, int threads, std::size_t smem);
 template <typename S, Kind KD, Obs OB>

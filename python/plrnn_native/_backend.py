@@ -41,8 +41,9 @@ def resolve_device(device) -> Tuple[str, int]:
     """The device a computation runs on: ``("cpu", -1)`` or ``("cuda", index)``.
 
     A malformed string raises ValueError naming ``device``; a CUDA device on a machine without one
-    raises RuntimeError with :func:`plrnn_native.cuda.unavailable_reason`; an index past the last
-    device raises ValueError.
+    raises RuntimeError with :func:`plrnn_native.cuda.unavailable_reason`. An index past the last device
+    raises ValueError from the native call (``select_device``, cuda/core/device_info.cu), the one check of
+    an index against the machine.
     """
     kind, index = parse_device(device)
     if kind == "cpu":
@@ -52,10 +53,7 @@ def resolve_device(device) -> Tuple[str, int]:
     if not _cuda_api.is_available():
         raise RuntimeError(f"device: CUDA is unavailable ({_cuda_api.unavailable_reason()}); "
                            f"use device='cpu' (got device={device!r})")
-    n = _cuda_api.device_count()
-    if index >= n:
-        raise ValueError(f"device: {device!r} does not exist ({n} CUDA device(s): cuda:0 .. cuda:{n - 1})")
-    return "cuda", index
+    return "cuda", index  # the index is checked against the machine once, natively (select_device)
 
 
 def backend(device) -> "Backend":
