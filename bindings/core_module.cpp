@@ -1,17 +1,21 @@
 // pybind11 adapter for the CPU core: checks the arrays (dtype, contiguity, shape — no silent
-// conversion), allocates the outputs, releases the GIL and calls csrc/api.h.
+// conversion), allocates the outputs, releases the GIL and calls csrc/api.h. The model API shared with
+// the CUDA module (rollout, loss_and_grad, generate, mar_penalty, param_shapes) is the one template of
+// model_api.h; the supervised path and the CPU fixed-point solver are this module's own.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "analysis/fixed_points.h"
 #include "api.h"
 #include "core/fma_peak.h"
 #include "interrupt.h"
+#include "model_api.h"
 #include "model_args.h"
 #include "vi_binding.h"
 
@@ -21,38 +25,38 @@ using namespace plrnn::bind;
 
 namespace {
 
-template <typename S>
-py::tuple rollout_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& x,
-                       const py::object& s, const plrnn::ForcingSpec& f, const py::object& Binv,
-                       bool return_latent, const py::object& xhat_out, const py::object& z_out,
-                       const py::object& mask) {
-  auto p = parse_params<S>(spec, params);
-  auto b = parse_batch<S>(spec, x, s, Binv, f.mode != plrnn::Forcing::None);
-  b.mask = parse_mask<S>(spec, mask, b.B, b.T);
-  const std::vector<index_t> xshape{b.B, b.T, spec.dims.N}, zshape{b.B, b.T, spec.dims.M};
-  py::object xhat = xhat_out.is_none() ? py::object(new_array<S>(xshape)) : xhat_out;
-  b.xhat = view_out<S>(xhat, xhat_out.is_none() ? "xhat" : "out", xshape);
-  py::object z = py::none();
-  if (return_latent || !z_out.is_none()) {
-    z = z_out.is_none() ? py::object(new_array<S>(zshape)) : z_out;
-    b.z = view_out<S>(z, z_out.is_none() ? "z" : "latent_out", zshape);
+// The CPU core as a Backend of the shared model binding (model_api.h): one device (index 0), masks
+// supported, native calls interruptible (Ctrl-C) without the GIL.
+struct CpuBackend {
+  static constexpr const char* kName = "CPU core";
+  static constexpr bool kMasks = true;
+  static void check_device(int device) {
+    if (device != 0) throw py::value_error("device: the CPU core has one device (0), got " + std::to_string(device));
   }
-  const auto r = call_interruptible([&] { return plrnn::rollout<S>(spec, p, f, b); });
-  return py::make_tuple(r.loss, xhat, z);
-}
-
-template <typename S>
-py::tuple loss_and_grad_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& x,
-                             const py::object& s, const plrnn::ForcingSpec& f, const py::object& Binv,
-                             const py::object& mask) {
-  auto p = parse_params<S>(spec, params);
-  auto b = parse_batch<S>(spec, x, s, Binv, f.mode != plrnn::Forcing::None);
-  b.mask = parse_mask<S>(spec, mask, b.B, b.T);
-  plrnn::Grads<S> g;
-  py::dict grads = new_grads<S>(spec, g);
-  const auto r = call_interruptible([&] { return plrnn::loss_and_grad<S>(spec, p, f, b, g); });
-  return py::make_tuple(r.loss, grads);
-}
+  template <class Fn>
+  static auto run(Fn&& fn) { return call_interruptible(std::forward<Fn>(fn)); }
+  template <typename S>
+  static plrnn::LossResult rollout(const plrnn::ModelSpec& spec, const plrnn::Params<S>& p,
+                                   const plrnn::ForcingSpec& f, const plrnn::Batch<S>& b, int) {
+    return plrnn::rollout<S>(spec, p, f, b);
+  }
+  template <typename S>
+  static plrnn::LossResult loss_and_grad(const plrnn::ModelSpec& spec, const plrnn::Params<S>& p,
+                                         const plrnn::ForcingSpec& f, const plrnn::Batch<S>& b,
+                                         const plrnn::Grads<S>& g, int) {
+    return plrnn::loss_and_grad<S>(spec, p, f, b, g);
+  }
+  template <typename S>
+  static void generate(const plrnn::ModelSpec& spec, const plrnn::Params<S>& p, index_t B, index_t T, const S* z0,
+                       const S* s, const S* eps, S* z, S* xhat, int) {
+    plrnn::generate<S>(spec, p, B, T, z0, s, eps, z, xhat);
+  }
+  template <typename S>
+  static double mar_penalty(const plrnn::ModelSpec& spec, const plrnn::Params<S>& p, const index_t* units,
+                            index_t n_units, double weight, bool mean, const plrnn::Grads<S>& g, int) {
+    return plrnn::mar_penalty<S>(spec, p, units, n_units, weight, mean, g);
+  }
+};
 
 // Supervised model: mask [B, T] fixes the batch and length; targets [B, T, O] (MSE) or int64
 // labels [B, T] (cross-entropy), checked where the mask is nonzero.
@@ -128,32 +132,6 @@ py::tuple supervised_impl(const plrnn::ModelSpec& spec, const py::dict& params, 
   return py::make_tuple(res.loss, res.weight, grads, gz0, y, z);
 }
 
-template <typename S>
-py::tuple generate_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& z0,
-                        index_t T, const py::object& s, const py::object& eps) {
-  auto p = parse_params<S>(spec, params);
-  const auto a = parse_generate<S>(spec, z0, T, s, eps);
-  auto z = new_array<S>({a.B, T, spec.dims.M});
-  auto xhat = new_array<S>({a.B, T, spec.dims.N});
-  S* zp = z.mutable_data();
-  S* xp = xhat.mutable_data();
-  call_interruptible([&] { plrnn::generate<S>(spec, p, a.B, T, a.z0, a.s, a.eps, zp, xp); });
-  return py::make_tuple(z, xhat);
-}
-
-template <typename S>
-py::tuple mar_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& units,
-                   double weight, bool mean) {
-  auto p = parse_params<S>(spec, params);
-  if (!units.dtype().is(py::dtype::of<index_t>()) || units.ndim() != 1 || !(units.flags() & py::array::c_style))
-    throw py::type_error("units: expected a 1-d contiguous int64 array");
-  plrnn::Grads<S> g;
-  py::dict grads = new_grads<S>(spec, g);
-  const double value = plrnn::mar_penalty<S>(spec, p, static_cast<const index_t*>(units.data()),
-                                             units.shape(0), weight, mean, g);
-  return py::make_tuple(value, grads);
-}
-
 // The generic piecewise-linear form (python/plrnn_native/piecewise.py) as a PiecewiseMap; the
 // arrays stay owned by the caller's objects for the duration of the call.
 plrnn::PiecewiseMap parse_form(const py::array& J0, const py::array& b, const py::array& U, const py::array& V,
@@ -196,13 +174,6 @@ py::tuple point_set_to_python(const plrnn::PointSet& ps, index_t M, index_t n) {
   return py::make_tuple(points, pieces, degenerate, ps.n_degenerate, ps.visited);
 }
 
-// The scalar type of a call is the dtype of its main array.
-bool is_f32(const py::array& a, const char* name) {
-  if (a.dtype().is(py::dtype::of<float>())) return true;
-  if (a.dtype().is(py::dtype::of<double>())) return false;
-  throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " + std::string(py::str(a.dtype())));
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -210,50 +181,7 @@ PYBIND11_MODULE(_core, m) {
   init_interrupts();
   def_vi(m);
 
-  m.def("param_shapes", [](const py::dict& cfg) {
-    const auto spec = parse_spec(cfg);
-    py::dict out;
-    for (int id = 0; id < plrnn::kNumParams; ++id) {
-      const auto ps = plrnn::param_shape(spec, id);
-      if (ps.present) out[plrnn::param_name(id)] = py::tuple(py::cast(shape_of(ps)));
-    }
-    return out;
-  }, py::arg("config"), "Names and shapes of the parameters of a model configuration.");
-
-  m.def("rollout", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
-                      const std::string& forcing, index_t tau, double alpha, const py::object& Binv,
-                      bool return_latent, const py::object& xhat_out, const py::object& z_out,
-                      const py::object& mask) {
-    const auto spec = parse_spec(cfg);
-    const auto f = parse_forcing(forcing, tau, alpha);
-    return is_f32(x, "x") ? rollout_impl<float>(spec, params, x, s, f, Binv, return_latent, xhat_out, z_out, mask)
-                          : rollout_impl<double>(spec, params, x, s, f, Binv, return_latent, xhat_out, z_out, mask);
-  }, py::arg("config"), py::arg("params"), py::arg("x").noconvert(), py::arg("s") = py::none(),
-     py::arg("forcing") = "none", py::arg("tau") = 1, py::arg("alpha") = 0.0, py::arg("Binv") = py::none(),
-     py::arg("return_latent") = false, py::arg("out") = py::none(), py::arg("latent_out") = py::none(),
-     py::arg("mask") = py::none(),
-     "Rollout with teacher forcing: (loss, xhat [B,T,N], z [B,T,M] or None); optional output buffers; "
-     "mask [B,T,N] of 0/1 marks missing entries.");
-
-  m.def("loss_and_grad", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
-                            const std::string& forcing, index_t tau, double alpha, const py::object& Binv,
-                            const py::object& mask) {
-    const auto spec = parse_spec(cfg);
-    const auto f = parse_forcing(forcing, tau, alpha);
-    return is_f32(x, "x") ? loss_and_grad_impl<float>(spec, params, x, s, f, Binv, mask)
-                          : loss_and_grad_impl<double>(spec, params, x, s, f, Binv, mask);
-  }, py::arg("config"), py::arg("params"), py::arg("x").noconvert(), py::arg("s") = py::none(),
-     py::arg("forcing") = "none", py::arg("tau") = 1, py::arg("alpha") = 0.0, py::arg("Binv") = py::none(),
-     py::arg("mask") = py::none(),
-     "MSE loss over the observed entries at t >= 1 and its exact gradient (BPTT): (loss, {name: grad}).");
-
-  m.def("generate", [](const py::dict& cfg, const py::dict& params, const py::array& z0, index_t T,
-                       const py::object& s, const py::object& eps) {
-    const auto spec = parse_spec(cfg);
-    return is_f32(z0, "z0") ? generate_impl<float>(spec, params, z0, T, s, eps)
-                            : generate_impl<double>(spec, params, z0, T, s, eps);
-  }, py::arg("config"), py::arg("params"), py::arg("z0").noconvert(), py::arg("T"), py::arg("s") = py::none(),
-     py::arg("eps") = py::none(), "Free run from z0 [B,M]: (z [B,T,M], xhat [B,T,N]).");
+  def_model_api<CpuBackend>(m);
 
   m.def("supervised", [](const py::dict& cfg, const py::dict& params, const py::array& B, const py::array& b,
                          const py::object& s, const py::object& z0, const py::array& mask, const py::object& target,
@@ -265,16 +193,6 @@ PYBIND11_MODULE(_core, m) {
      py::arg("z0") = py::none(), py::arg("mask").noconvert(), py::arg("target") = py::none(), py::arg("loss") = "mse",
      py::arg("grad") = false, py::arg("return_y") = true, py::arg("return_z") = false,
      "Supervised model (obs 'none'): (loss, mask sum, grads incl. B, b or None, dL/dz0 [B,M] or None, y [B,T,O] or None, z [B,T,M] or None).");
-
-  m.def("mar_penalty", [](const py::dict& cfg, const py::dict& params, const py::array& units, double weight,
-                          const std::string& reduce) {
-    const auto spec = parse_spec(cfg);
-    if (reduce != "sum" && reduce != "mean") throw py::value_error("reduce: must be 'sum' or 'mean', got '" + reduce + "'");
-    const py::array A = params.contains("A") ? py::array(params["A"]) : py::array();
-    return is_f32(A, "A") ? mar_impl<float>(spec, params, units, weight, reduce == "mean")
-                          : mar_impl<double>(spec, params, units, weight, reduce == "mean");
-  }, py::arg("config"), py::arg("params"), py::arg("units"), py::arg("weight"), py::arg("reduce") = "sum",
-     "Manifold-attractor penalty and its gradient: (value, {name: grad}).");
 
   m.def("count_regions", [](const py::list& slopes) {
     plrnn::PiecewiseMap map;

@@ -1,9 +1,10 @@
 // pybind11 adapter for the CUDA module. Importing it never fails for lack of a GPU: the runtime is
 // linked statically and a missing driver becomes "unavailable" with a reason.
 //
-// Entry points: device discovery, the exhaustive fixed-point search, and the GPU versions of the
-// core's rollout / loss_and_grad / generate / mar_penalty (same arguments as bindings/core_module.cpp
-// plus `device`), and DeviceTrainer (device-resident training steps, cuda/train_step.h).
+// Entry points: device discovery, the exhaustive fixed-point search, the model API shared with the CPU
+// module through one template (model_api.h: param_shapes, rollout, loss_and_grad, generate, mar_penalty,
+// with the same arguments, `device` last), and DeviceTrainer (device-resident training steps,
+// cuda/training/train_step.h).
 //
 // The adapter checks the arrays (dtype, contiguity, shape: no silent conversion) and the limits of the
 // kernels before anything touches the GPU, so a caller's mistake is a TypeError/ValueError naming the
@@ -18,11 +19,12 @@
 #include <type_traits>
 #include <vector>
 
-#include "device_info.h"
-#include "fixed_points.cuh"
+#include "analysis/fixed_points.cuh"
+#include "api.h"
+#include "core/device_info.h"
+#include "model_api.h"
 #include "model_args.h"
-#include "rollout_bptt.h"
-#include "train_step.h"
+#include "training/train_step.h"
 
 namespace py = pybind11;
 using plrnn::index_t;
@@ -36,6 +38,10 @@ constexpr bool kEmulated = true;
 #else
 constexpr bool kEmulated = false;
 #endif
+
+void check_device_index(int device) {
+  if (device < 0) throw py::value_error("device: must be >= 0, got " + std::to_string(device));
+}
 
 // `obj` as a C-contiguous float64 array with `ndim` dimensions, or an exception naming `name`.
 py::array f64_array(const py::handle& obj, const std::string& name, int ndim) {
@@ -93,7 +99,7 @@ py::tuple fixed_points_exhaustive(const py::handle& J0_, const py::handle& b_, c
   expect_shape(slopes, "slopes", {n, 2}, two_pieces);
   const py::array intercepts = f64_array(intercepts_, "intercepts", 2);
   expect_shape(intercepts, "intercepts", {n, 2}, two_pieces);
-  if (device < 0) throw py::value_error("device: must be >= 0, got " + std::to_string(device));
+  check_device_index(device);
   if (max_points < 0) throw py::value_error("max_points: must be >= 0, got " + std::to_string(max_points));
 
   pc::TwoPieceMap map;
@@ -133,86 +139,38 @@ py::tuple fixed_points_exhaustive(const py::handle& J0_, const py::handle& b_, c
 }
 
 
-// ---- model API: argument checks shared with the CPU binding (bindings/model_args.h) ------------------
-bool is_f64(const py::dict& cfg) {
-  const std::string dt = cfg_str(cfg, "dtype", "float64");
-  if (dt == "float64") return true;
-  if (dt == "float32") return false;
-  throw py::value_error("dtype: expected 'float32' or 'float64', got '" + dt + "'");
-}
-
-void check_device_arg(int device) {
-  if (device < 0) throw py::value_error("device: must be >= 0, got " + std::to_string(device));
-}
-
-template <typename S>
-py::tuple rollout_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& x, const py::object& s,
-                       const plrnn::ForcingSpec& f, const py::object& Binv, bool return_latent, int device) {
-  auto p = parse_params<S>(spec, params);
-  auto b = parse_batch<S>(spec, x, s, Binv, f.mode != plrnn::Forcing::None);
-  auto xhat = new_array<S>({b.B, b.T, spec.dims.N});
-  b.xhat = xhat.mutable_data();
-  py::object z = py::none();
-  if (return_latent) {
-    auto za = new_array<S>({b.B, b.T, spec.dims.M});
-    b.z = za.mutable_data();
-    z = za;
-  }
-  plrnn::LossResult r;
-  {
+// ---- model API: the CUDA host API (cuda/api.h) as a Backend of the shared binding (model_api.h) -------
+struct CudaBackend {
+  static constexpr const char* kName = "CUDA";
+  static constexpr bool kMasks = false;
+  static void check_device(int device) { check_device_index(device); }
+  template <class Fn>
+  static auto run(Fn&& fn) {
     py::gil_scoped_release nogil;
-    r = plrnn::cuda::rollout<S>(spec, p, f, b, device);
+    return fn();
   }
-  return py::make_tuple(r.loss, xhat, z);
-}
-
-template <typename S>
-py::tuple loss_and_grad_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& x,
-                             const py::object& s, const plrnn::ForcingSpec& f, const py::object& Binv, int device) {
-  auto p = parse_params<S>(spec, params);
-  auto b = parse_batch<S>(spec, x, s, Binv, f.mode != plrnn::Forcing::None);
-  if (b.T < 2) throw py::value_error("x: loss_and_grad needs at least T=2 time steps, got T=" + std::to_string(b.T));
-  plrnn::Grads<S> g;
-  py::dict grads = new_grads<S>(spec, g);
-  plrnn::LossResult r;
-  {
-    py::gil_scoped_release nogil;
-    r = plrnn::cuda::loss_and_grad<S>(spec, p, f, b, g, device);
+  template <typename S>
+  static plrnn::LossResult rollout(const plrnn::ModelSpec& spec, const plrnn::Params<S>& p,
+                                   const plrnn::ForcingSpec& f, const plrnn::Batch<S>& b, int device) {
+    return plrnn::cuda::rollout<S>(spec, p, f, b, device);
   }
-  return py::make_tuple(r.loss, grads);
-}
-
-template <typename S>
-py::tuple generate_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& z0, index_t T,
-                        const py::object& s, const py::object& eps, int device) {
-  auto p = parse_params<S>(spec, params);
-  const auto a = parse_generate<S>(spec, z0, T, s, eps);
-  auto z = new_array<S>({a.B, T, spec.dims.M});
-  auto xhat = new_array<S>({a.B, T, spec.dims.N});
-  {
-    py::gil_scoped_release nogil;
-    plrnn::cuda::generate<S>(spec, p, a.B, T, a.z0, a.s, a.eps, z.mutable_data(), xhat.mutable_data(), device);
+  template <typename S>
+  static plrnn::LossResult loss_and_grad(const plrnn::ModelSpec& spec, const plrnn::Params<S>& p,
+                                         const plrnn::ForcingSpec& f, const plrnn::Batch<S>& b,
+                                         const plrnn::Grads<S>& g, int device) {
+    return plrnn::cuda::loss_and_grad<S>(spec, p, f, b, g, device);
   }
-  return py::make_tuple(z, xhat);
-}
-
-template <typename S>
-py::tuple mar_impl(const plrnn::ModelSpec& spec, const py::dict& params, const py::array& units, double weight,
-                   const std::string& reduce, int device) {
-  auto p = parse_params<S>(spec, params);
-  if (reduce != "sum" && reduce != "mean") throw py::value_error("reduce: expected 'sum' or 'mean', got '" + reduce + "'");
-  if (units.ndim() != 1) throw py::value_error("units: expected a 1-d integer array");
-  const index_t* u = view<index_t>(units, "units", {static_cast<index_t>(units.shape(0))});
-  plrnn::Grads<S> g;
-  py::dict grads = new_grads<S>(spec, g);
-  double value;
-  {
-    py::gil_scoped_release nogil;
-    value = plrnn::cuda::mar_penalty<S>(spec, p, u, static_cast<index_t>(units.shape(0)), weight, reduce == "mean", g,
-                                        device);
+  template <typename S>
+  static void generate(const plrnn::ModelSpec& spec, const plrnn::Params<S>& p, index_t B, index_t T, const S* z0,
+                       const S* s, const S* eps, S* z, S* xhat, int device) {
+    plrnn::cuda::generate<S>(spec, p, B, T, z0, s, eps, z, xhat, device);
   }
-  return py::make_tuple(value, grads);
-}
+  template <typename S>
+  static double mar_penalty(const plrnn::ModelSpec& spec, const plrnn::Params<S>& p, const index_t* units,
+                            index_t n_units, double weight, bool mean, const plrnn::Grads<S>& g, int device) {
+    return plrnn::cuda::mar_penalty<S>(spec, p, units, n_units, weight, mean, g, device);
+  }
+};
 
 // ---- device-resident trainer ----------------------------------------------------------------------
 class PyDeviceTrainer {
@@ -222,8 +180,8 @@ class PyDeviceTrainer {
                   double grad_clip, const std::string& optimizer, double beta1, double beta2, double eps,
                   double teacher_noise, std::uint64_t seed, const py::object& mar_units, double mar_weight,
                   const std::string& mar_reduce, int device)
-      : spec_(parse_spec(cfg)), f64_(is_f64(cfg)) {
-    check_device_arg(device);
+      : spec_(parse_spec(cfg)), f64_(!is_f32(param_A(params), "A")) {
+    check_device_index(device);
     plrnn::cuda::TrainOptions o;
     o.device = device;
     o.batch_size = batch_size;
@@ -346,42 +304,7 @@ PYBIND11_MODULE(_cuda, m) {
         "A candidate passes the piece check up to piece_tol * (1 + |a|): re-verify candidates exactly.\n"
         "Sorted by region code (bit j = piece of unit j). RuntimeError when CUDA is unavailable or\n"
         "more than max_points candidates were found.");
-  m.def("rollout", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
-                      const std::string& forcing, index_t tau, double alpha, const py::object& Binv,
-                      bool return_latent, int device) {
-    const auto spec = parse_spec(cfg);
-    const auto f = parse_forcing(forcing, tau, alpha);
-    check_device_arg(device);
-    return is_f64(cfg) ? rollout_impl<double>(spec, params, x, s, f, Binv, return_latent, device)
-                       : rollout_impl<float>(spec, params, x, s, f, Binv, return_latent, device);
-  }, py::arg("cfg"), py::arg("params"), py::arg("x"), py::arg("s"), py::arg("forcing"), py::arg("tau"),
-     py::arg("alpha"), py::arg("Binv"), py::arg("return_latent") = false, py::arg("device") = 0,
-     "GPU rollout: (loss, xhat [B, T, N], z [B, T, M] or None). Arguments as _core.rollout.");
-  m.def("loss_and_grad", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
-                            const std::string& forcing, index_t tau, double alpha, const py::object& Binv, int device) {
-    const auto spec = parse_spec(cfg);
-    const auto f = parse_forcing(forcing, tau, alpha);
-    check_device_arg(device);
-    return is_f64(cfg) ? loss_and_grad_impl<double>(spec, params, x, s, f, Binv, device)
-                       : loss_and_grad_impl<float>(spec, params, x, s, f, Binv, device);
-  }, py::arg("cfg"), py::arg("params"), py::arg("x"), py::arg("s"), py::arg("forcing"), py::arg("tau"),
-     py::arg("alpha"), py::arg("Binv"), py::arg("device") = 0, "GPU rollout + BPTT: (loss, grads dict).");
-  m.def("generate", [](const py::dict& cfg, const py::dict& params, const py::array& z0, index_t T,
-                       const py::object& s, const py::object& eps, int device) {
-    const auto spec = parse_spec(cfg);
-    check_device_arg(device);
-    return is_f64(cfg) ? generate_impl<double>(spec, params, z0, T, s, eps, device)
-                       : generate_impl<float>(spec, params, z0, T, s, eps, device);
-  }, py::arg("cfg"), py::arg("params"), py::arg("z0"), py::arg("T"), py::arg("s"), py::arg("eps"),
-     py::arg("device") = 0, "GPU free run: (z [B, T, M], xhat [B, T, N]).");
-  m.def("mar_penalty", [](const py::dict& cfg, const py::dict& params, const py::array& units, double weight,
-                          const std::string& reduce, int device) {
-    const auto spec = parse_spec(cfg);
-    check_device_arg(device);
-    return is_f64(cfg) ? mar_impl<double>(spec, params, units, weight, reduce, device)
-                       : mar_impl<float>(spec, params, units, weight, reduce, device);
-  }, py::arg("cfg"), py::arg("params"), py::arg("units"), py::arg("weight"), py::arg("reduce"),
-     py::arg("device") = 0, "GPU MAR penalty: (value, grads dict).");
+  def_model_api<CudaBackend>(m);
   py::class_<PyDeviceTrainer>(m, "DeviceTrainer",
                               "Device-resident training steps (cuda/train_step.h): data, parameters, gradients and "
                               "Adam moments on the GPU.")

@@ -187,10 +187,11 @@ const S* parse_inputs(const ModelSpec& spec, const py::object& s, index_t B, ind
   return nullptr;
 }
 
-// Shared by rollout and loss_and_grad: checks x, s, Binv against the spec.
+// Shared by rollout and loss_and_grad: checks x, s against the spec, and Binv [M, N] exactly when the
+// call needs it (needs_binv, core/param_layout.h; it is ignored otherwise).
 template <typename S>
 Batch<S> parse_batch(const ModelSpec& spec, const py::array& x, const py::object& s, const py::object& Binv,
-                     bool forcing) {
+                     const ForcingSpec& f) {
   if (x.ndim() != 3) throw py::value_error("x: expected a 3-d array (B, T, N), got ndim=" + std::to_string(x.ndim()));
   Batch<S> b;
   b.B = x.shape(0);
@@ -198,22 +199,34 @@ Batch<S> parse_batch(const ModelSpec& spec, const py::array& x, const py::object
   const auto& d = spec.dims;
   b.x = view<S>(x, "x", {b.B, b.T, d.N});
   b.s = parse_inputs<S>(spec, s, b.B, b.T);
-  if (spec.obs == Obs::Linear && forcing) {
+  if (needs_binv(spec, f)) {
     if (Binv.is_none()) throw py::value_error("Binv: required for forcing with the linear observation model");
     b.Binv = view<S>(Binv, "Binv", {d.M, d.N});
   }
   return b;
 }
 
-// Missing values: a 0/1 mask of the batch's shape [B, T, N] (CPU core only), or nullptr for none.
+// Missing values: a 0/1 mask of the batch's shape [B, T, N], or nullptr for none. `supported`: whether
+// the backend (named `backend`) takes masks.
 template <typename S>
-const S* parse_mask(const ModelSpec& spec, const py::object& mask, index_t B, index_t T) {
+const S* parse_mask(const ModelSpec& spec, const py::object& mask, index_t B, index_t T, bool supported,
+                    const char* backend) {
   if (mask.is_none()) return nullptr;
+  if (!supported)
+    throw py::value_error(std::string("mask: missing values are not supported by the ") + backend +
+                          " backend (use device='cpu')");
   const S* m = view<S>(mask, "mask", {B, T, spec.dims.N});
   const index_t n = B * T * spec.dims.N;
   for (index_t i = 0; i < n; ++i)
     if (m[i] != S(0) && m[i] != S(1)) throw py::value_error("mask: entries must be 0 (missing) or 1 (observed)");
   return m;
+}
+
+// The MAR units: a 1-d contiguous int64 array (its values are checked by check_mar, csrc/regularizers/mar.h).
+inline const index_t* parse_units(const py::array& units) {
+  if (!units.dtype().is(py::dtype::of<index_t>()) || units.ndim() != 1 || !(units.flags() & py::array::c_style))
+    throw py::type_error("units: expected a 1-d contiguous int64 array");
+  return static_cast<const index_t*>(units.data());
 }
 
 // Arguments of a free run: z0 [B, M], inputs [B, T, K] and process noise [B, T, M] (or null).

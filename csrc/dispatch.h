@@ -1,11 +1,13 @@
-// The one dispatch point: runtime model kind, observation model and forcing mode become template
-// parameters here (after mamba's BOOL_SWITCH), so no hot loop branches on configuration; the
-// supervised path (no forcing, no observation model) dispatches on the kind only.
+// The CPU core's dispatch point: runtime model kind and observation model become template parameters
+// through the dispatch shared with CUDA (core/kind_dispatch.h, generated from kinds.h), the forcing mode
+// here; so no hot loop branches on configuration. The supervised path (no forcing, no observation model)
+// dispatches on the kind only. Each kind's class comes from ModelFor, specialised in its models/ file.
 // dispatch_f32.cpp and dispatch_f64.cpp instantiate it per scalar type (two translation units,
 // compiled in parallel).
 #pragma once
 #include "api.h"
 #include "core/errors.h"
+#include "core/kind_dispatch.h"
 #include "core/param_layout.h"
 #include "models/alrnn.h"
 #include "models/dendritic_plrnn.h"
@@ -19,14 +21,6 @@
 
 namespace plrnn {
 
-template <typename S, Kind K> struct ModelFor;
-template <typename S> struct ModelFor<S, Kind::Standard> { using type = StandardPLRNN<S>; };
-template <typename S> struct ModelFor<S, Kind::ALRNN> { using type = ALRNN<S>; };
-template <typename S> struct ModelFor<S, Kind::Dendritic> { using type = DendriticPLRNN<S>; };
-template <typename S> struct ModelFor<S, Kind::DendriticClipped> { using type = ClippedDendriticPLRNN<S>; };
-template <typename S> struct ModelFor<S, Kind::Shallow> { using type = ShallowPLRNN<S, false>; };
-template <typename S> struct ModelFor<S, Kind::ShallowClipped> { using type = ShallowPLRNN<S, true>; };
-
 template <typename S, Obs O> struct ObsFor;
 template <typename S> struct ObsFor<S, Obs::Identity> { using type = IdentityObs<S>; };
 template <typename S> struct ObsFor<S, Obs::Linear> { using type = LinearObs<S>; };
@@ -36,49 +30,23 @@ template <> struct ForcingFor<Forcing::None> { using type = NoForcing; };
 template <> struct ForcingFor<Forcing::Sparse> { using type = SparseForcing; };
 template <> struct ForcingFor<Forcing::Generalized> { using type = GeneralizedForcing; };
 
-template <typename E, E V> using Tag = std::integral_constant<E, V>;
-
-// fn(Tag<Kind>) with the runtime model kind as a compile-time constant.
-template <class Fn>
-decltype(auto) dispatch_kind(Kind kind, Fn&& fn) {
-  switch (kind) {
-    case Kind::Standard: return fn(Tag<Kind, Kind::Standard>{});
-    case Kind::ALRNN: return fn(Tag<Kind, Kind::ALRNN>{});
-    case Kind::Dendritic: return fn(Tag<Kind, Kind::Dendritic>{});
-    case Kind::DendriticClipped: return fn(Tag<Kind, Kind::DendriticClipped>{});
-    case Kind::Shallow: return fn(Tag<Kind, Kind::Shallow>{});
-    case Kind::ShallowClipped: return fn(Tag<Kind, Kind::ShallowClipped>{});
-  }
-  throw_invalid("kind: unknown model kind ", static_cast<int>(kind));
-}
-
 // fn(Tag<Kind>, Tag<Obs>, Tag<Forcing>) with the runtime values as compile-time constants.
 template <class Fn>
 decltype(auto) dispatch(Kind kind, Obs obs, Forcing forcing, Fn&& fn) {
-  auto with_forcing = [&](auto k, auto o) -> decltype(auto) {
+  return dispatch_kind_obs(kind, obs, [&](auto k, auto o) -> decltype(auto) {
     switch (forcing) {
       case Forcing::None: return fn(k, o, Tag<Forcing, Forcing::None>{});
       case Forcing::Sparse: return fn(k, o, Tag<Forcing, Forcing::Sparse>{});
       case Forcing::Generalized: return fn(k, o, Tag<Forcing, Forcing::Generalized>{});
     }
     throw_invalid("forcing: unknown mode ", static_cast<int>(forcing));
-  };
-  return dispatch_kind(kind, [&](auto k) -> decltype(auto) {
-    switch (obs) {
-      case Obs::Identity: return with_forcing(k, Tag<Obs, Obs::Identity>{});
-      case Obs::Linear: return with_forcing(k, Tag<Obs, Obs::Linear>{});
-      case Obs::None: break;  // rejected by check_call
-    }
-    throw_invalid("obs: unknown observation model ", static_cast<int>(obs));
   });
 }
 
 template <typename S>
 LossResult run_rollout(const ModelSpec& spec, const Params<S>& p, const ForcingSpec& f,
                        const Batch<S>& batch, const Grads<S>* grads) {
-  check_call(spec, f, batch.B, batch.T, grads ? 2 : 1);
-  if (spec.obs == Obs::Linear && f.mode != Forcing::None)
-    PLRNN_CHECK(batch.Binv != nullptr, "Binv: the linear observation model needs pinv(B) for forcing");
+  check_batch(spec, f, batch, grads ? 2 : 1);
   return dispatch(spec.kind, spec.obs, f.mode, [&](auto k, auto o, auto fm) {
     using Model = typename ModelFor<S, decltype(k)::value>::type;
     using Observation = typename ObsFor<S, decltype(o)::value>::type;

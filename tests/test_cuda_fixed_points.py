@@ -1,4 +1,4 @@
-"""The CUDA exhaustive fixed-point search (cuda/fixed_points.cu) against the brute-force reference.
+"""The CUDA exhaustive fixed-point search (cuda/analysis/fixed_points.cu) against the brute-force reference.
 
 The GPU returns *candidates*: ``z = (I - J_r)^-1 c_r`` from a Gauss-Jordan inverse updated by
 Sherman-Morrison along a Gray-code walk, kept when every unit's argument ``a`` lies on its side
@@ -37,7 +37,7 @@ requires_gpu = pytest.mark.skipif(
 requires_module = pytest.mark.skipif(not cuda.is_built(), reason=cuda.unavailable_reason())
 
 PIECE_TOL = 1e-7  # the binding's default screen
-# guards of the kernel (cuda/fixed_points.cu): a fresh factorisation at least every REFACTOR_EVERY
+# guards of the kernel (cuda/analysis/fixed_points.cu): a fresh factorisation at least every REFACTOR_EVERY
 # steps, and whenever an update leaves max|Binv| below 1/MAX_SHRINK of its peak since then
 REFACTOR_EVERY = 256
 MAX_SHRINK = 1e3

@@ -277,6 +277,8 @@ def test_auto_falls_back_to_cpu(kind, extra):
 
 
 def test_resolve_device():
-    assert cuda.resolve_device("cpu") == ("cpu", -1)
-    assert cuda.resolve_device("auto") == (("cuda", 0) if cuda.is_available() else ("cpu", -1))
-    assert cuda.check_device_string("cuda:12") == ("cuda", 12)
+    from plrnn_native import _backend
+
+    assert _backend.resolve_device("cpu") == ("cpu", -1)
+    assert _backend.resolve_device("auto") == (("cuda", 0) if cuda.is_available() else ("cpu", -1))
+    assert _backend.parse_device("cuda:12") == ("cuda", 12)

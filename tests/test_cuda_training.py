@@ -1,4 +1,4 @@
-"""The device-resident trainer (cuda/train_step.cu, ``TrainConfig(device=...)``) against the CPU trainer.
+"""The device-resident trainer (cuda/training/train_step.cu, ``TrainConfig(device=...)``) against the CPU trainer.
 
 A data set of one series of exactly ``seq_len`` steps has a single training window, so every batch
 is that window repeated, whatever the random draws: the GPU and CPU trainers then see the same

@@ -25,7 +25,7 @@ import plrnn_native as pn
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from plrnn_native import _core, analysis
+from plrnn_native import _backend, _core, analysis
 from plrnn_native.training import Trainer, TrainConfig
 
 BAD = (ValueError, TypeError)
@@ -186,7 +186,7 @@ def test_an_error_in_the_progress_callback_stops_the_search_and_propagates():
 
     model = pn.PLRNN("standard", M=18, N=3, seed=0)
     model["h"] = np.random.default_rng(1).standard_normal(18)
-    args = analysis._native_args(piecewise_form(model))
+    args = _backend._native_form(piecewise_form(model))
     seen = []
 
     def callback(done):
@@ -247,9 +247,9 @@ def test_search_size_counts_without_computing_huge_powers():
 def test_private_exhaustive_cycle_search_refuses_uncountable_sequences():
     code = """
         import numpy as np, plrnn_native as pn
-        from plrnn_native import _core, analysis
+        from plrnn_native import _backend, _core
         from plrnn_native.piecewise import piecewise_form
-        args = analysis._native_args(piecewise_form(pn.PLRNN("standard", M=10, N=3, seed=0)))
+        args = _backend._native_form(piecewise_form(pn.PLRNN("standard", M=10, N=3, seed=0)))
         for k in (7, 40, 10**6):
             try:
                 _core.cycles_exhaustive(*args, k)
@@ -723,6 +723,6 @@ def test_cuda_binding_checks_types_before_casts():
     with pytest.raises(TypeError, match=named("mar_units")):
         _cuda.DeviceTrainer(model.config, model.params, [np.zeros((10, 2))], [None], 2, 5, "none", 1, 0.0,
                             0.0, "adam", 0.9, 0.999, 1e-8, 0.0, 0, [0, 1], 1.0, "sum", 0)
+    # the scalar type of a call is the dtype of its main array (bindings/model_api.h), as on the CPU
     with pytest.raises(TypeError, match=named("dtype")):
-        _cuda.rollout(dict(model.config, dtype=64), model.params, np.zeros((1, 3, 2)), None, "none", 1, 0.0,
-                      None, False, 0)
+        _cuda.rollout(model.config, model.params, np.zeros((1, 3, 2), dtype=np.int64), device=0)

@@ -463,7 +463,7 @@ def test_mask_on_cuda_is_refused(small, method, monkeypatch):
         with pytest.raises((RuntimeError, ValueError)):
             fn(small.x, small.s, mask=small.observed, forcing="sparse", tau=2, device="cuda")
     # The refusal itself, whether or not a GPU is present: pretend the device resolves to CUDA.
-    monkeypatch.setattr(pn.cuda, "resolve_device", lambda device: ("cuda", 0))
+    monkeypatch.setattr(pn._backend, "resolve_device", lambda device: ("cuda", 0))
     with pytest.raises(ValueError, match="mask.*CPU"):
         fn(small.x, small.s, mask=small.observed, forcing="sparse", tau=2, device="cuda")
 
@@ -562,7 +562,7 @@ def test_trainer_rejects_bad_data():
 
 
 def test_trainer_cuda_with_missing_values_is_refused(monkeypatch):
-    monkeypatch.setattr(pn.cuda, "resolve_device", lambda device: ("cuda", 0))
+    monkeypatch.setattr(pn._backend, "resolve_device", lambda device: ("cuda", 0))
     a = _with_nan(_signal(60, 1), np.random.default_rng(2))
     with pytest.raises(ValueError, match="missing"):
         Trainer(pn.PLRNN("standard", M=4, N=2, seed=0), a, config=_cfg(device="cuda"))

@@ -49,7 +49,7 @@ if torch is not None and not torch.cuda.is_available():  # a CPU-only build of t
 
 PIECE_TOL = 1e-7  # the solver's default screen
 COORD_RTOL = 1e-9  # same fixed point from two solvers, relative to max(1, |z|)
-RANGE_LEN = 256  # Gray-code ranks per factorisation (cuda/fixed_points.cu, for large 2^M)
+RANGE_LEN = 256  # Gray-code ranks per factorisation (cuda/analysis/fixed_points.cu, for large 2^M)
 
 
 def make_model(M: int, seed: int) -> pn.PLRNN:

@@ -5,7 +5,7 @@
 
 One training step = sample a batch of B windows of length T from a device-resident series, the
 teacher-forced rollout, BPTT (loss and every gradient), clipping by the global norm and the Adam
-update. Native: ``Trainer(..., TrainConfig(device="cuda"))``'s device step (cuda/train_step.cu: one
+update. Native: ``Trainer(..., TrainConfig(device="cuda"))``'s device step (cuda/training/train_step.cu: one
 forward launch and one backward launch for all T steps, fixed-order gradient reductions; the step
 ends with the copy of the loss to the host, so it is synchronous). PyTorch: ``benchmarks/_torch_plrnn.py``
 (autograd through a Python loop over the steps) on the same GPU, batch gathered on the GPU with

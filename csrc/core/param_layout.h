@@ -73,6 +73,12 @@ inline void check_spec(const ModelSpec& spec) {
   if (is_shallow(spec.kind)) PLRNN_CHECK(d.H >= 1, "hidden: must be >= 1, got ", d.H);
 }
 
+// The one statement of the rule "pinv(B) is needed iff the observation is linear and forcing is on"
+// (docs/model.md): the bindings require Binv exactly then, both backends upload and use it exactly then.
+inline bool needs_binv(const ModelSpec& spec, const ForcingSpec& f) {
+  return spec.obs == Obs::Linear && f.mode != Forcing::None;
+}
+
 // Checks of a rollout / BPTT / free-run call that do not depend on array shapes (those are the
 // bindings' job); shared by the CPU core (dispatch.h) and the CUDA engine.
 inline void check_call(const ModelSpec& spec, const ForcingSpec& f, index_t B, index_t T, index_t T_min) {
@@ -84,6 +90,14 @@ inline void check_call(const ModelSpec& spec, const ForcingSpec& f, index_t B, i
   if (f.mode == Forcing::Sparse) PLRNN_CHECK(f.tau >= 1, "tau: must be an integer >= 1, got ", f.tau);
   if (f.mode == Forcing::Generalized)
     PLRNN_CHECK(f.alpha >= 0.0 && f.alpha <= 1.0, "alpha: must be in [0, 1], got ", f.alpha);
+}
+
+// check_call for a rollout / BPTT batch, plus the Binv it needs (needs_binv).
+template <typename S>
+void check_batch(const ModelSpec& spec, const ForcingSpec& f, const Batch<S>& batch, index_t T_min) {
+  check_call(spec, f, batch.B, batch.T, T_min);
+  PLRNN_CHECK(!needs_binv(spec, f) || batch.Binv != nullptr,
+              "Binv: the linear observation model needs pinv(B) for forcing");
 }
 
 }  // namespace plrnn

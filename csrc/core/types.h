@@ -4,18 +4,16 @@
 #pragma once
 #include <cstdint>
 
+#include "kinds.h"
+
 namespace plrnn {
 
 using index_t = std::int64_t;
 
-enum class Kind : int {
-  Standard = 0,          // A*z + W relu(z) + h + C s              (W zero diagonal)
-  ALRNN = 1,             // A*z + W [z_lin; relu(z_last P)] + h + C s
-  Dendritic = 2,         // A*z + W phi(z) + h + C s, phi_i = sum_b alpha_b relu(z_i - theta_ib)
-  DendriticClipped = 3,  // phi_i = sum_b alpha_b (relu(z_i - theta_ib) - relu(z_i))
-  Shallow = 4,           // A*z + W1 relu(W2 z + h2) + h1 + C s
-  ShallowClipped = 5,    // A*z + W1 (relu(W2 z + h2) - relu(W2 z)) + h1 + C s
-};
+// Values in the order of the list in kinds.h (Standard = 0, ...), formulas there.
+#define PLRNN_KIND_ENUMERATOR(k) k,
+enum class Kind : int { PLRNN_KINDS(PLRNN_KIND_ENUMERATOR) };
+#undef PLRNN_KIND_ENUMERATOR
 
 enum class Forcing : int { None = 0, Sparse = 1, Generalized = 2 };
 // None: no observation model (the supervised path, csrc/rollout/supervised.h, reads out with its

@@ -26,4 +26,6 @@ struct PartialReluPhi {
 template <typename S>
 using ALRNN = WPhiModel<S, PartialReluPhi<S>>;
 
+template <typename S> struct ModelFor<S, Kind::ALRNN> { using type = ALRNN<S>; };
+
 }  // namespace plrnn

@@ -63,4 +63,7 @@ using DendriticPLRNN = WPhiModel<S, DendriticPhi<S, false>>;
 template <typename S>
 using ClippedDendriticPLRNN = WPhiModel<S, DendriticPhi<S, true>>;
 
+template <typename S> struct ModelFor<S, Kind::Dendritic> { using type = DendriticPLRNN<S>; };
+template <typename S> struct ModelFor<S, Kind::DendriticClipped> { using type = ClippedDendriticPLRNN<S>; };
+
 }  // namespace plrnn

@@ -4,6 +4,7 @@
 #pragma once
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
+#include "core/kind_dispatch.h"
 #include "core/packed_gemm.h"
 #include "core/scratch.h"
 
@@ -120,5 +121,8 @@ class ShallowPLRNN {
   CMapRow<S> C_;
   packed::PackedRows<S> W1_packed_, W2_packed_, W1t_packed_, W2t_packed_;  // once per call
 };
+
+template <typename S> struct ModelFor<S, Kind::Shallow> { using type = ShallowPLRNN<S, false>; };
+template <typename S> struct ModelFor<S, Kind::ShallowClipped> { using type = ShallowPLRNN<S, true>; };
 
 }  // namespace plrnn

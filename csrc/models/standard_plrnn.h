@@ -20,4 +20,6 @@ struct ReluPhi {
 template <typename S>
 using StandardPLRNN = WPhiModel<S, ReluPhi<S>>;
 
+template <typename S> struct ModelFor<S, Kind::Standard> { using type = StandardPLRNN<S>; };
+
 }  // namespace plrnn

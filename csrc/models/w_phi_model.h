@@ -6,6 +6,7 @@
 #pragma once
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
+#include "core/kind_dispatch.h"
 #include "core/packed_gemm.h"
 #include "core/scratch.h"
 

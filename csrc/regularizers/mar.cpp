@@ -10,7 +10,7 @@ namespace plrnn {
 template <typename S>
 double mar_penalty(const ModelSpec& spec, const Params<S>& p, const index_t* units, index_t n_units,
                    double weight, bool mean, const Grads<S>& grads) {
-  check_spec(spec);
+  check_mar(spec, units, n_units, weight);
   const index_t M = spec.dims.M;
   const bool shallow = is_shallow(spec.kind);
   const index_t cols = shallow ? spec.dims.H : M;
@@ -19,14 +19,6 @@ double mar_penalty(const ModelSpec& spec, const Params<S>& p, const index_t* uni
   S* gW = shallow ? grads.W1 : grads.W;
   S* gbias = shallow ? grads.h1 : grads.h;
   PLRNN_ASSERT(p.A && Wrow && bias);
-  PLRNN_CHECK(weight >= 0.0, "weight: must be >= 0, got ", weight);
-  std::vector<char> seen(static_cast<size_t>(M), 0);
-  for (index_t k = 0; k < n_units; ++k) {
-    const index_t i = units[k];
-    PLRNN_CHECK(i >= 0 && i < M, "units: index ", i, " outside [0, M=", M, ")");
-    PLRNN_CHECK(!seen[i], "units: index ", i, " appears twice");
-    seen[i] = 1;
-  }
   if (n_units == 0) return 0.0;
 
   const double cA = mean ? double(n_units) : 1.0;

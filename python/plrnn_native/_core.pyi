@@ -1,4 +1,8 @@
-"""Type stubs of the native CPU core (bindings/core_module.cpp). Use the API in plrnn_native."""
+"""Type stubs of the native CPU core (bindings/core_module.cpp). Use the API in plrnn_native.
+
+param_shapes, rollout, loss_and_grad, generate and mar_penalty are the model API that both native
+modules bind through one template (bindings/model_api.h); _cuda re-exports these signatures. The CPU
+core has one device, 0."""
 
 from typing import Dict, Optional, Tuple
 
@@ -21,6 +25,7 @@ def rollout(
     out: Optional[np.ndarray] = None,
     latent_out: Optional[np.ndarray] = None,
     mask: Optional[np.ndarray] = None,
+    device: int = 0,
 ) -> Tuple[float, np.ndarray, Optional[np.ndarray]]: ...
 def loss_and_grad(
     config: Config,
@@ -32,6 +37,7 @@ def loss_and_grad(
     alpha: float = 0.0,
     Binv: Optional[np.ndarray] = None,
     mask: Optional[np.ndarray] = None,
+    device: int = 0,
 ) -> Tuple[float, Params]: ...
 def generate(
     config: Config,
@@ -40,9 +46,10 @@ def generate(
     T: int,
     s: Optional[np.ndarray] = None,
     eps: Optional[np.ndarray] = None,
+    device: int = 0,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 def mar_penalty(
-    config: Config, params: Params, units: np.ndarray, weight: float, reduce: str = "sum"
+    config: Config, params: Params, units: np.ndarray, weight: float, reduce: str = "sum", device: int = 0
 ) -> Tuple[float, Params]: ...
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...

@@ -24,49 +24,15 @@ def fixed_points_exhaustive(
     """Candidates ``(points [k, M] float64, pieces [k, n] uint8, n_degenerate, regions_visited)``."""
     ...
 
-# ---- model API (cuda/rollout_bptt.h): the arguments of the _core functions plus `device` ----------
-def rollout(
-    cfg: dict,
-    params: Dict[str, np.ndarray],
-    x: np.ndarray,
-    s: Optional[np.ndarray],
-    forcing: str,
-    tau: int,
-    alpha: float,
-    Binv: Optional[np.ndarray],
-    return_latent: bool = False,
-    device: int = 0,
-) -> Tuple[float, np.ndarray, Optional[np.ndarray]]:
-    """``(loss, xhat [B, T, N], z [B, T, M] or None)``."""
-    ...
-def loss_and_grad(
-    cfg: dict,
-    params: Dict[str, np.ndarray],
-    x: np.ndarray,
-    s: Optional[np.ndarray],
-    forcing: str,
-    tau: int,
-    alpha: float,
-    Binv: Optional[np.ndarray],
-    device: int = 0,
-) -> Tuple[float, Dict[str, np.ndarray]]: ...
-def generate(
-    cfg: dict,
-    params: Dict[str, np.ndarray],
-    z0: np.ndarray,
-    T: int,
-    s: Optional[np.ndarray],
-    eps: Optional[np.ndarray],
-    device: int = 0,
-) -> Tuple[np.ndarray, np.ndarray]:
-    """``(z [B, T, M], xhat [B, T, N])``."""
-    ...
-def mar_penalty(
-    cfg: dict, params: Dict[str, np.ndarray], units: np.ndarray, weight: float, reduce: str, device: int = 0
-) -> Tuple[float, Dict[str, np.ndarray]]: ...
+# ---- model API (cuda/api.h): the same binding as _core's (bindings/model_api.h); masks are refused ----
+from ._core import generate as generate
+from ._core import loss_and_grad as loss_and_grad
+from ._core import mar_penalty as mar_penalty
+from ._core import param_shapes as param_shapes
+from ._core import rollout as rollout
 
 class DeviceTrainer:
-    """Device-resident training steps (cuda/train_step.h)."""
+    """Device-resident training steps (cuda/training/train_step.h)."""
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ from typing import List, Optional, Union
 import numpy as np
 
 from . import _core
+from ._backend import backend as _backend, cycles_exhaustive as _cycles_exhaustive
 from ._validation import as_rng, check_array, check_bool, check_choice, check_float, check_int, check_ndarray
 from .metrics import lyapunov_spectrum
 from .models import PLRNN
@@ -147,13 +148,6 @@ def _form(model: PLRNN, s) -> PiecewiseForm:
     return piecewise_form(model, s)
 
 
-def _native_args(form: PiecewiseForm):
-    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (form.J0, form.b, form.U, form.V)]
-    lists = [[np.ascontiguousarray(a, dtype=np.float64) for a in group]
-             for group in (form.breakpoints, form.slopes, form.intercepts)]
-    return (*arrays, *lists)
-
-
 def _product(form: PiecewiseForm, seq: np.ndarray):
     """``Pi = J_k ... J_1`` and ``c`` of a region sequence ``[k, n]``."""
     M = form.M
@@ -266,44 +260,6 @@ class _Progress:
             self.bar.close()
 
 
-def _cuda_fixed_points(form: PiecewiseForm, device: str):
-    """The exhaustive search on a GPU (cuda/fixed_points.cu): two-piece units only; every candidate
-    is re-verified here with a fresh float64 solve, as on the CPU."""
-    from . import cuda as cuda_mod
-
-    if not cuda_mod.is_available():
-        raise RuntimeError(f"device: CUDA is unavailable ({cuda_mod.unavailable_reason()}); use device='cpu'")
-    if np.any(form.radices != 2):
-        raise ValueError("device: the CUDA solver handles units with two pieces (standard, alrnn, unclipped "
-                         "shallow); use device='cpu' for dendritic and clipped kinds")
-    index = int(device.split(":", 1)[1]) if ":" in device else 0
-    n = form.n_units
-    beta = np.array([bp[0] for bp in form.breakpoints], dtype=np.float64).reshape(n)
-    slopes = np.array(form.slopes, dtype=np.float64).reshape(n, 2)
-    intercepts = np.array(form.intercepts, dtype=np.float64).reshape(n, 2)
-    J0, b, U, V = (np.ascontiguousarray(a, dtype=np.float64) for a in (form.J0, form.b, form.U, form.V))
-    cand, cand_pieces, n_deg, visited = cuda_mod._cuda.fixed_points_exhaustive(
-        J0, b, U, V, beta, slopes, intercepts, device=index)
-    pts, pcs, seen = [], [], set()
-    for pieces in np.asarray(cand_pieces, dtype=np.int64):
-        key = tuple(pieces)
-        if key in seen:
-            continue
-        seen.add(key)
-        J, c = form.region_map(pieces)
-        try:
-            z = np.linalg.solve(np.eye(form.M) - J, c)
-        except np.linalg.LinAlgError:
-            continue
-        if np.isfinite(z).all() and np.array_equal(form.pieces(z), pieces):
-            pts.append(z)
-            pcs.append(pieces)
-    order = sorted(range(len(pcs)), key=lambda i: tuple(pcs[i]))
-    pts = np.array([pts[i] for i in order]).reshape(-1, form.M)
-    pcs = np.array([pcs[i] for i in order], dtype=np.int64).reshape(-1, n)
-    return pts, pcs, np.zeros((0, n), np.int32), int(n_deg), int(visited)
-
-
 def fixed_points(model: PLRNN, method: str = "exhaustive", s: Optional[np.ndarray] = None,
                  seed=None, max_regions: int = MAX_REGIONS, max_continua: int = 100,
                  device: str = "cpu", progress: Optional[bool] = None, **scyfi_options) -> AnalysisResult:
@@ -316,29 +272,24 @@ def fixed_points(model: PLRNN, method: str = "exhaustive", s: Optional[np.ndarra
         max_regions: refuse an exhaustive search over more regions than this (checked before any
             work, with the expected time in the message).
         max_continua: degenerate regions (singular ``I - J``) described as :class:`Continuum`.
-        device: ``"cpu"`` or ``"cuda"`` / ``"cuda:N"`` for the exhaustive search on a GPU (two-piece
-            units only; degenerate regions are counted there, not listed).
+        device: ``"cpu"``, ``"cuda"`` / ``"cuda:N"`` for the exhaustive search on a GPU (two-piece
+            units only; degenerate regions are counted there, not listed), or ``"auto"``.
         progress: the CPU exhaustive search's expected cost and a progress bar (tqdm) on stderr;
             None (default): only for searches expected to take more than PROGRESS_AFTER_SECONDS.
 
     The exhaustive search stops at Ctrl-C (KeyboardInterrupt) within milliseconds.
     """
     method = check_choice("method", method, ("exhaustive", "scyfi"))
-    if not (isinstance(device, str) and (device == "cpu" or device == "cuda" or device.startswith("cuda:"))):
-        raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    be = _backend(device)
     form = _form(model, s)
     rng = as_rng("seed", seed) if method == "scyfi" else None
     t0 = time.perf_counter()
-    if method == "exhaustive" and device != "cpu":
-        _check_size(form, _count(form, 1), max_regions, "linear regions", 1)
-        pts, pcs, deg, n_deg, visited = _cuda_fixed_points(form, device)
-    elif method == "exhaustive":
+    if method == "exhaustive":
         count = _count(form, 1)
         _check_size(form, count, max_regions, "linear regions", 1)
-        bar = _Progress(progress, form, count, 1, "linear regions")
+        bar = _Progress(progress if be.reports_progress else False, form, count, 1, "linear regions")
         try:
-            pts, pcs, deg, n_deg, visited = _core.fixed_points_exhaustive(*_native_args(form),
-                                                                          progress=bar.callback())
+            pts, pcs, deg, n_deg, visited = be.fixed_points_exhaustive(form, progress=bar.callback())
         finally:
             bar.close()
     else:
@@ -383,8 +334,7 @@ def cycles(model: PLRNN, k: int, method: str = "exhaustive", s: Optional[np.ndar
         _check_size(form, count, max_regions, what, k)
         bar = _Progress(progress, form, count, k, what)
         try:
-            pts, pcs, deg, n_deg, visited = _core.cycles_exhaustive(*_native_args(form), k,
-                                                                    progress=bar.callback())
+            pts, pcs, deg, n_deg, visited = _cycles_exhaustive(form, k, progress=bar.callback())
         finally:
             bar.close()
     else:

@@ -5,6 +5,8 @@ For tests, the environment variable ``PLRNN_CUDA_EMULATOR`` may name a build dir
 emulator (``cuda/emulation/build.sh``, docs/gpu.md): its ``_cuda`` module is then loaded instead of the
 installed one, ``device="cuda"`` runs the kernels on the CPU and :func:`devices` says "emulated".
 Nothing else ever loads an emulated module.
+
+Device strings (``"cpu"``, ``"cuda:N"``, ``"auto"``) are resolved in :mod:`plrnn_native._backend`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import glob
 import importlib.machinery
 import importlib.util
 import os
-from typing import List, Tuple
+from typing import List
 
 EMULATOR_ENV = "PLRNN_CUDA_EMULATOR"
 
@@ -82,40 +84,3 @@ def devices() -> List[dict]:
     """Name, compute capability, memory, multiprocessor count and ``emulated`` (True for the CPU
     emulator's device) of each device."""
     return [_cuda.device_info(i) for i in range(device_count())]
-
-
-DEVICE_CHOICES = ('"cpu"', '"cuda"', '"cuda:N"', '"auto"')
-
-
-def check_device_string(device) -> Tuple[str, int]:
-    """The form of a device string without looking for a GPU: ``("cpu", -1)``, ``("auto", -1)`` or
-    ``("cuda", index)``; TypeError/ValueError naming ``device`` for anything else."""
-    if not isinstance(device, str):
-        raise TypeError(f"device: expected a string ({', '.join(DEVICE_CHOICES)}), got {device!r}")
-    if device in ("cpu", "auto"):
-        return device, -1
-    if device == "cuda":
-        return "cuda", 0
-    if device.startswith("cuda:") and device[5:].isascii() and device[5:].isdigit():
-        return "cuda", int(device[5:])
-    raise ValueError(f"device: expected one of {', '.join(DEVICE_CHOICES)}, got {device!r}")
-
-
-def resolve_device(device) -> Tuple[str, int]:
-    """The device a computation runs on: ``("cpu", -1)`` or ``("cuda", index)``.
-
-    ``device`` is ``"cpu"``, ``"cuda"`` (device 0), ``"cuda:N"`` or ``"auto"`` (``"cuda"`` where CUDA
-    is available, else ``"cpu"``). A malformed string raises ValueError naming ``device``; a CUDA
-    device on a machine without one raises RuntimeError with :func:`unavailable_reason`.
-    """
-    kind, index = check_device_string(device)
-    if kind == "cpu":
-        return "cpu", -1
-    if kind == "auto":
-        return ("cuda", 0) if is_available() else ("cpu", -1)
-    if not is_available():
-        raise RuntimeError(f"device={device!r}: CUDA is unavailable ({unavailable_reason()})")
-    n = device_count()
-    if index >= n:
-        raise ValueError(f"device: {device!r} does not exist ({n} CUDA device(s): cuda:0 .. cuda:{n - 1})")
-    return "cuda", index

@@ -12,7 +12,7 @@ from typing import Dict, Iterator, Optional, Tuple, Union
 import numpy as np
 
 from . import _core
-from . import cuda as _cuda_api
+from ._backend import backend as _backend
 from ._io import atomic_savez, load_model_npz
 from ._validation import (
     as_dtype,
@@ -274,12 +274,10 @@ class PLRNN:
             s = s[None]
         return check_array("s", s, self._dtype, (*lead, self.K))
 
-    def _mask(self, mask, x: np.ndarray, single: bool, where: str) -> Optional[np.ndarray]:
+    def _mask(self, mask, x: np.ndarray, single: bool) -> Optional[np.ndarray]:
         """The missing-value mask as the native core's 0/1 array of x's batched shape, or None."""
         if mask is None:
             return None
-        if where == "cuda":
-            raise ValueError("mask: missing values are handled by the CPU core only; use device='cpu'")
         if single and isinstance(mask, np.ndarray) and mask.ndim == 2:
             mask = mask[None]
         return check_mask("mask", mask, x.shape, self._dtype)
@@ -301,6 +299,8 @@ class PLRNN:
         return forcing, (tau or 1), (alpha or 0.0)
 
     def _Binv(self, forcing: str, params: ArrayDict) -> Optional[np.ndarray]:
+        """pinv(B) for a call with forcing; the native call decides whether it is used (needs_binv,
+        csrc/core/param_layout.h: linear observation with forcing) and ignores it otherwise."""
         return self.pinv_B(params) if (self.obs == "linear" and forcing != "none") else None
 
     # ---- native computations ---------------------------------------------------------------
@@ -329,9 +329,9 @@ class PLRNN:
             ``xhat`` ``[B, T, N]`` (pre-forcing predictions; ``xhat[:, 0] = obs(z_0)``), and ``z``
             with ``return_latent``. A ``[T, N]`` input gives ``[T, ...]`` outputs.
         """
-        where, index = _cuda_api.resolve_device(device)
+        be = _backend(device)
         x, s, single = self._batch(x, s)
-        mask = self._mask(mask, x, single, where)
+        mask = self._mask(mask, x, single)
         forcing, tau, alpha = self._forcing(forcing, tau, alpha)
         B, T = x.shape[:2]
         params = self._snapshot()
@@ -341,19 +341,8 @@ class PLRNN:
         if latent_out is not None:
             check_out("latent_out", latent_out, self._dtype, (B, T, self.M), [*inputs, ("out", out)])
             return_latent = True
-        Binv = self._Binv(forcing, params)
-        if where == "cuda":
-            _, xhat, z = _cuda_api._cuda.rollout(self._config, params, x, s, forcing, tau, alpha,
-                                                 Binv, bool(return_latent), index)
-            if out is not None:
-                out[...] = xhat
-                xhat = out
-            if latent_out is not None:
-                latent_out[...] = z
-                z = latent_out
-        else:
-            _, xhat, z = _core.rollout(self._config, params, x, s, forcing, tau, alpha,
-                                       Binv, bool(return_latent), out, latent_out, mask)
+        _, xhat, z = be.rollout(self._config, params, x, s, forcing, tau, alpha, self._Binv(forcing, params),
+                                bool(return_latent), out, latent_out, mask)
         if single:
             xhat = xhat[0]
             z = None if z is None else z[0]
@@ -375,21 +364,17 @@ class PLRNN:
             ``(loss, grads)`` with ``grads[name]`` of the shape of ``model[name]``; the zero diagonal of
             ``W`` (standard, dendritic) gets a zero gradient.
         """
-        where, index = _cuda_api.resolve_device(device)
+        be = _backend(device)
         x, s, single = self._batch(x, s)
-        mask = self._mask(mask, x, single, where)
+        mask = self._mask(mask, x, single)
         if x.shape[1] < 2:
             raise ValueError(f"x: loss_and_grad needs at least T=2 time steps, got T={x.shape[1]}")
         forcing, tau, alpha = self._forcing(forcing, tau, alpha)
         params = self._snapshot()
-        if where == "cuda":
-            loss, grads = _cuda_api._cuda.loss_and_grad(self._config, params, x, s, forcing, tau,
-                                                        alpha, self._Binv(forcing, params), index)
-        else:
-            loss, grads = _core.loss_and_grad(self._config, params, x, s, forcing, tau, alpha,
-                                              self._Binv(forcing, params), mask)
+        loss, grads = be.loss_and_grad(self._config, params, x, s, forcing, tau, alpha,
+                                       self._Binv(forcing, params), mask)
         if mar is not None:
-            value, mar_grads = self._mar_penalty(mar, device, params)
+            value, mar_grads = self._mar_penalty(mar, be, params)
             loss += value
             for name, g in mar_grads.items():
                 grads[name] += g
@@ -398,19 +383,13 @@ class PLRNN:
     def mar_penalty(self, mar: MAR, device: str = "cpu") -> Tuple[float, ArrayDict]:
         """The manifold-attractor penalty and its gradient (zeros for untouched parameters).
         ``device`` as in :meth:`rollout`."""
-        return self._mar_penalty(mar, device, self._snapshot())
+        return self._mar_penalty(mar, _backend(device), self._snapshot())
 
-    def _mar_penalty(self, mar: MAR, device: str, params: ArrayDict) -> Tuple[float, ArrayDict]:
-        where, index = _cuda_api.resolve_device(device)
+    def _mar_penalty(self, mar: MAR, be, params: ArrayDict) -> Tuple[float, ArrayDict]:
         if not isinstance(mar, MAR):
             raise TypeError(f"mar: expected a plrnn_native.MAR, got {type(mar).__name__}")
-        if where == "cuda":
-            units = np.ascontiguousarray(mar.resolve_units(self.M), dtype=np.int64)
-            value, grads = _cuda_api._cuda.mar_penalty(self._config, params, units, mar.weight,
-                                                       mar.reduce, index)
-        else:
-            value, grads = _core.mar_penalty(self._config, params, mar.resolve_units(self.M),
-                                             mar.weight, mar.reduce)
+        units = np.ascontiguousarray(mar.resolve_units(self.M), dtype=np.int64)
+        value, grads = be.mar_penalty(self._config, params, units, mar.weight, mar.reduce)
         return float(value), grads
 
     def initial_state(self, x0: np.ndarray) -> np.ndarray:
@@ -446,7 +425,7 @@ class PLRNN:
         Returns:
             ``xhat`` ``[B, T, N]`` (``[T, N]`` for a single initial state), and ``z`` with ``return_latent``.
         """
-        where, index = _cuda_api.resolve_device(device)
+        be = _backend(device)
         T = check_int("T", T, 1)
         if (x0 is None) == (z0 is None):
             raise ValueError("x0, z0: give exactly one initial condition")
@@ -469,10 +448,7 @@ class PLRNN:
             eps = gen.standard_normal((B, T, self.M)) * std
             eps[:, 0] = 0.0
             eps = np.ascontiguousarray(eps, dtype=self._dtype)
-        if where == "cuda":
-            z, xhat = _cuda_api._cuda.generate(self._config, self._snapshot(), z0, T, s, eps, index)
-        else:
-            z, xhat = _core.generate(self._config, self._snapshot(), z0, T, s, eps)
+        z, xhat = be.generate(self._config, self._snapshot(), z0, T, s, eps)
         if single:
             z, xhat = z[0], xhat[0]
         return (xhat, z) if return_latent else xhat

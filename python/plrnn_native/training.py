@@ -18,7 +18,7 @@ from typing import Callable, List, Optional, Union
 
 import numpy as np
 
-from . import cuda as _cuda_api
+from ._backend import backend as _backend, parse_device
 from ._io import NpzReader, atomic_savez
 from ._validation import (check_array, check_betas, check_bool, check_choice, check_float,
                           check_instance, check_int, check_ndarray)
@@ -105,7 +105,7 @@ class TrainConfig:
         check_float("mar_fraction", self.mar_fraction, lo=0.0, hi=1.0, lo_open=True)
         check_choice("mar_select", self.mar_select, ("first", "last"))
         check_int("seed", self.seed, 0)
-        _cuda_api.check_device_string(self.device)
+        parse_device(self.device)
 
     def mar(self) -> Optional[MAR]:
         if self.mar_weight == 0:
@@ -208,28 +208,8 @@ class Trainer:
         lengths = np.array([xi.shape[0] - self.config.seq_len + 1 for xi, _, _ in self.series], float)
         self._series_p = lengths / lengths.sum()
         self._device_params_finite = True
-        where, index = _cuda_api.resolve_device(self.config.device)
-        if where == "cuda":
-            self._device = self._make_device_trainer(index)
-
-    def _make_device_trainer(self, index: int):
-        cfg = self.config
-        if cfg.forcing == "generalized" and cfg.adaptive_alpha:
-            raise ValueError("adaptive_alpha: not available with a CUDA device (the Jacobian estimate runs on "
-                             "the CPU); use device='cpu' or a fixed alpha")
-        if self.missing_fraction > 0:
-            raise ValueError("x: missing values (NaN) are handled by the CPU trainer only; use device='cpu'")
-        if self.model.obs == "linear" and self.model.M < self.model.N and cfg.forcing != "none":
-            raise ValueError("M: the CUDA trainer's forcing needs M >= N with the linear observation; "
-                             "use device='cpu'")
-        units = None if self._mar is None else np.ascontiguousarray(self._mar.resolve_units(self.model.M),
-                                                                    dtype=np.int64)
-        return _cuda_api._cuda.DeviceTrainer(
-            self.model.config, self.model._params, [xi for xi, _, _ in self.series],
-            [si for _, si, _ in self.series], cfg.batch_size, cfg.seq_len, cfg.forcing, cfg.tau,
-            float(self.alpha), cfg.grad_clip, cfg.optimizer, cfg.betas[0], cfg.betas[1], cfg.eps,
-            cfg.teacher_noise, cfg.seed, units, self._mar.weight if self._mar else 0.0,
-            self._mar.reduce if self._mar else "sum", index)
+        self._device = _backend(self.config.device).device_trainer(
+            self.model, self.series, self.config, float(self.alpha), self._mar, self.missing_fraction)
 
     def _pull_from_device(self) -> None:
         """Parameters and Adam moments from the GPU into the model and the optimiser."""

@@ -3,7 +3,7 @@
 // (each sum divided by its number of terms with `mean`). One block: every (unit, column) term is
 // owned by one thread, which adds its gradient (units are distinct, so no two threads touch the same
 // element) and its share of the penalty; the penalty is summed in a fixed order.
-// Device-side interface for the trainer; the per-call API is mar_penalty() in rollout_bptt.h.
+// Device-side interface for the trainer; the per-call API is mar_penalty() in cuda/api.h.
 #pragma once
 #include "core/types.h"
 

@@ -1,8 +1,12 @@
 #include <cuda_runtime.h>
 
 #include <stdexcept>
+#include <string>
 
-#include "device_info.h"
+#include "core/device_info.h"
+
+#include "core/cuda_check.cuh"
+#include "core/errors.h"
 
 namespace plrnn::cuda {
 
@@ -31,6 +35,18 @@ DeviceInfo device_info(int index) {
   info.total_memory = prop.totalGlobalMem;
   info.multiprocessors = prop.multiProcessorCount;
   return info;
+}
+
+void select_device(int device) {
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string("device: CUDA is unavailable (CUDA runtime: ") + cudaGetErrorString(err) + ")");
+  }
+  if (n == 0) throw std::runtime_error("device: CUDA is unavailable (no CUDA device found)");
+  PLRNN_CHECK(device >= 0 && device < n, "device: index ", device, " out of range (", n, " CUDA device(s))");
+  PLRNN_CUDA_CHECK(cudaSetDevice(device));
 }
 
 int runtime_version() { return CUDART_VERSION; }

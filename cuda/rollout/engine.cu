@@ -1,7 +1,7 @@
-// The engine (engine.cuh): launch planning, the single dispatch point (kind x observation ->
-// kernel templates; the forcing mode is a runtime value inside the kernels), the tape, the
-// parameter-gradient reductions and the per-call host API of rollout_bptt.h.
-#include "engine.cuh"
+// The engine (engine.cuh): launch planning, the kernel dispatch (kind x observation -> kernel templates
+// through core/kind_dispatch.h, shared with the CPU core; the forcing mode is a runtime value inside
+// the kernels), the tape and the parameter-gradient reductions. The per-call host API is in dispatch.cu.
+#include "rollout/engine.cuh"
 
 #include <algorithm>
 #include <climits>
@@ -9,29 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "core/cuda_check.cuh"
 #include "core/errors.h"
+#include "core/kind_dispatch.h"
 #include "core/param_layout.h"
-#include "cuda_check.cuh"
-#include "param_grads.cuh"
-#include "rollout_bptt.cuh"
-#include "rollout_bptt.h"
+#include "rollout/param_grads.cuh"
+#include "rollout/rollout_bptt.cuh"
 
 namespace plrnn::cuda {
 
-void select_device(int device) {
-  int n = 0;
-  const cudaError_t err = cudaGetDeviceCount(&n);
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    throw std::runtime_error(std::string("device: CUDA is unavailable (CUDA runtime: ") + cudaGetErrorString(err) + ")");
-  }
-  if (n == 0) throw std::runtime_error("device: CUDA is unavailable (no CUDA device found)");
-  PLRNN_CHECK(device >= 0 && device < n, "device: index ", device, " out of range (", n, " CUDA device(s))");
-  PLRNN_CUDA_CHECK(cudaSetDevice(device));
-}
-
-void check_cuda_call(const ModelSpec& spec, const ForcingSpec& f, index_t B, index_t T, index_t T_min) {
-  ::plrnn::check_call(spec, f, B, T, T_min);  // the CPU core's checks, then the kernels' own limits
+void check_cuda_limits(const ModelSpec& spec, index_t B) {
   const Dims& d = spec.dims;
   // the kernels index one sequence's matrices with 32-bit ints
   const index_t width = std::max<index_t>({d.M, d.H, d.K, d.Bb, 1});
@@ -75,28 +62,6 @@ const S* transpose(DeviceBuffer<S>& dst, const S* src, index_t rows, index_t col
   transpose_kernel<S><<<grid, dim3(32, 8)>>>(src, static_cast<int>(rows), static_cast<int>(cols), out);
   PLRNN_CUDA_CHECK_LAUNCH("transpose_kernel");
   return out;
-}
-
-// The single dispatch point of the CUDA path: runtime kind and observation model -> templates.
-template <typename S, class Fn>
-void dispatch_kind_obs(Kind kind, Obs obs, Fn&& fn) {
-  auto with_obs = [&](auto k) {
-    switch (obs) {
-      case Obs::Identity: return fn(k, std::integral_constant<Obs, Obs::Identity>{});
-      case Obs::Linear: return fn(k, std::integral_constant<Obs, Obs::Linear>{});
-      case Obs::None: break;  // rejected by check_call
-    }
-    throw_invalid("obs: unknown observation model ", static_cast<int>(obs));
-  };
-  switch (kind) {
-    case Kind::Standard: return with_obs(std::integral_constant<Kind, Kind::Standard>{});
-    case Kind::ALRNN: return with_obs(std::integral_constant<Kind, Kind::ALRNN>{});
-    case Kind::Dendritic: return with_obs(std::integral_constant<Kind, Kind::Dendritic>{});
-    case Kind::DendriticClipped: return with_obs(std::integral_constant<Kind, Kind::DendriticClipped>{});
-    case Kind::Shallow: return with_obs(std::integral_constant<Kind, Kind::Shallow>{});
-    case Kind::ShallowClipped: return with_obs(std::integral_constant<Kind, Kind::ShallowClipped>{});
-  }
-  throw_invalid("kind: unknown model kind ", static_cast<int>(kind));
 }
 
 }  // namespace
@@ -171,7 +136,7 @@ void Engine<S>::run(const Params<S>& p, const ForcingSpec& forcing, const Batch<
   a.W2t = transpose(W2t_, p.W2, shallow ? H : 0, M);
   a.Ct = transpose(Ct_, p.C, M, K);
   a.Bt = transpose(Bt_, p.B, linear ? N : 0, M);
-  a.Binvt = transpose(Binvt_, batch.Binv, linear && forcing.mode != Forcing::None ? M : 0, N);
+  a.Binvt = transpose(Binvt_, batch.Binv, needs_binv(spec_, forcing) ? M : 0, N);
   a.x = batch.x;
   a.s = K > 0 ? batch.s : nullptr;
   a.z0 = z0;
@@ -199,13 +164,13 @@ void Engine<S>::run(const Params<S>& p, const ForcingSpec& forcing, const Batch<
   a.weights_in_smem = pl.in_smem;
   a.sse_part = sse_.reserve(std::size_t(pl.blocks));
 
-  dispatch_kind_obs<S>(kind, spec_.obs, [&](auto k, auto o) {
+  dispatch_kind_obs(kind, spec_.obs, [&](auto k, auto o) {
     launch_rollout_forward<S, decltype(k)::value, decltype(o)::value>(a, pl.blocks, pl.threads, pl.smem);
   });
   finish_loss_kernel<<<1, 1>>>(a.sse_part, pl.blocks, double(scored), result);
   PLRNN_CUDA_CHECK_LAUNCH("finish_loss_kernel");
   if (!bptt) return;
-  dispatch_kind_obs<S>(kind, spec_.obs, [&](auto k, auto o) {
+  dispatch_kind_obs(kind, spec_.obs, [&](auto k, auto o) {
     launch_rollout_backward<S, decltype(k)::value, decltype(o)::value>(a, pl.blocks, pl.threads, pl.smem);
   });
   param_grads(p, batch, a.z, *grads);
@@ -349,112 +314,5 @@ template class Engine<float>;
 template class Engine<double>;
 template class DeviceParams<float>;
 template class DeviceParams<double>;
-
-// ---- per-call host API (rollout_bptt.h) -----------------------------------------------------------
-namespace {
-
-template <typename S>
-struct Uploaded {
-  DeviceBuffer<S> x, s, Binv, xhat, z, z0, eps;
-};
-
-template <typename S>
-LossResult run_host(const ModelSpec& spec, const Params<S>& hp, const ForcingSpec& f, const Batch<S>& hb,
-                    const Grads<S>* hg, int device) {
-  check_cuda_call(spec, f, hb.B, hb.T, hg ? 2 : 1);
-  const bool linear_forcing = spec.obs == Obs::Linear && f.mode != Forcing::None;
-  PLRNN_CHECK(!linear_forcing || hb.Binv != nullptr, "Binv: the linear observation model needs pinv(B) for forcing");
-  select_device(device);
-  const Dims& d = spec.dims;
-  const std::size_t B = hb.B, T = hb.T;
-  DeviceParams<S> params(spec);
-  params.upload(hp);
-  Uploaded<S> u;
-  Batch<S> db;
-  db.B = hb.B;
-  db.T = hb.T;
-  u.x.upload(hb.x, B * T * d.N);
-  db.x = u.x.data();
-  if (d.K > 0) {
-    u.s.upload(hb.s, B * T * d.K);
-    db.s = u.s.data();
-  }
-  if (linear_forcing) {
-    u.Binv.upload(hb.Binv, std::size_t(d.M * d.N));
-    db.Binv = u.Binv.data();
-  }
-  if (hb.xhat) db.xhat = u.xhat.reserve(B * T * d.N);
-  if (hb.z) db.z = u.z.reserve(B * T * d.M);
-  std::unique_ptr<DeviceParams<S>> grads;
-  ParamSet<S> dg;
-  if (hg) {
-    grads = std::make_unique<DeviceParams<S>>(spec);
-    grads->zero();
-    dg = grads->pointers();
-  }
-  DeviceBuffer<double> result(2);
-  Engine<S> engine(spec);
-  engine.run(params.const_pointers(), f, db, nullptr, nullptr, hg ? &dg : nullptr, result.data());
-  double r[2];
-  result.download(r, 2);
-  if (hb.xhat) u.xhat.download(hb.xhat, B * T * d.N);
-  if (hb.z) u.z.download(hb.z, B * T * d.M);
-  if (hg) grads->download(*hg);
-  LossResult out;
-  out.loss = r[0];
-  out.sse = r[1];
-  return out;
-}
-
-}  // namespace
-
-template <typename S>
-LossResult rollout(const ModelSpec& spec, const Params<S>& p, const ForcingSpec& f, const Batch<S>& b, int device) {
-  return run_host<S>(spec, p, f, b, nullptr, device);
-}
-
-template <typename S>
-LossResult loss_and_grad(const ModelSpec& spec, const Params<S>& p, const ForcingSpec& f, const Batch<S>& b,
-                         const Grads<S>& g, int device) {
-  return run_host<S>(spec, p, f, b, &g, device);
-}
-
-template <typename S>
-void generate(const ModelSpec& spec, const Params<S>& hp, index_t B, index_t T, const S* z0, const S* s,
-              const S* eps, S* z, S* xhat, int device) {
-  check_cuda_call(spec, ForcingSpec{}, B, T, 1);
-  select_device(device);
-  const Dims& d = spec.dims;
-  DeviceParams<S> params(spec);
-  params.upload(hp);
-  Uploaded<S> u;
-  Batch<S> db;
-  db.B = B;
-  db.T = T;
-  u.z0.upload(z0, std::size_t(B * d.M));
-  if (d.K > 0 && s) {
-    u.s.upload(s, std::size_t(B * T * d.K));
-    db.s = u.s.data();
-  }
-  PLRNN_CHECK(d.K == 0 || s != nullptr, "s: the model has K=", d.K, " inputs, s is required");
-  if (eps) u.eps.upload(eps, std::size_t(B * T * d.M));
-  if (xhat) db.xhat = u.xhat.reserve(std::size_t(B * T * d.N));
-  if (z) db.z = u.z.reserve(std::size_t(B * T * d.M));
-  DeviceBuffer<double> result(2);
-  Engine<S> engine(spec);
-  engine.run(params.const_pointers(), ForcingSpec{}, db, u.z0.data(), eps ? u.eps.data() : nullptr, nullptr,
-             result.data());
-  if (xhat) u.xhat.download(xhat, std::size_t(B * T * d.N));
-  if (z) u.z.download(z, std::size_t(B * T * d.M));
-}
-
-#define PLRNN_INSTANTIATE_HOST_API(S)                                                                       \
-  template LossResult rollout<S>(const ModelSpec&, const Params<S>&, const ForcingSpec&, const Batch<S>&, int); \
-  template LossResult loss_and_grad<S>(const ModelSpec&, const Params<S>&, const ForcingSpec&, const Batch<S>&, \
-                                       const Grads<S>&, int);                                                 \
-  template void generate<S>(const ModelSpec&, const Params<S>&, index_t, index_t, const S*, const S*, const S*, \
-                            S*, S*, int);
-PLRNN_INSTANTIATE_HOST_API(float)
-PLRNN_INSTANTIATE_HOST_API(double)
 
 }  // namespace plrnn::cuda

@@ -1,14 +1,17 @@
-// MAR penalty and gradient on the device (mar.cuh) and its per-call host API (rollout_bptt.h).
-#include "mar.cuh"
+// MAR penalty and gradient on the device (mar.cuh) and its per-call host API (api.h), as
+// csrc/regularizers/mar.cpp is the CPU core's; the checks of a call are the CPU core's (check_mar).
+#include "regularizers/mar.cuh"
 
 #include <vector>
 
+#include "api.h"
+#include "core/cuda_check.cuh"
+#include "core/device_buffer.cuh"
+#include "core/device_info.h"
 #include "core/errors.h"
 #include "core/param_layout.h"
-#include "cuda_check.cuh"
-#include "device_buffer.cuh"
-#include "engine.cuh"
-#include "rollout_bptt.h"
+#include "regularizers/mar.h"
+#include "rollout/engine.cuh"
 
 namespace plrnn::cuda {
 namespace {
@@ -68,16 +71,7 @@ void mar_penalty_device(const ModelSpec& spec, const Params<S>& p, const MarConf
 template <typename S>
 double mar_penalty(const ModelSpec& spec, const Params<S>& hp, const index_t* units, index_t n_units, double weight,
                    bool mean, const Grads<S>& hg, int device) {
-  check_spec(spec);
-  const index_t M = spec.dims.M;
-  PLRNN_CHECK(weight >= 0.0, "weight: must be >= 0, got ", weight);
-  std::vector<char> seen(static_cast<std::size_t>(M), 0);
-  for (index_t k = 0; k < n_units; ++k) {
-    const index_t i = units[k];
-    PLRNN_CHECK(i >= 0 && i < M, "units: index ", i, " outside [0, M=", M, ")");
-    PLRNN_CHECK(!seen[i], "units: index ", i, " appears twice");
-    seen[i] = 1;
-  }
+  check_mar(spec, units, n_units, weight);
   select_device(device);
   DeviceParams<S> params(spec), grads(spec);
   params.upload(hp);

@@ -1,9 +1,9 @@
 // Definitions of the forward/backward launchers (rollout_bptt.cuh) and the macro that instantiates
-// them for one model kind; included only by rollout_bptt_<kind>.cu, so each kind's kernels compile
+// them for one model kind; included only by cuda/models/<kind>.cu, so each kind's kernels compile
 // in their own translation unit (in parallel), and nowhere else.
 #pragma once
-#include "cuda_check.cuh"
-#include "rollout_bptt.cuh"
+#include "core/cuda_check.cuh"
+#include "rollout/rollout_bptt.cuh"
 
 namespace plrnn::cuda {
 

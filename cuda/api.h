@@ -1,9 +1,13 @@
-// The CUDA entry points of rollout, BPTT, free-running generation and the MAR penalty: the same
-// functions as the CPU core (csrc/api.h) with host pointers in and out and a device index. Plain
-// C++ interface (no CUDA types), so the binding compiles with the host compiler.
+// The native entry points of the CUDA backend: the same functions, argument order and conventions as
+// the CPU core's csrc/api.h, with host pointers in and out and the device index as a trailing `device`
+// argument (the one difference, so one binding template serves both modules: bindings/model_api.h).
+// Plain C++ interface (no CUDA types), so the binding compiles with the host compiler.
 //
-// Each call uploads the parameters and the batch, runs the kernels (engine.cuh) and downloads the
-// results; the device-resident trainer (train_step.h) keeps everything on the device instead.
+// Definitions mirror csrc: rollout / loss_and_grad / generate in dispatch.cu (csrc/dispatch.h),
+// mar_penalty in regularizers/mar.cu (csrc/regularizers/mar.cpp). Each call uploads the parameters and
+// the batch, runs the kernels (rollout/engine.cuh) and downloads the results; the device-resident
+// trainer (training/train_step.h) keeps everything on the device instead. The CPU core's supervised
+// path has no CUDA counterpart.
 // Errors: std::invalid_argument for a caller's mistake (message names the argument), std::runtime_error
 // for CUDA failures (message names the call, file and line).
 #pragma once
@@ -26,7 +30,7 @@ template <typename S>
 void generate(const ModelSpec& spec, const Params<S>& p, index_t B, index_t T, const S* z0, const S* s,
               const S* eps, S* z, S* xhat, int device);
 
-// Manifold-attractor penalty (regularizers/mar.h): returns it and adds its gradient into `grads`.
+// Manifold-attractor penalty (csrc/regularizers/mar.h): returns it and adds its gradient into `grads`.
 template <typename S>
 double mar_penalty(const ModelSpec& spec, const Params<S>& p, const index_t* units, index_t n_units, double weight,
                    bool mean, const Grads<S>& grads, int device);

@@ -1,6 +1,7 @@
 // The persistent, fused rollout (forward) and BPTT (backward) kernels of every model kind, side by
-// side. Device code: included by the .cu files that instantiate it (rollout_bptt_<kind>.cu) and by
-// the engine (engine.cu), which launches it through the single dispatch point.
+// side. Device code: included by the .cu files that instantiate it (cuda/models/<kind>.cu, through
+// rollout/launch.cuh, after defining the kind's DeviceModel) and by the engine (rollout/engine.cu), which
+// launches it through the dispatch shared with the CPU core (csrc/core/kind_dispatch.h).
 //
 // Layout (docs/gpu.md has the picture):
 //   * one thread block owns a group of `nb` sequences for the whole time loop: there is one launch
@@ -119,46 +120,18 @@ __device__ __forceinline__ S forcing_weight(const RolloutArgs<S>& a, int t) {
   return S(0);
 }
 
-// ---- the kind-specific elementwise nonlinearity, forward beside gradient ------------------------
-// fwd: phi_i(u)                            (standard, alrnn, dendritic; see csrc/models/*.h)
+// ---- the kind-specific maths: DeviceModel<S, KD>, specialised per kind in cuda/models/<kind>.cu (the
+// files named as csrc/models/), forward beside gradient, before that file instantiates the kernels.
+//   W phi(z) kinds (standard, alrnn, dendritic):
+//     alpha_total(a)           a per-call constant of the kind (dendritic: sum_b alpha_b; else 0)
+//     phi(a, u, i, alpha_sum)  fwd:  phi_i(u)
+//     dphi(a, u, i, alpha_sum) grad: phi_i'(u)   (relu'(0) = 0)
+//   W1 act(W2 z + h2) kinds (shallow):
+//     alpha_total(a)           0
+//     hidden(v, h2)            fwd:  the hidden activation at v = (W2 u)_j
+//     dhidden(v, h2, r, d1)    grad: Delta_j = act'(v) r for r = (W1^T g)_j; d1 = the relu(v + h2) part
 template <typename S, Kind KD>
-__device__ __forceinline__ S phi_fwd(const RolloutArgs<S>& a, S u, int i, S alpha_sum) {
-  if constexpr (KD == Kind::Standard) {
-    return u > S(0) ? u : S(0);
-  } else if constexpr (KD == Kind::ALRNN) {
-    return (i < a.M - a.P || u > S(0)) ? u : S(0);
-  } else {
-    S acc = 0;
-    for (int b = 0; b < a.Bb; ++b) {
-      const S d = u - a.theta[i * a.Bb + b];
-      acc += a.alpha[b] * (d > S(0) ? d : S(0));
-    }
-    if constexpr (KD == Kind::DendriticClipped) acc -= alpha_sum * (u > S(0) ? u : S(0));
-    return acc;
-  }
-}
-// grad: phi_i'(u)   (relu'(0) = 0)
-template <typename S, Kind KD>
-__device__ __forceinline__ S phi_grad(const RolloutArgs<S>& a, S u, int i, S alpha_sum) {
-  if constexpr (KD == Kind::Standard) {
-    return u > S(0) ? S(1) : S(0);
-  } else if constexpr (KD == Kind::ALRNN) {
-    return (i < a.M - a.P || u > S(0)) ? S(1) : S(0);
-  } else {
-    S d = 0;
-    for (int b = 0; b < a.Bb; ++b) d += u > a.theta[i * a.Bb + b] ? a.alpha[b] : S(0);
-    if constexpr (KD == Kind::DendriticClipped) d -= u > S(0) ? alpha_sum : S(0);
-    return d;
-  }
-}
-
-template <typename S, Kind KD>
-__device__ __forceinline__ S alpha_total(const RolloutArgs<S>& a) {
-  S s = 0;
-  if constexpr (is_dendritic_kind(KD))
-    for (int b = 0; b < a.Bb; ++b) s += a.alpha[b];
-  return s;
-}
+struct DeviceModel;
 
 // Copies n elements global -> shared with the whole block.
 template <typename S>
@@ -219,7 +192,7 @@ __global__ void __launch_bounds__(1024) rollout_forward_kernel(const RolloutArgs
   double* red = reinterpret_cast<double*>(
       smem_raw + reduce_offset((a.weights_in_smem ? big_matrix_elems(kShallow, M, H) : 0) +
                                    buffer_elems(kShallow, a.nb, M, N, K, H), sizeof(S)));
-  const S alpha_sum = alpha_total<S, KD>(a);
+  const S alpha_sum = DeviceModel<S, KD>::alpha_total(a);
   double sse = 0.0;
 
   // observation of z (shared) for sequence q, output n
@@ -295,7 +268,7 @@ __global__ void __launch_bounds__(1024) rollout_forward_kernel(const RolloutArgs
       const std::size_t row = b * (T - 1) + (t - 1);
       if (a.U) a.U[row * M + i] = v;
       if constexpr (!kShallow) {
-        const S f = phi_fwd<S, KD>(a, v, i, alpha_sum);
+        const S f = DeviceModel<S, KD>::phi(a, v, i, alpha_sum);
         ph[q * M + i] = f;
         if (a.Phi) a.Phi[row * M + i] = f;
       }
@@ -310,9 +283,7 @@ __global__ void __launch_bounds__(1024) rollout_forward_kernel(const RolloutArgs
         const int q = it / H, j = it - q * H;
         S acc = 0;
         for (int m = 0; m < M; ++m) acc += W2t[m * H + j] * u[q * M + m];
-        const S pre = acc + a.h2[j];
-        S f = pre > S(0) ? pre : S(0);
-        if constexpr (KD == Kind::ShallowClipped) f -= acc > S(0) ? acc : S(0);
+        const S f = DeviceModel<S, KD>::hidden(acc, a.h2[j]);
         ph[q * H + j] = f;
         const std::size_t row = std::size_t(b0 + q) * (T - 1) + (t - 1);
         if (a.V) a.V[row * H + j] = acc;
@@ -395,7 +366,7 @@ __global__ void __launch_bounds__(1024) rollout_backward_kernel(const RolloutArg
   S* gu = g + a.nb * M;     // [nb, M] dL/du_{t-1}, then dL/dz_{t-1}
   S* dl = gu + a.nb * M;    // [nb, H] Delta (shallow)
   S* tq = dl + a.nb * (kShallow ? H : M) + a.nb * K;  // [nb, N] Binv^T dL/du (linear forcing)
-  const S alpha_sum = alpha_total<S, KD>(a);
+  const S alpha_sum = DeviceModel<S, KD>::alpha_total(a);
 
   for (int it = tid; it < ns * M; it += nt) g[it] = S(0);  // nothing flows back into z_{T-1}
   if constexpr (OB == Obs::Linear)
@@ -431,7 +402,7 @@ __global__ void __launch_bounds__(1024) rollout_backward_kernel(const RolloutArg
         S r = 0;
         for (int i = 0; i < M; ++i) r += W[i * M + j] * g[q * M + i];
         if constexpr (is_dendritic_kind(KD)) a.R[row * M + j] = r;
-        gu[q * M + j] = a.A[j] * g[q * M + j] + phi_grad<S, KD>(a, a.U[row * M + j], j, alpha_sum) * r;
+        gu[q * M + j] = a.A[j] * g[q * M + j] + DeviceModel<S, KD>::dphi(a, a.U[row * M + j], j, alpha_sum) * r;
       }
     } else {
       for (int it = tid; it < ns * H; it += nt) {
@@ -440,12 +411,9 @@ __global__ void __launch_bounds__(1024) rollout_backward_kernel(const RolloutArg
         S r = 0;
         for (int i = 0; i < M; ++i) r += W1[i * H + j] * g[q * M + i];
         const S v = a.V[row * H + j];
-        const S d1 = v + a.h2[j] > S(0) ? r : S(0);
-        S delta = d1;
-        if constexpr (KD == Kind::ShallowClipped) {
-          delta = d1 - (v > S(0) ? r : S(0));
-          a.D1[row * H + j] = d1;
-        }
+        S d1;
+        const S delta = DeviceModel<S, KD>::dhidden(v, a.h2[j], r, d1);
+        if constexpr (is_clipped_kind(KD)) a.D1[row * H + j] = d1;
         dl[q * H + j] = delta;
         a.R[row * H + j] = delta;
       }
@@ -502,7 +470,7 @@ __global__ void __launch_bounds__(1024) rollout_backward_kernel(const RolloutArg
   }
 }
 
-// Launchers, explicitly instantiated per kind in rollout_bptt_<kind>.cu (parallel compilation).
+// Launchers, explicitly instantiated per kind in cuda/models/<kind>.cu (parallel compilation).
 template <typename S, Kind KD, Obs OB>
 void launch_rollout_forward(const RolloutArgs<S>& a, int blocks, int threads, std::size_t smem);
 template <typename S, Kind KD, Obs OB>

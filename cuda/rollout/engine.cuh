@@ -1,19 +1,19 @@
-// The device-side engine shared by the per-call API (rollout_bptt.h) and the device-resident trainer
-// (train_step.h): parameters, batch and gradients are device pointers; the engine owns the
+// The device-side engine shared by the per-call host API (cuda/api.h, cuda/dispatch.cu) and the
+// device-resident trainer (training/train_step.h): parameters, batch and gradients are device pointers; the engine owns the
 // transposed parameter copies, the tape and the reduction workspaces (grow-only buffers).
 //
 // One call of run():
 //   1. transposes W / W1 / W2 / C / B / Binv for the forward's coalesced reads;
 //   2. picks the launch plan: sequences per block nb, threads, persistent (weights in shared
 //      memory) or global-weights path, from M, H and the device's opt-in shared memory;
-//   3. launches the forward kernel once for the whole time loop (rollout_bptt.cuh) and reduces the
+//   3. launches the forward kernel once for the whole time loop (rollout/rollout_bptt.cuh) and reduces the
 //      per-block squared errors in a fixed order into result[0] = loss, result[1] = sse;
 //   4. with gradients: launches the backward kernel once, then the fixed-order reductions of
 //      param_grads.cuh that turn the tape into every parameter gradient.
 // Everything runs on the legacy default stream of the current device, in order.
 #pragma once
 #include "core/types.h"
-#include "device_buffer.cuh"
+#include "core/device_buffer.cuh"
 
 namespace plrnn::cuda {
 
@@ -73,7 +73,7 @@ class DeviceParams {
   DeviceBuffer<S> buf_;
 };
 
-// plrnn::check_call (csrc/core/param_layout.h) plus the limits of the CUDA kernels.
-void check_cuda_call(const ModelSpec& spec, const ForcingSpec& f, index_t B, index_t T, index_t T_min);
+// The limits of the CUDA kernels beyond plrnn::check_call (csrc/core/param_layout.h), which callers run first.
+void check_cuda_limits(const ModelSpec& spec, index_t B);
 
 }  // namespace plrnn::cuda

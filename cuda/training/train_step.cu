@@ -8,16 +8,17 @@
 // at step k: index = hi64(splitmix64 chain(seed, k, b) * n_windows), mapped to (i, t0) through the
 // prefix sums of the window counts. Teacher noise: Box-Muller on two more counter-based draws per
 // element. So a step's batch depends only on (seed, k): resuming needs no RNG state.
-#include "train_step.h"
+#include "training/train_step.h"
 
 #include <cmath>
 #include <string>
 
 #include "core/errors.h"
-#include "cuda_check.cuh"
-#include "device_buffer.cuh"
-#include "engine.cuh"
-#include "mar.cuh"
+#include "core/cuda_check.cuh"
+#include "core/device_buffer.cuh"
+#include "core/device_info.h"
+#include "regularizers/mar.cuh"
+#include "rollout/engine.cuh"
 
 namespace plrnn::cuda {
 namespace {
@@ -371,7 +372,8 @@ DeviceTrainer::DeviceTrainer(const ModelSpec& spec, bool f64, const HostArrays& 
   for (std::size_t i = 0; i < lengths.size(); ++i)
     PLRNN_CHECK(lengths[i] >= options.seq_len, "x: series ", i, " has ", lengths[i], " steps, fewer than seq_len=",
                 options.seq_len);
-  check_cuda_call(spec, options.forcing, options.batch_size, options.seq_len, 2);
+  check_call(spec, options.forcing, options.batch_size, options.seq_len, 2);
+  check_cuda_limits(spec, options.batch_size);
   select_device(options.device);
   if (f64) impl_ = std::make_unique<TrainerImpl<double>>(spec, params, series_x, series_s, lengths, options);
   else impl_ = std::make_unique<TrainerImpl<float>>(spec, params, series_x, series_s, lengths, options);

@@ -3,14 +3,14 @@
 // (dL/dA = sum_r G_r .* U_r, ...). Both reductions split the rows into a fixed number of chunks,
 // write one partial result per chunk, and sum the chunks in chunk order (sum_splits_kernel): no
 // atomics, so the gradient is bit-for-bit reproducible on one device.
-// Device code: included by engine.cu only.
+// Device code: included by rollout/engine.cu only.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstddef>
 
-#include "cuda_check.cuh"
+#include "core/cuda_check.cuh"
 
 namespace plrnn::cuda {
 

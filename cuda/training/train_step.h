@@ -1,7 +1,7 @@
 // Device-resident training (the CUDA counterpart of python/plrnn_native/training.py's inner loop).
 // The training series, the parameters, the gradients and the Adam moments live on the GPU; one
 // step() samples the batch there (counter-based RNG keyed by (seed, step index)), gathers the
-// subsequences, runs forward + BPTT (engine.cuh), adds the MAR gradient, takes the global gradient
+// subsequences, runs forward + BPTT (rollout/engine.cuh), adds the MAR gradient, takes the global gradient
 // norm, clips and applies the Adam/RAdam update, and copies back only the loss, the norm and a
 // finiteness flag. Parameters and moments cross to the host only when asked (get_/set_ methods).
 // Plain C++ interface (no CUDA types), so the binding compiles with the host compiler.

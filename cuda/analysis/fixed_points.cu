@@ -16,7 +16,7 @@
 // where possible); team t owns rows t, t + nteams, ..., its lanes the columns lane, lane + T, ...
 // Row sums are reduced within the team by warp shuffles. The inverse is stored with a leading
 // dimension ld = T (mod 32), so a warp's row accesses hit distinct shared-memory banks.
-#include "fixed_points.cuh"
+#include "analysis/fixed_points.cuh"
 
 #include <cuda_runtime.h>
 
@@ -27,8 +27,9 @@
 #include <string>
 
 #include "core/errors.h"
-#include "cuda_check.cuh"
-#include "device_info.h"
+#include "core/cuda_check.cuh"
+#include "core/device_buffer.cuh"
+#include "core/device_info.h"
 
 namespace plrnn::cuda {
 namespace {
@@ -471,48 +472,11 @@ __global__ void fixed_points_kernel(const __grid_constant__ FixedPointArgs a) {
 
 // ---- host side ---------------------------------------------------------------------------------
 
-// Owns a device allocation of `count` elements (at least one, so the pointer is never null).
+// A device allocation of at least one element (so the pointer is never null).
 template <typename T>
-class DeviceArray {
- public:
-  explicit DeviceArray(std::size_t count) : count_(std::max<std::size_t>(count, 1)) {
-    PLRNN_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr_), count_ * sizeof(T)));
-  }
-  ~DeviceArray() {
-    if (ptr_) cudaFree(ptr_);  // no throwing from a destructor; a failure here leaks at worst
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  T* get() const { return ptr_; }
-  void upload(const std::vector<T>& host) {
-    PLRNN_ASSERT(host.size() <= count_);
-    if (!host.empty())
-      PLRNN_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  void download(T* host, std::size_t count) const {
-    PLRNN_ASSERT(count <= count_);
-    if (count > 0) PLRNN_CUDA_CHECK(cudaMemcpy(host, ptr_, count * sizeof(T), cudaMemcpyDeviceToHost));
-  }
-
- private:
-  T* ptr_ = nullptr;
-  std::size_t count_;
-};
-
-// Makes `device` current for the guard's lifetime.
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    PLRNN_CUDA_CHECK(cudaGetDevice(&previous_));
-    PLRNN_CUDA_CHECK(cudaSetDevice(device));
-  }
-  ~DeviceGuard() { cudaSetDevice(previous_); }
-  DeviceGuard(const DeviceGuard&) = delete;
-  DeviceGuard& operator=(const DeviceGuard&) = delete;
-
- private:
-  int previous_ = 0;
-};
+DeviceBuffer<T> device_array(std::size_t count) {
+  return DeviceBuffer<T>(std::max<std::size_t>(count, 1));
+}
 
 // Lanes per row team: the largest power of two <= 32 with team * M <= kThreads (2 for M = 64), so
 // every row has its own team.
@@ -600,12 +564,7 @@ void dispatch_team(const FixedPointArgs& a, int device) {
 
 FixedPointCandidates fixed_points_exhaustive(const TwoPieceMap& map, const FixedPointOptions& options) {
   check_map(map, options);
-  std::string reason;
-  const int count = device_count(&reason);
-  if (count == 0) throw std::runtime_error("fixed_points_exhaustive: CUDA is unavailable: " + reason);
-  PLRNN_CHECK(options.device >= 0 && options.device < count, "device: no CUDA device ", options.device, " (",
-              count, " available)");
-  DeviceGuard guard(options.device);
+  select_device(options.device);
 
   const int M = map.M, n = map.n;
   const std::size_t MM = static_cast<std::size_t>(M) * M, Mn = static_cast<std::size_t>(M) * n;
@@ -641,23 +600,23 @@ FixedPointCandidates fixed_points_exhaustive(const TwoPieceMap& map, const Fixed
     host.insert(host.end(), map.slopes, map.slopes + 2 * n);
     host.insert(host.end(), map.intercepts, map.intercepts + 2 * n);
   }
-  DeviceArray<double> d_in(host.size());
-  d_in.upload(host);
-  DeviceArray<int> d_vindex(n);
-  if (unit_v) d_vindex.upload(v_index);
+  auto d_in = device_array<double>(host.size());
+  d_in.upload(host.data(), host.size());
+  auto d_vindex = device_array<int>(n);
+  if (unit_v) d_vindex.upload(v_index.data(), v_index.size());
 
   const u64 capacity = static_cast<u64>(options.max_points);
-  DeviceArray<double> d_points(capacity * M);
-  DeviceArray<u64> d_regions(capacity);
-  DeviceArray<u64> d_counters(3);
-  PLRNN_CUDA_CHECK(cudaMemset(d_counters.get(), 0, 3 * sizeof(u64)));
+  auto d_points = device_array<double>(capacity * M);
+  auto d_regions = device_array<u64>(capacity);
+  auto d_counters = device_array<u64>(3);
+  PLRNN_CUDA_CHECK(cudaMemset(d_counters.data(), 0, 3 * sizeof(u64)));
 
   FixedPointArgs a;
   a.M = M;
   a.n = n;
   a.team = team_size(M);
   a.ld = leading_dimension(M, a.team);
-  const double* base = d_in.get();
+  const double* base = d_in.data();
   a.J0 = base;
   a.b = a.J0 + MM;
   a.U = a.b + M;
@@ -667,15 +626,15 @@ FixedPointCandidates fixed_points_exhaustive(const TwoPieceMap& map, const Fixed
   a.beta = a.Vt + Mn;
   a.slopes = a.beta + n;
   a.intercepts = a.slopes + 2 * n;
-  a.v_index = d_vindex.get();
+  a.v_index = d_vindex.data();
   a.total = 1ull << n;
   a.refactor_every = options.refactor_every;
   a.piece_tol = options.piece_tol;
   a.singular_tol = options.singular_tol > 0.0 ? options.singular_tol : M * DBL_EPSILON;
-  a.points = d_points.get();
-  a.regions = d_regions.get();
+  a.points = d_points.data();
+  a.regions = d_regions.data();
   a.capacity = capacity;
-  a.counters = d_counters.get();
+  a.counters = d_counters.data();
 
   if (unit_v) dispatch_team<true>(a, options.device);
   else dispatch_team<false>(a, options.device);

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <utility>
 
-#include "cuda_check.cuh"
+#include "core/cuda_check.cuh"
 
 namespace plrnn::cuda {
 
@@ -62,8 +62,5 @@ class DeviceBuffer {
   T* ptr_ = nullptr;
   std::size_t cap_ = 0;
 };
-
-// Selects `device` for the calling thread, with a clear error for a bad index or a missing GPU.
-void select_device(int device);
 
 }  // namespace plrnn::cuda

@@ -17,6 +17,9 @@ struct DeviceInfo {
 // Number of usable devices; 0 (with `reason` set) when there is no driver or no GPU.
 int device_count(std::string* reason);
 DeviceInfo device_info(int index);
+// Makes `device` current for the calling thread: the one place the device index is checked against the
+// machine (std::invalid_argument for a bad index, std::runtime_error "device: CUDA is unavailable (...)").
+void select_device(int device);
 // The CUDA runtime version this module was built with, e.g. 13000.
 int runtime_version();
 
