@@ -151,3 +151,27 @@ def assert_directional_derivative(f, analytic, delta_max, n_ops, name):
         f"d loss / d {name}: finite difference {fd:.12e} vs analytic {analytic:.12e} "
         f"(diff {abs(fd - analytic):.2e}, tol {tol:.2e})"
     )
+
+
+def vi_channel_data(rng, B, T, channels, missing=True, rate=2.0):
+    """Random data [B, T, ...] for the channels of the probabilistic PLRNN (reference_vi / vi): Gaussian
+    and fMRI values with nuisance regressors, Poisson counts (mean ``rate``), classes; with ``missing``,
+    about 20 % of the entries missing (NaN under a False mask; class -1)."""
+    data = {}
+    for name, spec in channels.items():
+        if name in ("gaussian", "fmri"):
+            obs, key = {"x": rng.normal(0, 1, (B, T, spec["N"])), "r": rng.normal(0, 1, (B, T, spec["R"]))}, "x"
+            if name == "fmri":
+                obs["TR"] = spec["TR"]
+        elif name == "poisson":
+            obs, key = {"q": rng.poisson(rate, (B, T, spec["N"])).astype(float)}, "q"
+        else:
+            obs, key = {"c": rng.integers(0, spec["classes"], (B, T))}, "c"
+        if missing:
+            if key == "c":
+                obs["c"][rng.random((B, T)) < 0.2] = -1
+            else:
+                obs["mask"] = rng.random(obs[key].shape) > 0.2
+                obs[key] = np.where(obs["mask"], obs[key], np.nan)
+        data[name] = obs
+    return data

@@ -473,6 +473,18 @@ def test_a_flipped_byte_loads_identically_or_raises_one_valueerror(tmp_path_fact
         np.testing.assert_array_equal(loaded[k], model[k])
 
 
+@pytest.mark.parametrize("flag", [0x01, 0x20, 0x40])  # encrypted, patched data, strong encryption
+def test_zip_flag_bits_of_a_member_raise_one_valueerror(tmp_path, flag):
+    """Flipped flag bits make zipfile raise RuntimeError / NotImplementedError: one ValueError instead."""
+    _, path, raw = _saved(tmp_path)
+    damaged = bytearray(raw)
+    at = raw.index(b"PK\x01\x02")  # the first central-directory entry; its flag bits at offset 8
+    damaged[at + 8] |= flag
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="model.npz"):
+        pn.load(path)
+
+
 def _npz_with(members: dict) -> bytes:
     """A .npz archive whose members are given as raw .npy bytes."""
     buf = io.BytesIO()

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from _common import vi_channel_data
 from scipy import stats
 
 from plrnn_native import reference as ref
@@ -33,25 +34,7 @@ def _setup(kind_cfg, seed=0, B=2, T=12, M=4, K=1, modalities=MODALITIES, missing
         params["theta"] = rng.normal(0, 1, params["theta"].shape)
     z = rng.normal(0, 1, (B, T, M))
     s = rng.normal(0, 1, (B, T, K)) if K else None
-    data = {}
-    for name, spec in modalities.items():
-        if name in ("gaussian", "fmri"):
-            obs = {"x": rng.normal(0, 1, (B, T, spec["N"])), "r": rng.normal(0, 1, (B, T, spec["R"]))}
-            if name == "fmri":
-                obs["TR"] = spec["TR"]
-            key = "x"
-        elif name == "poisson":
-            obs, key = {"q": rng.poisson(2.0, (B, T, spec["N"])).astype(float)}, "q"
-        else:
-            obs, key = {"c": rng.integers(0, spec["classes"], (B, T))}, "c"
-        if missing:
-            if key == "c":
-                obs["c"][rng.random((B, T)) < 0.2] = -1
-            else:
-                mask = rng.random(obs[key].shape) > 0.2
-                obs[key] = np.where(mask, obs[key], np.nan)
-                obs["mask"] = mask
-        data[name] = obs
+    data = vi_channel_data(rng, B, T, modalities, missing=missing, rate=2.0)
     return cfg, params, z, s, data
 
 

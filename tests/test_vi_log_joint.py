@@ -5,6 +5,7 @@ count; bad input."""
 
 import numpy as np
 import pytest
+from _common import vi_channel_data
 
 import plrnn_native as pn
 from plrnn_native import reference_vi as rv
@@ -31,23 +32,7 @@ def _case(kind, dtype="float64", B=3, T=40, M=4, K=2, channels=CHANNELS, seed=0,
     model_params = {k: np.array(v, np.float64) for k, v in model.params.items()}
     z = rng.normal(0, 1, (B, T, M))
     s = rng.normal(0, 1, (B, T, K)) if K else None
-    data = {}
-    for name, spec in channels.items():
-        if name in ("gaussian", "fmri"):
-            obs, key = {"x": rng.normal(0, 1, (B, T, spec["N"])), "r": rng.normal(0, 1, (B, T, spec["R"]))}, "x"
-            if name == "fmri":
-                obs["TR"] = spec["TR"]
-        elif name == "poisson":
-            obs, key = {"q": rng.poisson(1.5, (B, T, spec["N"])).astype(float)}, "q"
-        else:
-            obs, key = {"c": rng.integers(0, spec["classes"], (B, T))}, "c"
-        if missing:
-            if key == "c":
-                obs["c"][rng.random((B, T)) < 0.2] = -1
-            else:
-                obs["mask"] = rng.random(obs[key].shape) > 0.2
-                obs[key] = np.where(obs["mask"], obs[key], np.nan)
-        data[name] = obs
+    data = vi_channel_data(rng, B, T, channels, missing=missing, rate=1.5)
     ref = (cfg, {**model_params, **params}, z, data, s)
     cast = lambda a: a.astype(dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a  # noqa: E731
     native = (model, {k: cast(v) for k, v in params.items()}, cast(z),

@@ -48,6 +48,13 @@ def atomic_savez(path: Union[str, os.PathLike], **arrays) -> None:
         raise
 
 
+#: What reading a damaged archive can raise: besides the I/O and format errors, zipfile raises
+#: RuntimeError ("password required") and NotImplementedError (unsupported flag bits, e.g. patched
+#: data or strong encryption) when a flipped bit sets those flags.
+_DAMAGED = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError, RuntimeError,
+            NotImplementedError)
+
+
 class NpzReader:
     """A ``.npz`` archive opened for validated reading (a context manager).
 
@@ -65,7 +72,7 @@ class NpzReader:
             self._zip = zipfile.ZipFile(self.path)
         except FileNotFoundError as exc:
             raise ValueError(f"path: {self.path!r} does not exist") from exc
-        except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+        except _DAMAGED as exc:
             raise ValueError(f"path: {self.path!r} is not a readable .npz file ({exc})") from exc
         try:
             infos = self._zip.infolist()
@@ -124,7 +131,7 @@ class NpzReader:
                 else:
                     raise ValueError(f"unsupported .npy version {version}")
                 offset = f.tell()
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError) as exc:
+        except _DAMAGED as exc:
             self.fail(f"member {name!r} has a damaged header ({exc})", exc)
         if dtype.hasobject:
             self.fail(f"member {name!r} holds Python objects (not loaded: they would need pickle)")
@@ -144,7 +151,7 @@ class NpzReader:
             raw = self._zip.read(self._info[name])  # verifies the CRC
             f = io.BytesIO(raw)
             arr = np.lib.format.read_array(f, allow_pickle=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError) as exc:
+        except _DAMAGED as exc:
             self.fail(f"member {name!r} is damaged ({exc})", exc)
         if f.tell() != len(raw):
             self.fail(f"member {name!r} has trailing bytes")
