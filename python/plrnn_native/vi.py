@@ -8,6 +8,7 @@ categorical channels, native (C++, parallel over batch and time) and checked aga
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Dict, Optional, Tuple
 
@@ -38,13 +39,20 @@ LATENT_PARAMS = ("mu0", "log_sigma0", "log_sigma_z")
 def hrf_spm(TR: float) -> np.ndarray:
     """The canonical HRF sampled every ``TR`` seconds from 0 to ``HRF_LENGTH``: ``[tau + 1]`` taps
     (``tau = floor(32 / TR)``), ``hrf_j = gamma(j TR; 6, 1) - gamma(j TR; 16, 1) / 6``, normalised to
-    sum 1 (float64)."""
+    sum 1 (float64, read-only: computed once per TR, not on every training step)."""
     if isinstance(TR, bool) or not (isinstance(TR, (int, float)) and math.isfinite(TR) and 0 < TR <= HRF_LENGTH / 2):
         raise ValueError(f"TR: expected a repetition time in (0, {HRF_LENGTH / 2}] seconds, got {TR!r}")
-    t = np.arange(int(math.floor(HRF_LENGTH / TR + 1e-9)) + 1) * float(TR)
+    return _hrf(float(TR))
+
+
+@functools.lru_cache(maxsize=16)
+def _hrf(TR: float) -> np.ndarray:
+    t = np.arange(int(math.floor(HRF_LENGTH / TR + 1e-9)) + 1) * TR
     h = (stats.gamma.pdf(t, HRF_RESPONSE_DELAY / HRF_DISPERSION, scale=HRF_DISPERSION)
          - stats.gamma.pdf(t, HRF_UNDERSHOOT_DELAY / HRF_DISPERSION, scale=HRF_DISPERSION) / HRF_RATIO)
-    return h / h.sum()
+    h = h / h.sum()
+    h.flags.writeable = False
+    return h
 
 
 def log_joint(model, params: Dict[str, np.ndarray], z: np.ndarray, data: Dict[str, dict],
