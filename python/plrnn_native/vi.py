@@ -105,7 +105,7 @@ def log_joint(model, params: Dict[str, np.ndarray], z: np.ndarray, data: Dict[st
                 raise ValueError(f"params: missing '{name}.{k}'")
             ch[k] = check_ndarray(f"params['{name}.{k}']", params[f"{name}.{k}"])
         for k in _DATA_KEYS[name]:
-            if k in ("TR",) or obs.get(k) is None:
+            if k == "TR" or obs.get(k) is None:
                 continue
             arr = check_ndarray(f"data['{name}']['{k}']", obs[k])
             if k == "mask":
@@ -124,6 +124,17 @@ def log_joint(model, params: Dict[str, np.ndarray], z: np.ndarray, data: Dict[st
 
 
 # ---- recognition model -------------------------------------------------------------------------
+def _classes(params: Dict[str, np.ndarray], data: Dict[str, dict]) -> Optional[int]:
+    """The categorical channel's number of classes (from its parameters), None without one."""
+    return params["categorical.beta"].shape[0] + 1 if "categorical" in data else None
+
+
+def _one_series(data: Dict[str, dict]) -> Dict[str, dict]:
+    """One series (arrays with time first) as a batch of one (arrays [1, T, ...])."""
+    return {name: {k: (v[None] if isinstance(v, np.ndarray) else v) for k, v in obs.items()}
+            for name, obs in data.items()}
+
+
 def features(data: Dict[str, dict], classes: Optional[int] = None) -> np.ndarray:
     """The encoder's input per time step [B, T, F], float64: for each Gaussian/fMRI channel the
     observed values (0 where missing) and the mask, for Poisson ``log1p`` of the counts (0 where
@@ -225,8 +236,7 @@ def elbo(model, params: Dict[str, np.ndarray], encoder: Encoder, enc_params: Dic
         raise ValueError(f"samples: expected an integer >= 1, got {samples!r}")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
-    classes = params["categorical.beta"].shape[0] + 1 if "categorical" in data else None
-    f = features(data, classes)
+    f = features(data, _classes(params, data))
     mu, log_s, cache = encoder.forward(enc_params, f)
     sd = np.exp(log_s)
     dtype = model.dtype
@@ -349,19 +359,16 @@ class VITrainer:
         self.params = params if params is not None else init_params(model.M, self.data, rng, model.dtype)
         # every array checked once, whole, by the native call's own checks (dtype, shape, NaN where
         # observed, counts, classes): a bad entry is reported now, not when a window first holds it
-        log_joint(model, self.params, np.zeros((1, T, model.M), model.dtype),
-                  {k: {kk: (vv[None] if isinstance(vv, np.ndarray) else vv) for kk, vv in v.items()}
-                   for k, v in self.data.items()},
+        log_joint(model, self.params, np.zeros((1, T, model.M), model.dtype), _one_series(self.data),
                   s=None if self.s is None else self.s[None], floor=self.floor, grad=False)
-        classes = self.params["categorical.beta"].shape[0] + 1 if "categorical" in self.data else None
-        F = features({k: {kk: vv[None] if isinstance(vv, np.ndarray) else vv for kk, vv in v.items()}
-                      for k, v in self.data.items()}, classes).shape[-1]
+        F = features(_one_series(self.data), _classes(self.params, self.data)).shape[-1]
         self.encoder = Encoder(model.M, F, encoder_before, encoder_after, encoder_hidden)
         self.enc_params = self.encoder.init(rng)
         self._all = {**{f"model.{k}": v for k, v in model._params.items()},
                      **{f"gen.{k}": v for k, v in self.params.items()},
                      **{f"enc.{k}": v for k, v in self.enc_params.items()}}
         self.optimizer = optim.Adam(self._all, optimizer, (0.9, 0.999), 1e-8)
+        self._zeros = {k: np.zeros_like(v) for k, v in self._all.items()}
         self._optim = optim
         self.epoch = 0
         self.history = []
@@ -388,7 +395,8 @@ class VITrainer:
         for k in self._all:
             where, name = k.split(".", 1)
             src = grads.get(name if where != "enc" else f"enc.{name}")
-            g[k] = (np.zeros_like(self._all[k]) if src is None else src * scale).astype(self._all[k].dtype)
+            # parameters the log-joint does not use (the model's observation arrays) get zeros
+            g[k] = self._zeros[k] if src is None else (src * scale).astype(self._all[k].dtype)
         norm, stepped = self._optim.guarded_step(self.optimizer, self._all, value * scale, g, lr, self.grad_clip)
         return value * scale, norm, stepped
 
@@ -494,9 +502,7 @@ class VITrainer:
         """The encoder's posterior means and standard deviations [T, M] of one series (default: the
         training series)."""
         data = self.data if data is None else data
-        classes = self.params["categorical.beta"].shape[0] + 1 if "categorical" in data else None
-        f = features({k: {kk: (vv[None] if isinstance(vv, np.ndarray) else vv) for kk, vv in v.items()}
-                      for k, v in data.items()}, classes)
+        f = features(_one_series(data), _classes(self.params, data))
         mu, log_s, _ = self.encoder.forward(self.enc_params, f)
         return mu[0], np.exp(log_s[0])
 
