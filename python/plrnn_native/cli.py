@@ -126,8 +126,14 @@ def cmd_train(args) -> int:
             given["data"]["inputs"] = args.inputs if len(args.inputs) > 1 else args.inputs[0]
         if args.epochs is not None:
             given["train"]["epochs"] = args.epochs
+        if args.method is not None:
+            given["train"]["method"] = args.method
 
     run = runconfig.resolve(args.config, args.set, flags=flags)
+    if run.cfg["train"].get("method", "bptt") == "vi":  # the probabilistic PLRNN: plrnn_native.vi_run
+        from . import vi_run
+
+        return vi_run.cmd_train(args, run)
     train, test = load_data(run.cfg)
     details = runconfig.derive(run, [ts.x for ts in train])
     model, tcfg, _ = runconfig.build(run, train[0].N, train[0].K)
@@ -155,10 +161,14 @@ def _resume(args) -> int:
     if args.config or args.system or args.data or args.inputs:
         raise CLIError("--resume: continues a run with its own data and settings; a config file, "
                        "--system, --data or --inputs cannot be given with it")
-    runconfig.merge(cfg, over)
     checkpoint = os.path.join(out, "checkpoint.npz")
     if not os.path.isfile(checkpoint):
         raise CLIError(f"{out}: no checkpoint.npz to resume from")
+    if cfg["train"].get("method", "bptt") == "vi":
+        from . import vi_run
+
+        return vi_run.resume(args, out, cfg, over)
+    runconfig.merge(cfg, over)
     train, test = load_data(cfg)
     runconfig.build(RunConfig(cfg, {s: {} for s in cfg}), train[0].N, train[0].K)  # checks the overrides
     trainer = Trainer.resume(checkpoint, [ts.x for ts in train],
@@ -270,6 +280,10 @@ def cmd_evaluate(args) -> int:
     for section in over:
         if section != "evaluate":
             raise CLIError(f"--set {section}.*: evaluate takes [evaluate] settings only")
+    if cfg["train"].get("method", "bptt") == "vi":
+        from . import vi_run
+
+        return vi_run.evaluate_folder(args.run, cfg, over)
     runconfig.merge(cfg, over)
     from .metrics import check_evaluate_args
 
@@ -409,6 +423,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "train nothing, write nothing")
     p.add_argument("--out", help="run folder (default runs/run-<time>)")
     p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--method", choices=("bptt", "vi"),
+                   help="train.method: bptt (teacher-forced BPTT, the default) or vi (variational inference of the "
+                        "probabilistic PLRNN with Gaussian, fMRI, Poisson and categorical channels: docs/probabilistic.md)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a setting")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its checkpoint")
     p.add_argument("--no-plots", action="store_true")

@@ -67,8 +67,12 @@ def _params(f: Callable, drop=()) -> set:
 
 def known_keys() -> Dict[str, set]:
     """The settings each section accepts."""
+    from . import vi_run
+
     gen = set().union(*(_params(f) for f in data_mod._GENERATORS.values()))
     return {
+        "vi": set(vi_run.vi_keys()),
+        **{name: set(keys) for name, keys in vi_run.CHANNEL_KEYS.items()},
         "data": gen | {"system", "path", "inputs", "test_T", "test_fraction", "test_split"},
         "model": _params(PLRNN.__init__, ("self", "N", "K")),
         "train": {f.name for f in dataclasses.fields(TrainConfig)},

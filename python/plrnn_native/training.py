@@ -28,6 +28,9 @@ from .regularizers import MAR
 from .selection import BestModelSelector
 
 _CHECKPOINT_FORMAT = "plrnn_native.checkpoint/1"
+#: Training methods: deterministic BPTT with teacher forcing (:class:`Trainer`) or variational inference
+#: of the probabilistic PLRNN (:class:`plrnn_native.vi.VITrainer`, docs/probabilistic.md).
+METHODS = ("bptt", "vi")
 
 
 @dataclass
@@ -35,6 +38,8 @@ class TrainConfig:
     """Hyperparameters of :class:`Trainer` (defaults: the usual DSR setting for Lorenz-63).
 
     Attributes:
+        method: ``"bptt"`` (this trainer) or ``"vi"`` (variational inference: :class:`plrnn_native.vi.VITrainer`,
+            which takes the settings here that apply to it: ``plrnn_native.vi_run.VI_TRAIN_KEYS``).
         seq_len: length of the training subsequences (>= 2).
         batch_size: subsequences per batch.
         batches_per_epoch: optimiser steps per epoch.
@@ -62,6 +67,7 @@ class TrainConfig:
             trainer's (same distribution); ``adaptive_alpha`` is CPU-only.
     """
 
+    method: str = "bptt"
     seq_len: int = 200
     batch_size: int = 16
     batches_per_epoch: int = 50
@@ -85,6 +91,7 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self):
+        check_choice("method", self.method, METHODS)
         check_int("seq_len", self.seq_len, 2)
         check_int("batch_size", self.batch_size, 1)
         check_int("batches_per_epoch", self.batches_per_epoch, 1)
@@ -191,6 +198,8 @@ class Trainer:
                  callback: Optional[Callable[["Trainer", dict], None]] = None):
         self.model = check_instance("model", model, PLRNN, "a plrnn_native.PLRNN")
         self.config = check_instance("config", config or TrainConfig(), TrainConfig, "a TrainConfig")
+        if self.config.method != "bptt":
+            raise ValueError(f"config.method: {self.config.method!r} trains with plrnn_native.vi.VITrainer, not Trainer")
         self.series = _as_series_list(x, s, model, self.config.seq_len)
         n_missing = sum(int(o.size - o.sum()) for _, _, o in self.series if o is not None)
         #: share of the training entries that are missing (NaN in the data)

@@ -32,7 +32,10 @@ HRF_LENGTH = 32.0
 MODALITIES = ("gaussian", "fmri", "poisson", "categorical")
 #: The arrays of each channel's data (besides its parameters ``<modality>.<name>``).
 _DATA_KEYS = {"gaussian": ("x", "mask", "r"), "fmri": ("x", "mask", "r", "TR"), "poisson": ("q", "mask"),
-              "categorical": ("c",)}
+              "categorical": ("c", "classes")}
+#: The data entries that are settings of the channel, not arrays over time (fMRI's repetition time in
+#: seconds, the categorical channel's number of classes).
+_SETTINGS = ("TR", "classes")
 _PARAM_KEYS = {"gaussian": ("B", "J", "log_sigma"), "fmri": ("B", "J", "log_sigma"), "poisson": ("G", "g"),
                "categorical": ("beta",)}
 LATENT_PARAMS = ("mu0", "log_sigma0", "log_sigma_z")
@@ -106,8 +109,13 @@ def log_joint(model, params: Dict[str, np.ndarray], z: np.ndarray, data: Dict[st
             if f"{name}.{k}" not in params:
                 raise ValueError(f"params: missing '{name}.{k}'")
             ch[k] = check_ndarray(f"params['{name}.{k}']", params[f"{name}.{k}"])
+        if name == "categorical" and obs.get("classes") is not None:
+            have = np.shape(params["categorical.beta"])[0] + 1
+            if obs["classes"] != have:
+                raise ValueError(f"data['categorical']['classes']: {obs['classes']!r}, but params['categorical.beta'] "
+                                 f"has {have - 1} rows ({have} classes)")
         for k in _DATA_KEYS[name]:
-            if k == "TR" or obs.get(k) is None:
+            if k in _SETTINGS or obs.get(k) is None:
                 continue
             arr = check_ndarray(f"data['{name}']['{k}']", obs[k])
             if k == "mask":
@@ -320,7 +328,8 @@ class VITrainer:
     ``anneal_start`` to 1/2 over ``anneal_epochs`` (weights ``(1 - a, a)`` on ``log p(z) + H[q]`` and
     ``log p(obs | z)``; at 1/2 the objective is half the ELBO). A step whose loss or gradient is not finite
     is skipped; parameters that become non-finite are restored to the last good epoch and training
-    stops with ``self.stopped`` saying why. After training ``model`` is an ordinary PLRNN.
+    stops with ``self.stopped`` saying why. ``mar``: a :class:`plrnn_native.MAR` penalty on the latent
+    model, added to the per-step loss as in BPTT training. After training ``model`` is an ordinary PLRNN.
 
     ``data``: one series, per modality a dict of arrays with time first (``x``/``q`` [T, N] with optional
     ``mask``, ``r`` [T, R]; ``c`` [T] int64; ``TR`` for fMRI), or a list of such series (each of its own
@@ -332,10 +341,11 @@ class VITrainer:
                  batch_size: int = 16, lr: float = 1e-3, lr_end: float = 1e-4, grad_clip: float = 10.0,
                  samples: int = 1, floor: float = 1e-3, anneal_start: float = 0.5, anneal_epochs: int = 0,
                  encoder_before: int = 2, encoder_after: int = 2, encoder_hidden: int = 0,
-                 optimizer: str = "adam", seed: int = 0, params: Optional[Dict[str, np.ndarray]] = None,
+                 optimizer: str = "adam", betas=(0.9, 0.999), eps: float = 1e-8, mar=None, seed: int = 0,
+                 params: Optional[Dict[str, np.ndarray]] = None,
                  callback: Optional[Callable[["VITrainer", dict], None]] = None):
         from . import optim
-        from ._validation import check_choice, check_float, check_int
+        from ._validation import check_betas, check_choice, check_float, check_int
 
         self.model = model
         self.seq_len = check_int("seq_len", seq_len, 2)
@@ -349,6 +359,11 @@ class VITrainer:
         self.anneal_epochs = check_int("anneal_epochs", anneal_epochs, 0)
         optimizer = check_choice("optimizer", optimizer, ("adam", "radam"))
         self.seed = check_int("seed", seed, 0)
+        from .regularizers import MAR
+
+        if mar is not None and not isinstance(mar, MAR):
+            raise TypeError(f"mar: expected a plrnn_native.MAR or None, got {type(mar).__name__}")
+        self.mar = None if mar is None or mar.weight == 0 else mar
         one = isinstance(data, dict)
         if not one and not (isinstance(data, (list, tuple)) and data and all(isinstance(d, dict) for d in data)):
             raise TypeError("data: expected a dict of channels (one series) or a non-empty list of such dicts")
@@ -370,7 +385,9 @@ class VITrainer:
                     raise ValueError(f"{where}: unknown modality {name!r} ({', '.join(MODALITIES)})")
                 if not isinstance(obs, dict):
                     raise TypeError(f"{where}[{name!r}]: expected a dict, got {type(obs).__name__}")
-                arrays = {k: (v if k == "TR" else np.asarray(v)) for k, v in obs.items()}
+                # the trainer takes data of any float dtype: values in the model's, masks boolean, classes int64
+                arrays = {k: (v if k in _SETTINGS else np.asarray(
+                    v, dtype=bool if k == "mask" else (np.int64 if k == "c" else model.dtype))) for k, v in obs.items()}
                 key = "c" if name == "categorical" else ("q" if name == "poisson" else "x")
                 if key not in arrays:
                     raise ValueError(f"{where}[{name!r}]: missing {key!r}")
@@ -418,7 +435,7 @@ class VITrainer:
         self._all = {**{f"model.{k}": v for k, v in model._params.items()},
                      **{f"gen.{k}": v for k, v in self.params.items()},
                      **{f"enc.{k}": v for k, v in self.enc_params.items()}}
-        self.optimizer = optim.Adam(self._all, optimizer, (0.9, 0.999), 1e-8)
+        self.optimizer = optim.Adam(self._all, optimizer, check_betas("betas", betas), check_float("eps", eps, lo=0.0, lo_open=True))
         self._zeros = {k: np.zeros_like(v) for k, v in self._all.items()}
         self._optim = optim
         self.epoch = 0
@@ -437,7 +454,7 @@ class VITrainer:
         def take(get):
             return np.stack([get(i)[t0: t0 + L] for i, t0 in zip(which, starts)])
 
-        data = {name: {k: (v if k == "TR" else take(lambda i: self.series[i][name][k])) for k, v in obs.items()}
+        data = {name: {k: (v if k in _SETTINGS else take(lambda i: self.series[i][name][k])) for k, v in obs.items()}
                 for name, obs in self.series[0].items()}
         return data, (None if self.s is None else np.ascontiguousarray(take(lambda i: self.inputs[i])))
 
@@ -458,8 +475,14 @@ class VITrainer:
             src = grads.get(name if where != "enc" else f"enc.{name}")
             # parameters the log-joint does not use (the model's observation arrays) get zeros
             g[k] = self._zeros[k] if src is None else (src * scale).astype(self._all[k].dtype)
-        norm, stepped = self._optim.guarded_step(self.optimizer, self._all, value * scale, g, lr, self.grad_clip)
-        return value * scale, norm, stepped
+        loss = value * scale
+        if self.mar is not None:  # the manifold-attractor penalty on the latent model, as in BPTT training
+            penalty, g_mar = self.model.mar_penalty(self.mar)
+            loss += penalty
+            for k, v in g_mar.items():
+                g[f"model.{k}"] = g[f"model.{k}"] + v
+        norm, stepped = self._optim.guarded_step(self.optimizer, self._all, loss, g, lr, self.grad_clip)
+        return loss, norm, stepped
 
     def fit(self, epochs: int, batches_per_epoch: int = 50, checkpoint: Optional[str] = None,
             checkpoint_every: int = 10) -> list:
