@@ -230,3 +230,39 @@ def test_evaluate_fmri_channel_and_inputs():
         vi.evaluate(trainer, data)
     with pytest.raises(ValueError, match="HRF"):
         vi.evaluate(trainer, {"fmri": {"x": x[:20], "TR": TR}}, s=s[:20])
+
+
+@pytest.mark.parametrize("kind", [dict(kind="standard"), dict(kind="alrnn", P=1), dict(kind="dendritic", bases=2),
+                                  dict(kind="shallow", hidden=6), dict(kind="shallow", hidden=6, clipped=True)],
+                         ids=lambda k: "-".join(str(v) for v in k.values()))
+def test_every_latent_kind_trains_and_stays_a_plain_plrnn(kind):
+    from plrnn_native import analysis
+
+    _, data = _oscillator(T=800)
+    model = pn.PLRNN(M=3, N=1, dtype="float64", seed=0, **kind)
+    trainer = vi.VITrainer(model, data, seq_len=50, batch_size=8, lr=3e-3, seed=0)
+    trainer.fit(6, 10)
+    losses = [h["loss"] for h in trainer.history]
+    assert trainer.stopped is None and losses[-1] < losses[0]
+    out = vi.evaluate(trainer, _cut(data, 600, 800))
+    assert np.isfinite(out["KL_z"]) and np.isfinite(out["D_stsp"])
+    fps = analysis.fixed_points(trainer.model, method="exhaustive", seed=0)  # the analysis takes it unchanged
+    assert len(fps.fixed_points) >= 0 and np.isfinite(trainer.model.generate(50, z0=np.zeros(3), return_latent=True)[1]).all()
+
+
+def test_mar_pulls_the_regularised_units_to_a_manifold():
+    _, data = _oscillator(T=800)
+    runs = {}
+    for weight in (0.0, 50.0):
+        model = pn.PLRNN("standard", M=4, N=1, dtype="float64", seed=0)
+        trainer = vi.VITrainer(model, data, seq_len=50, batch_size=8, lr=1e-2, lr_end=1e-2, seed=0,
+                               mar=pn.MAR(weight, fraction=0.5))
+        trainer.fit(5, 10)
+        runs[weight] = trainer
+    A = {w: np.diag(t.model["A"]) if t.model["A"].ndim == 2 else t.model["A"] for w, t in runs.items()}
+    # the last two units (fraction 0.5, select "last"): A -> 1, their rows of W -> 0
+    assert np.max(np.abs(A[50.0][2:] - 1)) < 0.5 * np.max(np.abs(A[0.0][2:] - 1))
+    assert np.abs(runs[50.0].model["W"][2:]).max() < 0.5 * np.abs(runs[0.0].model["W"][2:]).max()
+    assert runs[50.0].history[0]["loss"] > runs[0.0].history[0]["loss"]  # the penalty is part of the loss
+    with pytest.raises(TypeError, match="mar"):
+        vi.VITrainer(pn.PLRNN("standard", M=2, N=1, dtype="float64"), data, seq_len=50, mar=0.5)
