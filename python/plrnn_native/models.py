@@ -31,6 +31,17 @@ from .regularizers import MAR
 KINDS = ("standard", "alrnn", "dendritic", "shallow")
 OBSERVATIONS = ("identity", "linear")
 FORCINGS = ("none", "sparse", "generalized")
+
+
+def check_tau(tau) -> int:
+    """The sparse teacher-forcing interval: an integer >= 1 (the one rule of the Python API and of
+    TrainConfig; the native core guards its own entry points)."""
+    return check_int("tau", tau, 1)
+
+
+def check_alpha(alpha) -> float:
+    """The generalized teacher-forcing weight: a float in [0, 1]."""
+    return check_float("alpha", alpha, 0.0, 1.0)
 _FORMAT = "plrnn_native.model/1"
 
 ArrayDict = Dict[str, np.ndarray]
@@ -287,21 +298,21 @@ class PLRNN:
         if forcing == "sparse":
             if tau is None:
                 raise ValueError("tau: sparse teacher forcing needs the interval tau (an integer >= 1)")
-            tau = check_int("tau", tau, 1)
+            tau = check_tau(tau)
         elif tau is not None:
             raise ValueError(f"tau: only sparse forcing takes tau, got forcing={forcing!r}")
         if forcing == "generalized":
             if alpha is None:
                 raise ValueError("alpha: generalized teacher forcing needs the weight alpha in [0, 1]")
-            alpha = check_float("alpha", alpha, 0.0, 1.0)
+            alpha = check_alpha(alpha)
         elif alpha is not None:
             raise ValueError(f"alpha: only generalized forcing takes alpha, got forcing={forcing!r}")
         return forcing, (tau or 1), (alpha or 0.0)
 
-    def _Binv(self, forcing: str, params: ArrayDict) -> Optional[np.ndarray]:
-        """pinv(B) for a call with forcing; the native call decides whether it is used (needs_binv,
-        csrc/core/param_layout.h: linear observation with forcing) and ignores it otherwise."""
-        return self.pinv_B(params) if (self.obs == "linear" and forcing != "none") else None
+    def _Binv(self, params: ArrayDict) -> Optional[np.ndarray]:
+        """pinv(B) of the linear observation (None for the identity): the native call decides whether
+        it is used (``needs_binv``, csrc/core/param_layout.h, the one place of that rule)."""
+        return self.pinv_B(params) if self.obs == "linear" else None
 
     # ---- native computations ---------------------------------------------------------------
     def rollout(self, x: np.ndarray, s: Optional[np.ndarray] = None, forcing: str = "none",
@@ -341,7 +352,7 @@ class PLRNN:
         if latent_out is not None:
             check_out("latent_out", latent_out, self._dtype, (B, T, self.M), [*inputs, ("out", out)])
             return_latent = True
-        _, xhat, z = be.rollout(self._config, params, x, s, forcing, tau, alpha, self._Binv(forcing, params),
+        _, xhat, z = be.rollout(self._config, params, x, s, forcing, tau, alpha, self._Binv(params),
                                 bool(return_latent), out, latent_out, mask)
         if single:
             xhat = xhat[0]
@@ -372,7 +383,7 @@ class PLRNN:
         forcing, tau, alpha = self._forcing(forcing, tau, alpha)
         params = self._snapshot()
         loss, grads = be.loss_and_grad(self._config, params, x, s, forcing, tau, alpha,
-                                       self._Binv(forcing, params), mask)
+                                       self._Binv(params), mask)
         if mar is not None:
             value, mar_grads = self._mar_penalty(mar, be, params)
             loss += value

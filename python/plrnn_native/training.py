@@ -22,7 +22,7 @@ from ._backend import backend as _backend, parse_device
 from ._io import NpzReader, atomic_savez
 from ._validation import (check_array, check_betas, check_bool, check_choice, check_float,
                           check_instance, check_int, check_ndarray)
-from .models import PLRNN
+from .models import PLRNN, check_alpha, check_tau
 from .optim import Adam, copy_params, exponential_lr, guarded_step, params_finite, progress_bar, restore_params
 from .regularizers import MAR
 from .selection import BestModelSelector
@@ -103,8 +103,8 @@ class TrainConfig:
         check_float("eps", self.eps, lo=0.0, lo_open=True)
         check_float("grad_clip", self.grad_clip, lo=0.0)
         check_choice("forcing", self.forcing, ("none", "sparse", "generalized"))
-        check_int("tau", self.tau, 1)
-        check_float("alpha", self.alpha, 0.0, 1.0)
+        check_tau(self.tau)
+        check_alpha(self.alpha)
         check_bool("adaptive_alpha", self.adaptive_alpha)
         check_int("alpha_every", self.alpha_every, 1)
         check_float("teacher_noise", self.teacher_noise, lo=0.0)
@@ -420,7 +420,7 @@ def _read_checkpoint(path):
             config = TrainConfig.from_dict(meta["train_config"])
             for key, lo in (("t", 0), ("epoch", 0), ("batches_done", 0)):
                 check_int(key, meta[key], lo)
-            check_float("alpha", meta["alpha"], 0.0, 1.0)
+            check_alpha(meta["alpha"])
             if not isinstance(meta["rng"], dict):
                 raise TypeError("rng: expected the bit generator's state (a JSON object)")
             np.random.PCG64().state = meta["rng"]  # raises for a state of another generator
