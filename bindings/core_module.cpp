@@ -17,6 +17,8 @@
 #include "interrupt.h"
 #include "model_api.h"
 #include "model_args.h"
+#include "trainer_binding.h"
+#include "training/train_step.h"
 #include "vi_binding.h"
 
 namespace py = pybind11;
@@ -182,6 +184,11 @@ PYBIND11_MODULE(_core, m) {
   def_vi(m);
 
   def_model_api<CpuBackend>(m);
+  def_adam(m);
+  def_trainer<plrnn::HostTrainer, CpuBackend>(
+      m, "HostTrainer",
+      "The CPU trainer (csrc/training/train_step.h): many optimiser steps per native call (counter-based batch "
+      "sampling, forward + BPTT, MAR, clipping, Adam/RAdam); the interface of the CUDA module's DeviceTrainer.");
 
   m.def("supervised", [](const py::dict& cfg, const py::dict& params, const py::array& B, const py::array& b,
                          const py::object& s, const py::object& z0, const py::array& mask, const py::object& target,

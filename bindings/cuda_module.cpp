@@ -4,7 +4,7 @@
 // Entry points: device discovery, the exhaustive fixed-point search, the model API shared with the CPU
 // module through one template (model_api.h: param_shapes, rollout, loss_and_grad, generate, mar_penalty,
 // with the same arguments, `device` last), and DeviceTrainer (device-resident training steps,
-// cuda/training/train_step.h).
+// cuda/training/train_step.h; its binding is shared with the CPU's HostTrainer: trainer_binding.h).
 //
 // The adapter checks the arrays (dtype, contiguity, shape: no silent conversion) and the limits of the
 // kernels before anything touches the GPU, so a caller's mistake is a TypeError/ValueError naming the
@@ -24,6 +24,7 @@
 #include "core/device_info.h"
 #include "model_api.h"
 #include "model_args.h"
+#include "trainer_binding.h"
 #include "training/train_step.h"
 
 namespace py = pybind11;
@@ -172,106 +173,6 @@ struct CudaBackend {
   }
 };
 
-// ---- device-resident trainer ----------------------------------------------------------------------
-class PyDeviceTrainer {
- public:
-  PyDeviceTrainer(const py::dict& cfg, const py::dict& params, const py::list& xs, const py::list& ss,
-                  index_t batch_size, index_t seq_len, const std::string& forcing, index_t tau, double alpha,
-                  double grad_clip, const std::string& optimizer, double beta1, double beta2, double eps,
-                  double teacher_noise, std::uint64_t seed, const py::object& mar_units, double mar_weight,
-                  const std::string& mar_reduce, int device)
-      : spec_(parse_spec(cfg)), f64_(!is_f32(param_A(params), "A")) {
-    check_device_index(device);
-    plrnn::cuda::TrainOptions o;
-    o.device = device;
-    o.batch_size = batch_size;
-    o.seq_len = seq_len;
-    o.forcing = parse_forcing(forcing, tau, alpha);
-    o.grad_clip = grad_clip;
-    if (optimizer != "adam" && optimizer != "radam")
-      throw py::value_error("optimizer: expected 'adam' or 'radam', got '" + optimizer + "'");
-    o.radam = optimizer == "radam";
-    o.beta1 = beta1;
-    o.beta2 = beta2;
-    o.eps = eps;
-    o.teacher_noise = teacher_noise;
-    o.seed = seed;
-    o.mar_weight = mar_weight;
-    o.mar_mean = mar_reduce == "mean";
-    if (!mar_units.is_none()) {
-      auto ua = as_array(mar_units, "mar_units");
-      const index_t* u = view<index_t>(ua, "mar_units", {static_cast<index_t>(ua.shape(0))});
-      o.mar_units.assign(u, u + ua.shape(0));
-    }
-    if (xs.size() != ss.size()) throw py::value_error("s: one input series (or None) per data series");
-    std::vector<const void*> xp, sp;
-    std::vector<index_t> lengths;
-    for (std::size_t i = 0; i < xs.size(); ++i) {
-      const std::string nm = "x[" + std::to_string(i) + "]";
-      auto xa = py::reinterpret_borrow<py::object>(xs[i]);
-      if (!py::isinstance<py::array>(xa)) throw py::type_error(nm + ": expected a numpy.ndarray");
-      const index_t T = py::reinterpret_borrow<py::array>(xa).ndim() == 2 ? py::reinterpret_borrow<py::array>(xa).shape(0) : -1;
-      if (T < 0) throw py::value_error(nm + ": expected shape [T, N]");
-      lengths.push_back(T);
-      keep_.append(xa);
-      if (f64_) xp.push_back(view<double>(xa, nm, {T, spec_.dims.N}));
-      else xp.push_back(view<float>(xa, nm, {T, spec_.dims.N}));
-      if (spec_.dims.K > 0) {
-        auto sa = py::reinterpret_borrow<py::object>(ss[i]);
-        if (f64_) sp.push_back(view<double>(sa, "s", {T, spec_.dims.K}));
-        else sp.push_back(view<float>(sa, "s", {T, spec_.dims.K}));
-      } else {
-        sp.push_back(nullptr);
-      }
-    }
-    const auto host = arrays(params);
-    py::gil_scoped_release nogil;
-    impl_ = std::make_unique<plrnn::cuda::DeviceTrainer>(spec_, f64_, host, xp, sp, lengths, o);
-  }
-
-  py::tuple step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index) {
-    plrnn::cuda::StepResult r;
-    {
-      py::gil_scoped_release nogil;
-      r = impl_->step(lr, alpha, adam_t, step_index);
-    }
-    return py::make_tuple(r.loss, r.grad_norm, r.updated, r.params_finite);
-  }
-  void get_params(const py::dict& out) { impl_->get_params(out_arrays(out)); }
-  void set_params(const py::dict& in) { impl_->set_params(arrays(in)); }
-  void get_moments(const py::dict& m, const py::dict& v) { impl_->get_moments(out_arrays(m), out_arrays(v)); }
-  void set_moments(const py::dict& m, const py::dict& v) { impl_->set_moments(arrays(m), arrays(v)); }
-  void get_grads(const py::dict& out) { impl_->get_grads(out_arrays(out)); }
-
- private:
-  plrnn::cuda::HostArrays arrays(const py::dict& d) {
-    plrnn::cuda::HostArrays out{};
-    if (f64_) {
-      auto p = parse_params<double>(spec_, d);
-      auto slots = plrnn::param_slots(p);
-      for (int id = 0; id < plrnn::kNumParams; ++id) out[id] = *slots[id];
-    } else {
-      auto p = parse_params<float>(spec_, d);
-      auto slots = plrnn::param_slots(p);
-      for (int id = 0; id < plrnn::kNumParams; ++id) out[id] = *slots[id];
-    }
-    return out;
-  }
-  plrnn::cuda::HostOutArrays out_arrays(const py::dict& d) {
-    for (auto item : d)
-      if (!as_array(item.second, std::string(py::str(item.first))).writeable())
-        throw py::value_error(std::string(py::str(item.first)) + ": output array is read-only");
-    const auto c = arrays(d);
-    plrnn::cuda::HostOutArrays out{};
-    for (int id = 0; id < plrnn::kNumParams; ++id) out[id] = const_cast<void*>(c[id]);
-    return out;
-  }
-
-  plrnn::ModelSpec spec_;
-  bool f64_;
-  py::list keep_;
-  std::unique_ptr<plrnn::cuda::DeviceTrainer> impl_;
-};
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -305,23 +206,10 @@ PYBIND11_MODULE(_cuda, m) {
         "Sorted by region code (bit j = piece of unit j). RuntimeError when CUDA is unavailable or\n"
         "more than max_points candidates were found.");
   def_model_api<CudaBackend>(m);
-  py::class_<PyDeviceTrainer>(m, "DeviceTrainer",
-                              "Device-resident training steps (cuda/train_step.h): data, parameters, gradients and "
-                              "Adam moments on the GPU.")
-      .def(py::init<const py::dict&, const py::dict&, const py::list&, const py::list&, index_t, index_t,
-                    const std::string&, index_t, double, double, const std::string&, double, double, double, double,
-                    std::uint64_t, const py::object&, double, const std::string&, int>(),
-           py::arg("cfg"), py::arg("params"), py::arg("xs"), py::arg("ss"), py::arg("batch_size"),
-           py::arg("seq_len"), py::arg("forcing"), py::arg("tau"), py::arg("alpha"), py::arg("grad_clip"),
-           py::arg("optimizer"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("teacher_noise"),
-           py::arg("seed"), py::arg("mar_units"), py::arg("mar_weight"), py::arg("mar_reduce"), py::arg("device"))
-      .def("step", &PyDeviceTrainer::step, py::arg("lr"), py::arg("alpha"), py::arg("adam_t"), py::arg("step_index"),
-           "One step: (loss, grad_norm, updated, params_finite).")
-      .def("get_params", &PyDeviceTrainer::get_params, py::arg("out"))
-      .def("set_params", &PyDeviceTrainer::set_params, py::arg("params"))
-      .def("get_moments", &PyDeviceTrainer::get_moments, py::arg("m"), py::arg("v"))
-      .def("set_moments", &PyDeviceTrainer::set_moments, py::arg("m"), py::arg("v"))
-      .def("get_grads", &PyDeviceTrainer::get_grads, py::arg("out"));
+  def_trainer<plrnn::cuda::DeviceTrainer, CudaBackend>(
+      m, "DeviceTrainer",
+      "Device-resident training steps (cuda/training/train_step.h): data, parameters, gradients and Adam moments "
+      "on the GPU; the interface of the CPU module's HostTrainer (bindings/trainer_binding.h).");
   m.attr("runtime_version") = plrnn::cuda::runtime_version();
   m.attr("emulated") = kEmulated;
 }

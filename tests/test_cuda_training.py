@@ -1,8 +1,7 @@
 """The device-resident trainer (cuda/training/train_step.cu, ``TrainConfig(device=...)``) against the CPU trainer.
 
-A data set of one series of exactly ``seq_len`` steps has a single training window, so every batch
-is that window repeated, whatever the random draws: the GPU and CPU trainers then see the same
-batches and must take the same optimiser steps (loss, gradient norm and parameters compared after
+Both trainers draw their batches with the same counter-based sampler (csrc/training/counter_rng.h), so
+for the same seed they see the same batches and must take the same optimiser steps (loss, gradient norm and parameters compared after
 every step, float64, with a tolerance of a few hundred ulps of accumulated rounding). Longer series
 check the sampling (deterministic per seed, resumable, inside the data) and that training lowers
 the loss. The GPU tests skip where CUDA is unavailable; the configuration checks run everywhere.
@@ -66,12 +65,31 @@ def test_device_steps_match_cpu(case):
         lg, ng = trainers["cuda"].train_batch(lr)
         assert lg == pytest.approx(lc, rel=RTOL), f"loss at step {step}"
         assert ng == pytest.approx(nc, rel=RTOL), f"gradient norm at step {step}"
-    trainers["cuda"]._pull_from_device()
+    trainers["cuda"]._pull_from_native()
     for name, p in trainers["cpu"].model.items():
         np.testing.assert_allclose(trainers["cuda"].model[name], p, rtol=1e-8, atol=1e-12, err_msg=name)
         np.testing.assert_allclose(trainers["cuda"].optimizer.m[name], trainers["cpu"].optimizer.m[name],
                                    rtol=1e-8, atol=1e-14, err_msg=f"adam m {name}")
     assert trainers["cuda"].optimizer.t == trainers["cpu"].optimizer.t == 8
+
+
+@requires_gpu
+@pytest.mark.parametrize("case", CASES[:3], ids=[c[0] for c in CASES[:3]])
+def test_device_steps_match_cpu_on_long_series(case):
+    """Both trainers draw their batches with the same counter-based sampler (csrc/training/counter_rng.h),
+    so on data with many windows, and with teacher noise, whole native epochs (run) agree step by step."""
+    _, kind, obs, K, overrides = case
+    xs = [series(90, K=K, seed=1), series(47, K=K, seed=2)]
+    cfgs = {dev: TrainConfig(seq_len=12, batch_size=5, batches_per_epoch=4, epochs=3, lr=5e-3, device=dev,
+                             teacher_noise=0.02, seed=11, **overrides) for dev in ("cpu", "cuda")}
+    trainers = {dev: Trainer(make(kind, obs, K), [x for x, _ in xs], [s for _, s in xs] if K else None, cfgs[dev])
+                for dev in cfgs}
+    results = {dev: t.train() for dev, t in trainers.items()}
+    for a, b in zip(results["cpu"].history, results["cuda"].history):
+        # teacher noise: std::cos on the host, cospi on the device (ulps); everything else as above
+        assert b["loss"] == pytest.approx(a["loss"], rel=RTOL) and b["grad_norm"] == pytest.approx(a["grad_norm"], rel=RTOL)
+    for name, p in trainers["cpu"].model.items():
+        np.testing.assert_allclose(trainers["cuda"].model[name], p, rtol=1e-8, atol=1e-12, err_msg=name)
 
 
 @requires_gpu

@@ -146,22 +146,26 @@ def test_interrupted_training_resumes_as_if_stopped_after_the_last_epoch(monkeyp
     plain.train()
 
     trainer = Trainer(pn.PLRNN("standard", M=6, N=3, seed=0), x, config=cfg)
-    calls = {"n": 0}
-    step = trainer.optimizer.step
+    native = trainer._native  # the native loop (csrc/training/train_step.h) runs an epoch per call
 
-    def interrupted_step(params, grads, lr):  # Ctrl-C in the middle of the update of epoch 2
-        calls["n"] += 1
-        if calls["n"] == 2 * cfg.batches_per_epoch + 3:
-            first = next(iter(params))
-            params[first] -= 1.0  # half an update done
-            raise KeyboardInterrupt
-        step(params, grads, lr)
+    class InterruptedInEpoch2:  # Ctrl-C after 3 of epoch 2's native steps (the native state is changed)
+        calls = 0
 
-    monkeypatch.setattr(trainer.optimizer, "step", interrupted_step)
+        def __getattr__(self, name):
+            return getattr(native, name)
+
+        def run(self, steps, *args):
+            InterruptedInEpoch2.calls += 1
+            if InterruptedInEpoch2.calls == 3:
+                native.run(3, *args)
+                raise KeyboardInterrupt
+            return native.run(steps, *args)
+
+    trainer._native = InterruptedInEpoch2()
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
     assert trainer.epoch == 2 and len(trainer.history) == 2
-    monkeypatch.setattr(trainer.optimizer, "step", step)
+    trainer._native = native
     trainer.train()
     for name in plain.model.keys():
         np.testing.assert_array_equal(trainer.model[name], plain.model[name])

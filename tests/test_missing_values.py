@@ -20,7 +20,6 @@ The data at missing positions are drawn large (GARBAGE) so that any leak shows.
 
 from __future__ import annotations
 
-import copy
 import math
 import zlib
 from types import SimpleNamespace
@@ -590,8 +589,8 @@ def test_training_windows_never_cross_series_boundaries():
     trainer = Trainer(pn.PLRNN("standard", M=4, N=2, seed=0), series,
                       config=_cfg(seq_len=seq, batch_size=16))
     seen = set()
-    for _ in range(60):
-        xb, sb, mb = trainer.sample_batch()
+    for step in range(60):
+        xb, sb, mb = trainer.sample_batch(step)
         assert xb.shape == (16, seq, 2)
         for w, m in zip(xb, mb):
             obs = w[m]
@@ -622,9 +621,7 @@ def test_training_step_uses_the_masked_loss(forcing, obs):
     cfg = _cfg(forcing=forcing, alpha=0.25, grad_clip=0.0, seq_len=15, batch_size=6)
     pn.set_num_threads(1)  # exact comparison of two gradient evaluations (see above)
     trainer = Trainer(model, xs, config=cfg)
-    state = copy.deepcopy(trainer.rng.bit_generator.state)
-    xb, sb, mb = trainer.sample_batch()
-    trainer.rng.bit_generator.state = state  # train_batch draws the same batch
+    xb, sb, mb = trainer.sample_batch()  # the batch of the next step (a function of seed and step index)
     # The same windows of the data with other values where NaN was
     filled = [np.where(np.isnan(x), 100.0 * rng.standard_normal(x.shape), x) for x in xs]
     xf = np.empty_like(xb)

@@ -2,12 +2,9 @@
 // gradient norm, clipping and the Adam/RAdam update, all on the device, in stream order; one
 // synchronising copy of (loss, norm, flags) per step.
 //
-// Sampling: a training window is a pair (series i, start t0) with 0 <= t0 <= len_i - seq_len; all
-// windows are equally likely (the CPU trainer's choice of a series with probability proportional to
-// its number of windows, then a uniform start, gives the same distribution). Window of batch slot b
-// at step k: index = hi64(splitmix64 chain(seed, k, b) * n_windows), mapped to (i, t0) through the
-// prefix sums of the window counts. Teacher noise: Box-Muller on two more counter-based draws per
-// element. So a step's batch depends only on (seed, k): resuming needs no RNG state.
+// Sampling and teacher noise: the counter-based draws of csrc/training/counter_rng.h, the same windows
+// as the CPU trainer's (csrc/training/train_step.cpp) for the same (seed, step); the update: the shared
+// Adam/RAdam step of csrc/training/adam.h.
 #include "training/train_step.h"
 
 #include <cmath>
@@ -19,38 +16,22 @@
 #include "core/device_info.h"
 #include "regularizers/mar.cuh"
 #include "rollout/engine.cuh"
+#include "training/adam.h"
+#include "training/counter_rng.h"
 
 namespace plrnn::cuda {
 namespace {
 
-using u64 = unsigned long long;
-
-__device__ __forceinline__ u64 splitmix64(u64 x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-__device__ __forceinline__ u64 draw(u64 seed, u64 step, u64 a, u64 b) {
-  return splitmix64(splitmix64(splitmix64(splitmix64(seed) ^ step) ^ a) ^ b);
-}
-__device__ __forceinline__ double uniform01(u64 h) {  // (0, 1]
-  return (double((h >> 11) + 1)) * (1.0 / 9007199254740992.0);
-}
+using training::u64;
 
 // offsets[b] = first row (in the concatenated series) of batch slot b's window.
 __global__ void sample_windows_kernel(u64 seed, u64 step, int batch, const long long* window_prefix, int n_series,
                                       const long long* series_offset, long long* offsets) {
   const int b = blockIdx.x * blockDim.x + threadIdx.x;
   if (b >= batch) return;
-  const u64 total = static_cast<u64>(window_prefix[n_series]);
-  const long long idx = static_cast<long long>(__umul64hi(draw(seed, step, static_cast<u64>(b), 0), total));
-  int lo = 0, hi = n_series - 1;  // last series with window_prefix[i] <= idx
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (window_prefix[mid] <= idx) lo = mid;
-    else hi = mid - 1;
-  }
+  const long long idx = static_cast<long long>(
+      training::window_index(seed, step, static_cast<u64>(b), static_cast<u64>(window_prefix[n_series])));
+  const int lo = training::series_of(window_prefix, n_series, idx);
   offsets[b] = series_offset[lo] + (idx - window_prefix[lo]);
 }
 
@@ -64,11 +45,7 @@ __global__ void gather_kernel(const S* src, int cols, const long long* offsets, 
     const long long b = e / (static_cast<long long>(T) * cols);
     const long long rest = e - b * T * cols;
     S v = src[(offsets[b] + rest / cols) * cols + rest % cols];
-    if (noise_std > 0) {
-      const double u1 = uniform01(draw(seed, step, static_cast<u64>(e), 1));
-      const double u2 = uniform01(draw(seed, step, static_cast<u64>(e), 2));
-      v += static_cast<S>(noise_std * sqrt(-2.0 * log(u1)) * cospi(2.0 * u2));
-    }
+    if (noise_std > 0) v += static_cast<S>(noise_std * training::normal(seed, step, static_cast<u64>(e)));
     out[e] = v;
   }
 }
@@ -101,37 +78,18 @@ __global__ void finish_norm_kernel(const double* part, int n, double* result) {
   }
 }
 
-struct AdamCoeffs {
-  double lr = 0, beta1 = 0, beta2 = 0, eps = 0, c1 = 1, c2 = 1;
-  double rect = 1.0;  // RAdam rectification; < 0: variance not tractable yet (momentum SGD step)
-  double clip = 0.0;
-};
-
 // Clip by the global norm and apply Adam/RAdam, skipping everything when loss or norm is not finite.
 // result: [loss, sse, norm]; flags[0] |= 1 when an updated parameter is not finite.
 template <typename S>
-__global__ void adam_kernel(S* p, S* m, S* v, const S* g, long long n, const double* result, AdamCoeffs c,
+__global__ void adam_kernel(S* p, S* m, S* v, const S* g, long long n, const double* result, training::AdamCoeffs c,
                             int* flags) {
   const double loss = result[0], norm = result[2];
   if (!isfinite(loss) || !isfinite(norm)) return;
-  const S scale = (c.clip > 0 && norm > c.clip) ? static_cast<S>(c.clip / norm) : S(1);
-  const S b1 = static_cast<S>(c.beta1), b2 = static_cast<S>(c.beta2);
-  const S ob1 = static_cast<S>(1.0 - c.beta1), ob2 = static_cast<S>(1.0 - c.beta2);
+  const training::AdamStep<S> st(c, norm);
   bool bad = false;
   for (long long e = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; e < n;
        e += static_cast<long long>(gridDim.x) * blockDim.x) {
-    const S ge = scale != S(1) ? g[e] * scale : g[e];
-    const S me = b1 * m[e] + ob1 * ge;
-    const S ve = b2 * v[e] + ob2 * ge * ge;
-    m[e] = me;
-    v[e] = ve;
-    S pe = p[e];
-    if (c.rect < 0) {
-      pe -= static_cast<S>(c.lr / c.c1) * me;
-    } else {
-      const S step = static_cast<S>(c.lr / c.c1 * c.rect);
-      pe -= step * me / (sqrt(ve / static_cast<S>(c.c2)) + static_cast<S>(c.eps));
-    }
+    const S pe = st.apply(p[e], m[e], v[e], g[e]);
     p[e] = pe;
     bad |= !isfinite(pe);
   }
@@ -251,20 +209,8 @@ class TrainerImpl final : public DeviceTrainer::Impl {
     finish_norm_kernel<<<1, 1>>>(norm_part_.data(), nblk, result_.data());
     PLRNN_CUDA_CHECK_LAUNCH("finish_norm_kernel");
 
-    AdamCoeffs c;
-    c.lr = lr;
-    c.beta1 = opt_.beta1;
-    c.beta2 = opt_.beta2;
-    c.eps = opt_.eps;
-    c.clip = opt_.grad_clip;
-    const double t = static_cast<double>(adam_t);
-    c.c1 = 1.0 - std::pow(opt_.beta1, t);
-    c.c2 = 1.0 - std::pow(opt_.beta2, t);
-    if (opt_.radam) {
-      const double rho_inf = 2.0 / (1.0 - opt_.beta2) - 1.0;
-      const double rho_t = rho_inf - 2.0 * t * std::pow(opt_.beta2, t) / c.c2;
-      c.rect = rho_t > 5 ? std::sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) : -1.0;
-    }
+    const training::AdamCoeffs c = training::adam_coeffs(lr, opt_.beta1, opt_.beta2, opt_.eps, opt_.radam, adam_t,
+                                                         opt_.grad_clip);
     PLRNN_CUDA_CHECK(cudaMemsetAsync(flags_.data(), 0, sizeof(int)));
     adam_kernel<S><<<blocks_for(n, 256, 1024), 256>>>(params_.data(), m_.data(), v_.data(), grads_.data(), n,
                                                       result_.data(), c, flags_.data());
@@ -363,16 +309,11 @@ void TrainerImpl<S>::refresh_pinv() {
 
 DeviceTrainer::DeviceTrainer(const ModelSpec& spec, bool f64, const HostArrays& params,
                              const std::vector<const void*>& series_x, const std::vector<const void*>& series_s,
-                             const std::vector<index_t>& lengths, const TrainOptions& options) {
-  check_spec(spec);
-  PLRNN_CHECK(options.batch_size >= 1, "batch_size: must be >= 1, got ", options.batch_size);
-  PLRNN_CHECK(options.seq_len >= 2, "seq_len: must be >= 2, got ", options.seq_len);
-  PLRNN_CHECK(!series_x.empty() && series_x.size() == lengths.size() && series_s.size() == lengths.size(),
-              "x: one length and one input series per data series");
-  for (std::size_t i = 0; i < lengths.size(); ++i)
-    PLRNN_CHECK(lengths[i] >= options.seq_len, "x: series ", i, " has ", lengths[i], " steps, fewer than seq_len=",
-                options.seq_len);
-  check_call(spec, options.forcing, options.batch_size, options.seq_len, 2);
+                             const std::vector<const void*>& series_mask, const std::vector<index_t>& lengths,
+                             const TrainOptions& options) {
+  check_trainer_args(spec, series_x, series_s, series_mask, lengths, options);
+  for (const void* mask : series_mask)
+    PLRNN_CHECK(mask == nullptr, "x: missing values (NaN) are not supported by the CUDA trainer; use device='cpu'");
   check_cuda_limits(spec, options.batch_size);
   select_device(options.device);
   if (f64) impl_ = std::make_unique<TrainerImpl<double>>(spec, params, series_x, series_s, lengths, options);
@@ -385,6 +326,10 @@ DeviceTrainer::~DeviceTrainer() = default;
 StepResult DeviceTrainer::step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index) {
   PLRNN_CUDA_CHECK(cudaSetDevice(device_));
   return impl_->step(lr, alpha, adam_t, step_index);
+}
+std::vector<StepResult> DeviceTrainer::run(index_t steps, double lr, double alpha, std::int64_t adam_t0,
+                                           std::uint64_t step0) {
+  return run_steps(*this, steps, lr, alpha, adam_t0, step0, [] {});
 }
 void DeviceTrainer::get_params(const HostOutArrays& out) const {
   PLRNN_CUDA_CHECK(cudaSetDevice(device_));

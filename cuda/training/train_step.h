@@ -13,41 +13,25 @@
 
 #include "core/param_layout.h"
 #include "core/types.h"
+#include "training/train_options.h"
 
 namespace plrnn::cuda {
 
-struct TrainOptions {
-  int device = 0;
-  index_t batch_size = 16;
-  index_t seq_len = 200;
-  ForcingSpec forcing;               // generalized: alpha is given per step
-  double grad_clip = 0.0;            // 0: no clipping
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  bool radam = false;
-  double teacher_noise = 0.0;        // std of Gaussian noise added to each batch's data
-  std::uint64_t seed = 0;
-  std::vector<index_t> mar_units;    // MAR: distinct units in [0, M)
-  double mar_weight = 0.0;
-  bool mar_mean = false;
-};
-
-struct StepResult {
-  double loss = 0.0;       // data loss + MAR penalty
-  double grad_norm = 0.0;  // before clipping
-  bool updated = false;    // false when loss or norm was not finite (no update, like the CPU trainer)
-  bool params_finite = true;
-};
-
-using HostArrays = std::array<const void*, kNumParams>;  // per ParamId, nullptr where absent
-using HostOutArrays = std::array<void*, kNumParams>;
+// The interface both trainers implement (csrc/training/train_options.h; the CPU trainer is
+// csrc/training/train_step.h).
+using plrnn::HostArrays;
+using plrnn::HostOutArrays;
+using plrnn::StepResult;
+using plrnn::TrainOptions;
 
 class DeviceTrainer {
  public:
   // series_x[i]: [lengths[i], N] host data, series_s[i]: [lengths[i], K] (nullptr when K == 0),
-  // all of the dtype selected by `f64`; every series has at least seq_len steps.
+  // all of the dtype selected by `f64`; every series has at least seq_len steps. series_mask: as the
+  // CPU trainer's, but every entry must be nullptr (missing values are a CPU-only feature).
   DeviceTrainer(const ModelSpec& spec, bool f64, const HostArrays& params, const std::vector<const void*>& series_x,
-                const std::vector<const void*>& series_s, const std::vector<index_t>& lengths,
-                const TrainOptions& options);
+                const std::vector<const void*>& series_s, const std::vector<const void*>& series_mask,
+                const std::vector<index_t>& lengths, const TrainOptions& options);
   ~DeviceTrainer();
   DeviceTrainer(const DeviceTrainer&) = delete;
   DeviceTrainer& operator=(const DeviceTrainer&) = delete;
@@ -55,6 +39,8 @@ class DeviceTrainer {
   // One optimiser step with learning rate lr; `adam_t` is the step count after this step (bias
   // corrections), `step_index` keys the batch sampling (the same index gives the same batch).
   StepResult step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index);
+  // run_steps (csrc/training/train_options.h): many steps in one call.
+  std::vector<StepResult> run(index_t steps, double lr, double alpha, std::int64_t adam_t0, std::uint64_t step0);
 
   void get_params(const HostOutArrays& out) const;
   void set_params(const HostArrays& in);

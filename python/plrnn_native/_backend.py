@@ -2,7 +2,7 @@
 
 A device string is resolved once per call site by :func:`backend`, which returns a :class:`Backend`
 with the same methods for the CPU core (``_core``) and the CUDA module (``_cuda``): ``rollout``,
-``loss_and_grad``, ``generate``, ``mar_penalty``, ``fixed_points_exhaustive`` and ``device_trainer``.
+``loss_and_grad``, ``generate``, ``mar_penalty``, ``fixed_points_exhaustive`` and ``native_trainer``.
 Both native modules bind the model calls through one template (``bindings/model_api.h``) with the same
 arguments and ``device`` last, so a backend is a native module and a device index. A feature that a
 backend lacks raises one ValueError naming the argument and pointing to ``device='cpu'``.
@@ -119,16 +119,34 @@ class Backend:
         n_degenerate, regions_visited)``."""
         raise NotImplementedError
 
-    def device_trainer(self, model, series, cfg, alpha: float, mar, missing_fraction: float):
-        """The device-resident trainer (``cuda/training/train_step.h``) for :class:`plrnn_native.Trainer`
-        (``series``: its ``(x, s, mask)`` triples, ``cfg``: its TrainConfig, ``mar``: its MAR or None), or
-        None where the Trainer's Python loop runs the steps."""
+    #: the native trainer class of the module (bindings/trainer_binding.h)
+    trainer_class = ""
+
+    def native_trainer(self, model, series, cfg, alpha: float, mar, missing_fraction: float):
+        """The native training loop for :class:`plrnn_native.Trainer` (``csrc/training/train_step.h`` on the
+        CPU, ``cuda/training/train_step.h`` on a GPU: one interface, ``csrc/training/train_options.h``);
+        ``series``: the Trainer's ``(x, s, mask)`` triples, ``cfg``: its TrainConfig, ``mar``: its MAR or
+        None. None where the Trainer's Python loop runs the steps (adaptive alpha on the CPU)."""
+        if cfg.forcing == "generalized" and cfg.adaptive_alpha:
+            return self._adaptive_alpha()
+        if missing_fraction > 0 and not self.supports_masks:
+            self._refuse("x", "missing values (NaN)")
+        units = None if mar is None else np.ascontiguousarray(mar.resolve_units(model.M), dtype=np.int64)
+        masks = [None if oi is None else np.ascontiguousarray(oi, dtype=model.dtype) for _, _, oi in series]
+        return getattr(self._module, self.trainer_class)(
+            model.config, model._params, [xi for xi, _, _ in series], [si for _, si, _ in series], masks,
+            cfg.batch_size, cfg.seq_len, cfg.forcing, cfg.tau, alpha, cfg.grad_clip, cfg.optimizer,
+            cfg.betas[0], cfg.betas[1], cfg.eps, cfg.teacher_noise, cfg.seed, units,
+            mar.weight if mar else 0.0, mar.reduce if mar else "sum", self.index)
+
+    def _adaptive_alpha(self):
         return None
 
 
 class CpuBackend(Backend):
     kind = "cpu"
     reports_progress = True
+    trainer_class = "HostTrainer"
 
     def __init__(self):
         super().__init__(_core, 0)  # the CPU core has one device
@@ -177,21 +195,17 @@ class CudaBackend(Backend):
         pcs = np.array([pcs[i] for i in order], dtype=np.int64).reshape(-1, n)
         return pts, pcs, np.zeros((0, n), np.int32), int(n_deg), int(visited)
 
-    def device_trainer(self, model, series, cfg, alpha: float, mar, missing_fraction: float):
-        if cfg.forcing == "generalized" and cfg.adaptive_alpha:
-            raise ValueError("adaptive_alpha: not available with a CUDA device (the Jacobian estimate runs on "
-                             "the CPU); use device='cpu' or a fixed alpha")
-        if missing_fraction > 0:
-            self._refuse("x", "missing values (NaN)")
+    trainer_class = "DeviceTrainer"
+
+    def _adaptive_alpha(self):
+        raise ValueError("adaptive_alpha: not available with a CUDA device (the Jacobian estimate runs on "
+                         "the CPU); use device='cpu' or a fixed alpha")
+
+    def native_trainer(self, model, series, cfg, alpha: float, mar, missing_fraction: float):
         if model.obs == "linear" and model.M < model.N and cfg.forcing != "none":
             raise ValueError("M: the CUDA trainer's forcing needs M >= N with the linear observation; "
                              "use device='cpu'")
-        units = None if mar is None else np.ascontiguousarray(mar.resolve_units(model.M), dtype=np.int64)
-        return self._module.DeviceTrainer(
-            model.config, model._params, [xi for xi, _, _ in series], [si for _, si, _ in series],
-            cfg.batch_size, cfg.seq_len, cfg.forcing, cfg.tau, alpha, cfg.grad_clip, cfg.optimizer,
-            cfg.betas[0], cfg.betas[1], cfg.eps, cfg.teacher_noise, cfg.seed, units,
-            mar.weight if mar else 0.0, mar.reduce if mar else "sum", self.index)
+        return super().native_trainer(model, series, cfg, alpha, mar, missing_fraction)
 
 
 def cycles_exhaustive(form, k: int, progress: Optional[object] = None):

@@ -2,8 +2,10 @@
 of arrays, global-norm gradient clipping, the guarded update step they share, and the small loop
 helpers both use (parameter snapshots for the divergence guard, the progress bar).
 
-The device trainer (``cuda/train_step.cu``) runs the same update on the GPU; its moments are read
-into and written from :class:`Adam`'s ``m``/``v`` so that checkpoints are the same on both.
+The update itself is native and shared by every trainer (``csrc/training/adam.h``): the native loops
+(``csrc/training/train_step.h`` on the CPU, ``cuda/training/train_step.cu`` on a GPU) apply it to their
+own arrays, and :class:`Adam` here to NumPy arrays (``_core.adam_step``); the native trainers' moments
+are read into and written from :class:`Adam`'s ``m``/``v`` so that checkpoints are the same everywhere.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import math
 from typing import Dict, Tuple
 
 import numpy as np
+
+from . import _core
 
 ArrayDict = Dict[str, np.ndarray]
 
@@ -26,27 +30,11 @@ class Adam:
         self.t = 0
 
     def step(self, params: ArrayDict, grads: ArrayDict, lr: float) -> None:
-        b1, b2 = self.betas
+        """One update in place: the native update every trainer uses (``csrc/training/adam.h``, which
+        states the formulas; the native trainers apply the same code to their own arrays)."""
         self.t += 1
-        t = self.t
-        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
-        if self.kind == "radam":
-            rho_inf = 2.0 / (1.0 - b2) - 1.0
-            rho_t = rho_inf - 2.0 * t * b2**t / c2
-            rect = (math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-                    if rho_t > 5 else None)
-        for k, p in params.items():
-            g = grads[k]
-            m, v = self.m[k], self.v[k]
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * g * g
-            if self.kind == "radam" and rect is None:  # variance not yet tractable: momentum SGD
-                p -= (lr / c1) * m
-            else:
-                step = (lr / c1) * (rect if self.kind == "radam" else 1.0)
-                p -= (step * m / (np.sqrt(v / c2) + self.eps)).astype(p.dtype, copy=False)
+        _core.adam_step(params, grads, self.m, self.v, float(lr), float(self.betas[0]), float(self.betas[1]),
+                        float(self.eps), self.kind == "radam", self.t)
 
     def state(self) -> dict:
         return {"t": self.t, "m": self.m, "v": self.v}

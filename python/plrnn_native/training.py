@@ -1,8 +1,11 @@
 """Training a PLRNN on time series: batches of random subsequences, BPTT with teacher forcing in the
 native core, Adam/RAdam, learning-rate decay, gradient clipping, MAR, divergence guard, checkpoints.
 
-The per-step work (rollout and BPTT over all time steps of a batch) runs natively; Python does a
-handful of array operations per batch (sampling, the optimiser update).
+An epoch's optimiser steps run in one native call (``csrc/training/train_step.h`` on the CPU,
+``cuda/training/train_step.h`` on a GPU: batch sampling, teacher noise, rollout + BPTT, MAR, clipping,
+Adam/RAdam, divergence check); Python does epoch-level work (history, snapshots for the divergence
+guard, callbacks, checkpoints). With adaptive alpha the steps run here, one native loss_and_grad each,
+with the same batches (:func:`sample_windows`, :func:`teacher_noise`) and the same update.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -31,6 +34,43 @@ _CHECKPOINT_FORMAT = "plrnn_native.checkpoint/1"
 #: Training methods: deterministic BPTT with teacher forcing (:class:`Trainer`) or variational inference
 #: of the probabilistic PLRNN (:class:`plrnn_native.vi.VITrainer`, docs/probabilistic.md).
 METHODS = ("bptt", "vi")
+
+
+# ---- the counter-based sampler: the NumPy statement of csrc/training/counter_rng.h ----------------
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 of uint64 arrays (wrapping arithmetic)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _draw(seed: int, step: int, a: np.ndarray, b: int) -> np.ndarray:
+    """``draw(seed, step, a, b)`` for an array of ``a``: the chain of splitmix64 over the four keys."""
+    head = _splitmix64(_splitmix64(np.array([seed], np.uint64)) ^ np.uint64(step))
+    return _splitmix64(_splitmix64(head ^ a.astype(np.uint64)) ^ np.uint64(b))
+
+
+def sample_windows(seed: int, step: int, batch_size: int, prefix: Sequence[int]) -> List[Tuple[int, int]]:
+    """The ``(series, start)`` window of every batch slot of optimiser step ``step``: flat index
+    ``floor(draw(seed, step, b, 0) * n / 2^64)`` over the ``n = prefix[-1]`` windows of all series in order
+    (``prefix``: 0 and the running sums of each series' window count), every window equally likely."""
+    total = int(prefix[-1])
+    out = []
+    for h in _draw(seed, step, np.arange(batch_size), 0).tolist():
+        idx = (int(h) * total) >> 64
+        i = int(np.searchsorted(prefix, idx, side="right")) - 1
+        out.append((i, idx - int(prefix[i])))
+    return out
+
+
+def teacher_noise(seed: int, step: int, shape: Tuple[int, ...]) -> np.ndarray:
+    """Standard normals (float64) of the flat batch elements of step ``step``: Box-Muller on
+    ``draw(seed, step, e, 1)`` and ``draw(seed, step, e, 2)``, each mapped to (0, 1] by its top 53 bits."""
+    e = np.arange(int(np.prod(shape)))
+    u1, u2 = ((((_draw(seed, step, e, j) >> np.uint64(11)) + np.uint64(1)).astype(np.float64)
+               * (1.0 / 9007199254740992.0)) for j in (1, 2))
+    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).reshape(shape)
 
 
 @dataclass
@@ -192,6 +232,10 @@ class Trainer:
         s: external inputs ``[T, K]`` (or a list), when the model has ``K > 0``.
         config: :class:`TrainConfig`.
         callback: called as ``callback(trainer, record)`` after every epoch.
+
+    The batch of optimiser step ``k`` depends only on ``(config.seed, k)`` (:meth:`sample_batch`), the same
+    on every backend; results are bit-for-bit reproducible for a seed and thread count, and a resumed run
+    continues exactly.
     """
 
     def __init__(self, model: PLRNN, x, s=None, config: Optional[TrainConfig] = None,
@@ -205,51 +249,53 @@ class Trainer:
         #: share of the training entries that are missing (NaN in the data)
         self.missing_fraction = n_missing / sum(xi.size for xi, _, _ in self.series)
         self.callback = callback
-        self.rng = np.random.default_rng(self.config.seed)
         self.optimizer = Adam(model.params, self.config.optimizer, self.config.betas, self.config.eps)
         self.alpha = self.config.alpha
         self.epoch = 0
         self.batches_done = 0
         self.history: List[dict] = []
-        self._device = None  # the device-resident trainer (cuda/train_step.h) when config.device is CUDA
+        self._native = None
         self._mar = self.config.mar()
         self._good = self._snapshot()
-        lengths = np.array([xi.shape[0] - self.config.seq_len + 1 for xi, _, _ in self.series], float)
-        self._series_p = lengths / lengths.sum()
-        self._device_params_finite = True
-        self._device = _backend(self.config.device).device_trainer(
+        self._windows = np.cumsum([0] + [xi.shape[0] - self.config.seq_len + 1 for xi, _, _ in self.series])
+        self._native_params_finite = True
+        #: the native training loop (csrc/training/train_step.h on the CPU, cuda/training/train_step.h on a
+        #: GPU), or None where this class runs the steps (adaptive alpha)
+        self._native = _backend(self.config.device).native_trainer(
             self.model, self.series, self.config, float(self.alpha), self._mar, self.missing_fraction)
 
-    def _pull_from_device(self) -> None:
-        """Parameters and Adam moments from the GPU into the model and the optimiser."""
-        if self._device is not None:
-            self._device.get_params(self.model._params)
-            self._device.get_moments(self.optimizer.m, self.optimizer.v)
+    def _pull_from_native(self) -> None:
+        """Parameters and Adam moments from the native trainer into the model and the optimiser."""
+        if self._native is not None:
+            self._native.get_params(self.model._params)
+            self._native.get_moments(self.optimizer.m, self.optimizer.v)
 
-    def _push_to_device(self) -> None:
-        if self._device is not None:
-            self._device.set_params(self.model._params)
-            self._device.set_moments(self.optimizer.m, self.optimizer.v)
+    def _push_to_native(self) -> None:
+        if self._native is not None:
+            self._native.set_params(self.model._params)
+            self._native.set_moments(self.optimizer.m, self.optimizer.v)
 
     # ---- one batch -------------------------------------------------------------------------
-    def sample_batch(self):
-        """A batch of random subsequences: x [B, seq_len, N], s [B, seq_len, K] (or None) and the
-        observed-entry mask [B, seq_len, N] (None when the data have no missing values)."""
+    def sample_batch(self, step_index: Optional[int] = None):
+        """The batch of optimiser step ``step_index`` (default: the next, ``batches_done``): x [B, seq_len, N],
+        s [B, seq_len, K] (or None) and the observed-entry mask [B, seq_len, N] (None when the data have no
+        missing values). The windows and teacher noise of the counter-based sampler every trainer uses
+        (:func:`sample_windows`, :func:`teacher_noise`; natively csrc/training/counter_rng.h): a step's batch
+        depends only on ``(seed, step_index)``."""
         cfg = self.config
-        which = self.rng.choice(len(self.series), size=cfg.batch_size, p=self._series_p)
+        k = self.batches_done if step_index is None else check_int("step_index", step_index, 0)
         xb = np.empty((cfg.batch_size, cfg.seq_len, self.model.N), dtype=self.model.dtype)
         sb = None if self.model.K == 0 else np.empty((cfg.batch_size, cfg.seq_len, self.model.K), self.model.dtype)
         mb = None if self.missing_fraction == 0 else np.ones(xb.shape, dtype=bool)
-        for b, i in enumerate(which):
+        for b, (i, t0) in enumerate(sample_windows(cfg.seed, k, cfg.batch_size, self._windows)):
             xi, si, oi = self.series[i]
-            t0 = int(self.rng.integers(0, xi.shape[0] - cfg.seq_len + 1))
             xb[b] = xi[t0:t0 + cfg.seq_len]
             if sb is not None:
                 sb[b] = si[t0:t0 + cfg.seq_len]
             if oi is not None:
                 mb[b] = oi[t0:t0 + cfg.seq_len]
         if cfg.teacher_noise > 0:
-            xb += (cfg.teacher_noise * self.rng.standard_normal(xb.shape)).astype(xb.dtype)
+            xb += (cfg.teacher_noise * teacher_noise(cfg.seed, k, xb.shape)).astype(xb.dtype)
         return xb, sb, mb
 
     def lr_at(self, epoch: int) -> float:
@@ -277,15 +323,16 @@ class Trainer:
 
     def train_batch(self, lr: float) -> tuple:
         """One optimiser step; returns (loss, gradient norm before clipping)."""
-        cfg = self.config
-        if self._device is not None:  # the whole step on the GPU; only loss and norm come back
-            loss, norm, updated, finite = self._device.step(lr, float(self.alpha), self.optimizer.t + 1,
+        if self._native is not None:  # the whole step natively; only loss and norm come back
+            loss, norm, updated, finite = self._native.step(lr, float(self.alpha), self.optimizer.t + 1,
                                                             self.batches_done)
-            self._device_params_finite = bool(finite)
+            self._native_params_finite = bool(finite)
             if updated:
                 self.optimizer.t += 1
                 self.batches_done += 1
+            self._pull_from_native()  # a single step: the model shows its result
             return float(loss), float(norm)
+        cfg = self.config
         xb, sb, mb = self.sample_batch()
         if cfg.forcing == "generalized" and cfg.adaptive_alpha and self.batches_done % cfg.alpha_every == 0:
             self._update_alpha(xb, sb, mb)
@@ -294,6 +341,27 @@ class Trainer:
         if stepped:
             self.batches_done += 1
         return loss, norm
+
+    def train_epoch_steps(self, lr: float) -> Tuple[List[float], List[float]]:
+        """The optimiser steps of one epoch (``batches_per_epoch``, fewer when one diverges): their losses
+        and gradient norms. With the native loop, one native call runs them all."""
+        n = self.config.batches_per_epoch
+        if self._native is None:
+            losses, norms = [], []
+            for _ in range(n):
+                loss, norm = self.train_batch(lr)
+                losses.append(loss)
+                norms.append(norm)
+                if not (math.isfinite(loss) and math.isfinite(norm)) or not self._params_finite():
+                    break
+            return losses, norms
+        loss, norm, updated, finite = self._native.run(n, lr, float(self.alpha), self.optimizer.t + 1,
+                                                       self.batches_done)
+        done = int(np.count_nonzero(updated))
+        self.optimizer.t += done
+        self.batches_done += done
+        self._native_params_finite = bool(finite[-1])
+        return loss.tolist(), norm.tolist()
 
     # ---- epochs ------------------------------------------------------------------------------
     def train(self, epochs: Optional[int] = None, progress: bool = False) -> TrainResult:
@@ -320,16 +388,13 @@ class Trainer:
         for _ in bar:
             t0 = time.perf_counter()
             lr = self.lr_at(self.epoch)
-            losses, norms = [], []
-            for _ in range(self.config.batches_per_epoch):
-                loss, norm = self.train_batch(lr)
-                losses.append(loss)
-                norms.append(norm)
-                if not (math.isfinite(loss) and math.isfinite(norm)) or not self._params_finite():
-                    self._restore(self._good)
-                    msg = (f"training diverged in epoch {self.epoch} (loss {loss}, gradient norm {norm}); "
-                           f"restored the model and optimiser to the end of epoch {self.epoch - 1}")
-                    return TrainResult("diverged", msg, self.epoch, self.history)
+            losses, norms = self.train_epoch_steps(lr)
+            loss, norm = losses[-1], norms[-1]
+            if not (math.isfinite(loss) and math.isfinite(norm)) or not self._params_finite():
+                self._restore(self._good)
+                msg = (f"training diverged in epoch {self.epoch} (loss {loss}, gradient norm {norm}); "
+                       f"restored the model and optimiser to the end of epoch {self.epoch - 1}")
+                return TrainResult("diverged", msg, self.epoch, self.history)
             record = {"epoch": self.epoch, "loss": float(np.mean(losses)), "grad_norm": float(np.mean(norms)),
                       "lr": lr, "alpha": float(self.alpha) if self.config.forcing == "generalized" else None,
                       "seconds": time.perf_counter() - t0}
@@ -344,18 +409,17 @@ class Trainer:
 
     # ---- state ---------------------------------------------------------------------------------
     def _params_finite(self) -> bool:
-        if self._device is not None:
-            return self._device_params_finite
+        if self._native is not None:
+            return self._native_params_finite
         return params_finite(self.model._params)
 
     def _snapshot(self) -> dict:
-        self._pull_from_device()
+        self._pull_from_native()
         return {
             "params": copy_params(self.model._params),
             "m": copy_params(self.optimizer.m),
             "v": copy_params(self.optimizer.v),
             "t": self.optimizer.t,
-            "rng": self.rng.bit_generator.state,
             "alpha": self.alpha,
             "epoch": self.epoch,
             "batches_done": self.batches_done,
@@ -364,12 +428,11 @@ class Trainer:
     def _restore(self, snap: dict) -> None:
         restore_params(self.model._params, snap["params"])
         self.optimizer.load_state(snap["t"], snap["m"], snap["v"])
-        self.rng.bit_generator.state = snap["rng"]
         self.alpha = snap["alpha"]
         self.epoch = snap["epoch"]
         self.batches_done = snap["batches_done"]
-        self._push_to_device()
-        self._device_params_finite = True
+        self._push_to_native()
+        self._native_params_finite = True
 
     def save_checkpoint(self, path: Union[str, os.PathLike]) -> None:
         """Everything needed to continue exactly where training stands, written atomically to ``.npz``."""
@@ -378,7 +441,7 @@ class Trainer:
             "format": _CHECKPOINT_FORMAT,
             "model_config": self.model.config,
             "train_config": self.config.to_dict(),
-            "t": snap["t"], "rng": snap["rng"], "alpha": snap["alpha"], "epoch": snap["epoch"],
+            "t": snap["t"], "alpha": snap["alpha"], "epoch": snap["epoch"],
             "batches_done": snap["batches_done"], "history": self.history,
         }
         arrays = {f"param_{k}": v for k, v in snap["params"].items()}
@@ -394,12 +457,11 @@ class Trainer:
         model, config, meta, m, v = _read_checkpoint(path)
         trainer = cls(model, x, s, config, callback)
         trainer.optimizer.load_state(meta["t"], m, v)
-        trainer.rng.bit_generator.state = meta["rng"]
         trainer.alpha = meta["alpha"]
         trainer.epoch = meta["epoch"]
         trainer.batches_done = meta["batches_done"]
         trainer.history = meta["history"]
-        trainer._push_to_device()
+        trainer._push_to_native()
         trainer._good = trainer._snapshot()
         return trainer
 
@@ -421,9 +483,6 @@ def _read_checkpoint(path):
             for key, lo in (("t", 0), ("epoch", 0), ("batches_done", 0)):
                 check_int(key, meta[key], lo)
             check_alpha(meta["alpha"])
-            if not isinstance(meta["rng"], dict):
-                raise TypeError("rng: expected the bit generator's state (a JSON object)")
-            np.random.PCG64().state = meta["rng"]  # raises for a state of another generator
             if not (isinstance(meta["history"], list) and all(isinstance(r, dict) for r in meta["history"])):
                 raise TypeError("history: expected a list of per-epoch records")
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -1,0 +1,100 @@
+"""Where a training step's time goes on the CPU: the native loop against its parts and the Python loop.
+
+For each configuration (default: the shipped defaults, the Lorenz-63 shallow PLRNN M=3 H=100 and the
+standard PLRNN M=32, B=16, T=200, sparse teacher forcing tau=25, float32), per optimiser step:
+
+* ``loss_and_grad``: the model's forward + BPTT on a fixed batch, one native call each (the floor);
+* ``native run``: ``HostTrainer.run`` of one epoch (sampling, gather, forward + BPTT, norm, Adam, all
+  native, one call);
+* ``Trainer epoch``: ``Trainer.train`` for one epoch (the native run plus the Python epoch work:
+  snapshots for the divergence guard, history);
+* ``Python loop``: the same epoch with the steps driven from Python (``Trainer._native = None``: the
+  path of adaptive alpha; NumPy sampling, one native loss_and_grad per step, the optimiser update).
+
+Reported: medians over interleaved repeats, the Python overhead of the trainer over the native run
+(``1 - native / Trainer``, the issue's "< 5 %") and the speed-up of the native loop over the Python
+loop. Writes ``benchmarks/results/trainer_loop.json``.
+
+    python benchmarks/trainer_loop.py [--threads 1 2] [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import machine_info, summarize, time_interleaved  # noqa: E402
+
+import plrnn_native as pn  # noqa: E402
+from plrnn_native.training import TrainConfig, Trainer  # noqa: E402
+
+CONFIGS = {
+    "lorenz63-default (shallow M=3 H=100)": dict(kind="shallow", M=3, hidden=100),
+    "standard M=32": dict(kind="standard", M=32),
+}
+
+
+def run(name: str, model_kw: dict, threads: int, repeats: int, batches: int) -> dict:
+    pn.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20_000, 3)).astype(np.float32)
+    cfg = TrainConfig(epochs=10**6, batches_per_epoch=batches, seq_len=200, batch_size=16, forcing="sparse",
+                      tau=25, lr=1e-4, lr_end=1e-4)
+    model = pn.PLRNN(N=3, dtype="float32", seed=0, **model_kw)
+    native = Trainer(model.copy(), x, config=cfg)
+    python = Trainer(model.copy(), x, config=cfg)
+    python._native = None
+    xb = native.sample_batch(0)[0]
+    fixed = model.copy()
+
+    def step_loop():
+        for _ in range(batches):
+            fixed.loss_and_grad(xb, forcing="sparse", tau=25)
+
+    def native_run():
+        native._native.run(batches, 1e-4, 0.0, native.optimizer.t + 1, native.batches_done)
+        native.optimizer.t += batches
+        native.batches_done += batches
+
+    fns = {"loss_and_grad": step_loop, "native run": native_run,
+           "Trainer epoch": lambda: native.train(native.epoch + 1),
+           "Python loop": lambda: python.train(python.epoch + 1)}
+    samples = time_interleaved(fns, repeats=repeats, warmup=2, block=3)
+    per_step = {k: summarize([t / batches for t in v]).to_dict() for k, v in samples.items()}
+    med = {k: v["median_ms"] for k, v in per_step.items()}
+    return {"config": name, "threads": threads, "batches_per_epoch": batches, "per_step": per_step,
+            "python_overhead_of_trainer": 1.0 - med["native run"] / med["Trainer epoch"],
+            "trainer_over_loss_and_grad": med["Trainer epoch"] / med["loss_and_grad"],
+            "python_loop_over_trainer": med["Python loop"] / med["Trainer epoch"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--batches", type=int, default=50)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "trainer_loop.json"))
+    args = ap.parse_args(argv)
+    records = [run(name, kw, th, args.repeats, args.batches) for name, kw in CONFIGS.items() for th in args.threads]
+    print("| model (float32, B=16, T=200, tau=25) | threads | loss_and_grad | native run | Trainer epoch | "
+          "Python overhead | Python loop (before) |")
+    print("|---|--:|--:|--:|--:|--:|--:|")
+    for r in records:
+        m = {k: v["median_ms"] for k, v in r["per_step"].items()}
+        print(f"| {r['config']} | {r['threads']} | {m['loss_and_grad']:.3f} ms | {m['native run']:.3f} ms | "
+              f"{m['Trainer epoch']:.3f} ms | {100 * r['python_overhead_of_trainer']:.1f} % | "
+              f"{m['Python loop']:.3f} ms ({r['python_loop_over_trainer']:.2f}x) |")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"machine": machine_info(), "records": records}, f, indent=1)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

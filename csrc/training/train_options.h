@@ -1,0 +1,75 @@
+// The interface both native trainers implement (CPU: training/train_step.h, HostTrainer; CUDA:
+// cuda/training/train_step.h, DeviceTrainer): their options, the result of a step, the parameter arrays
+// that cross the boundary, and the loop of many steps in one native call.
+// Plain C++ (no Eigen, no CUDA, no Python).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/param_layout.h"
+#include "core/types.h"
+
+namespace plrnn {
+
+struct TrainOptions {
+  int device = 0;                    // CUDA device index (the CPU has one device: 0)
+  index_t batch_size = 16;
+  index_t seq_len = 200;
+  ForcingSpec forcing;               // generalized: alpha is given per step
+  double grad_clip = 0.0;            // 0: no clipping
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  bool radam = false;
+  double teacher_noise = 0.0;        // std of Gaussian noise added to each batch's data
+  std::uint64_t seed = 0;
+  std::vector<index_t> mar_units;    // MAR: distinct units in [0, M)
+  double mar_weight = 0.0;
+  bool mar_mean = false;
+};
+
+struct StepResult {
+  double loss = 0.0;       // data loss + MAR penalty
+  double grad_norm = 0.0;  // before clipping
+  bool updated = false;    // false when loss or norm was not finite (no update)
+  bool params_finite = true;
+};
+
+using HostArrays = std::array<const void*, kNumParams>;  // per ParamId, nullptr where absent
+using HostOutArrays = std::array<void*, kNumParams>;
+
+// The checks both trainers make of their construction arguments (sizes, one input and mask slot per
+// series, every series at least seq_len long, the forcing).
+inline void check_trainer_args(const ModelSpec& spec, const std::vector<const void*>& series_x,
+                               const std::vector<const void*>& series_s, const std::vector<const void*>& series_mask,
+                               const std::vector<index_t>& lengths, const TrainOptions& options) {
+  check_spec(spec);
+  PLRNN_CHECK(options.batch_size >= 1, "batch_size: must be >= 1, got ", options.batch_size);
+  PLRNN_CHECK(options.seq_len >= 2, "seq_len: must be >= 2, got ", options.seq_len);
+  PLRNN_CHECK(!series_x.empty() && series_x.size() == lengths.size() && series_s.size() == lengths.size() &&
+                  series_mask.size() == lengths.size(),
+              "x: one length, one input series and one mask per data series");
+  for (std::size_t i = 0; i < lengths.size(); ++i)
+    PLRNN_CHECK(lengths[i] >= options.seq_len, "x: series ", i, " has ", lengths[i], " steps, fewer than seq_len=",
+                options.seq_len);
+  check_call(spec, options.forcing, options.batch_size, options.seq_len, 2);
+}
+
+// `steps` optimiser steps of a trainer (HostTrainer or DeviceTrainer) at learning rate lr: step i uses
+// the Adam count adam_t0 + i and the batch of index step0 + i. Stops after the first step that was not
+// applied or left a non-finite parameter (the caller restores its last good state); returns the steps
+// taken. `between` is called after every step (the CPU's interruption point; a no-op on the GPU).
+template <typename Trainer, typename Between>
+std::vector<StepResult> run_steps(Trainer& trainer, index_t steps, double lr, double alpha, std::int64_t adam_t0,
+                                  std::uint64_t step0, Between&& between) {
+  std::vector<StepResult> out;
+  out.reserve(static_cast<std::size_t>(steps));
+  for (index_t i = 0; i < steps; ++i) {
+    out.push_back(trainer.step(lr, alpha, adam_t0 + i, step0 + static_cast<std::uint64_t>(i)));
+    if (!out.back().updated || !out.back().params_finite) break;
+    between();
+  }
+  return out;
+}
+
+}  // namespace plrnn

@@ -1,0 +1,213 @@
+// The CPU trainer (train_step.h). Sampling and the update are the shared definitions of
+// counter_rng.h and adam.h; the forward + BPTT pass and MAR are the CPU core's (api.h).
+#include "training/train_step.h"
+
+#include <Eigen/QR>
+#include <algorithm>
+#include <cmath>
+
+#include "api.h"
+#include "core/eigen.h"
+#include "core/errors.h"
+#include "core/interrupt.h"
+#include "training/adam.h"
+#include "training/counter_rng.h"
+
+namespace plrnn {
+
+struct HostTrainer::Impl {
+  virtual ~Impl() = default;
+  virtual StepResult step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index) = 0;
+  virtual void get(int which, const HostOutArrays& out) const = 0;  // 0 params, 1 m, 2 v, 3 grads
+  virtual void set(int which, const HostArrays& in) = 0;
+};
+
+namespace {
+
+template <typename S>
+class TrainerImpl final : public HostTrainer::Impl {
+ public:
+  TrainerImpl(const ModelSpec& spec, const HostArrays& params, const std::vector<const void*>& xs,
+              const std::vector<const void*>& ss, const std::vector<const void*>& masks,
+              const std::vector<index_t>& lengths, const TrainOptions& opt)
+      : spec_(spec), opt_(opt) {
+    for (int id = 0; id < kNumParams; ++id) {
+      const ParamShape sh = param_shape(spec, id);
+      if (!sh.present) continue;
+      const std::size_t n = static_cast<std::size_t>(sh.size());
+      present_[id] = true;
+      size_[id] = n;  // an empty array (C with K = 0) still gets a valid pointer: the core writes every present one
+      for (auto* buf : {&params_[id], &grads_[id], &m_[id], &v_[id]}) buf->assign(std::max<std::size_t>(n, 1), S(0));
+    }
+    set(0, params);
+    const index_t N = spec.dims.N, K = spec.dims.K;
+    long long rows = 0;
+    prefix_.push_back(0);
+    bool any_mask = false;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      offsets_.push_back(rows);
+      prefix_.push_back(prefix_.back() + (lengths[i] - opt.seq_len + 1));
+      rows += lengths[i];
+      any_mask |= masks[i] != nullptr;
+    }
+    x_all_.resize(std::size_t(rows * N));
+    if (K > 0) s_all_.resize(std::size_t(rows * K));
+    if (any_mask) mask_all_.assign(std::size_t(rows * N), S(1));
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      const auto cnt = std::size_t(lengths[i]);
+      std::copy_n(static_cast<const S*>(xs[i]), cnt * N, x_all_.begin() + offsets_[i] * N);
+      if (K > 0) std::copy_n(static_cast<const S*>(ss[i]), cnt * K, s_all_.begin() + offsets_[i] * K);
+      if (masks[i]) std::copy_n(static_cast<const S*>(masks[i]), cnt * N, mask_all_.begin() + offsets_[i] * N);
+    }
+    const std::size_t bt = std::size_t(opt.batch_size * opt.seq_len);
+    xb_.resize(bt * N);
+    if (K > 0) sb_.resize(bt * K);
+    if (any_mask) mb_.resize(bt * N);
+    if (spec.obs == Obs::Linear) Binv_.resize(std::size_t(spec.dims.M * N));
+    starts_.resize(std::size_t(opt.batch_size));
+  }
+
+  StepResult step(double lr, double alpha, std::int64_t adam_t, std::uint64_t k) override {
+    using training::u64;
+    const index_t Bsz = opt_.batch_size, T = opt_.seq_len, N = spec_.dims.N, K = spec_.dims.K;
+    const u64 seed = opt_.seed;
+    const int n_series = static_cast<int>(offsets_.size());
+    for (index_t b = 0; b < Bsz; ++b) {
+      const auto idx = static_cast<long long>(training::window_index(seed, k, static_cast<u64>(b),
+                                                                     static_cast<u64>(prefix_.back())));
+      const int i = training::series_of(prefix_.data(), n_series, idx);
+      starts_[b] = offsets_[i] + (idx - prefix_[i]);
+    }
+    gather(x_all_, N, opt_.teacher_noise, k, xb_);
+    if (K > 0) gather(s_all_, K, 0.0, k, sb_);
+    if (!mb_.empty()) gather(mask_all_, N, 0.0, k, mb_);
+    Batch<S> batch;
+    batch.B = Bsz;
+    batch.T = T;
+    batch.x = xb_.data();
+    batch.s = K > 0 ? sb_.data() : nullptr;
+    batch.mask = mb_.empty() ? nullptr : mb_.data();
+    ForcingSpec f = opt_.forcing;
+    if (f.mode == Forcing::Generalized) f.alpha = alpha;
+    if (needs_binv(spec_, f)) {
+      refresh_pinv();
+      batch.Binv = Binv_.data();
+    }
+    const Params<S> p = pointers<const S>(params_);
+    const Grads<S> g = pointers<S>(grads_);
+    StepResult out;
+    out.loss = plrnn::loss_and_grad<S>(spec_, p, f, batch, g).loss;
+    if (opt_.mar_weight > 0 && !opt_.mar_units.empty())
+      out.loss += mar_penalty<S>(spec_, p, opt_.mar_units.data(), static_cast<index_t>(opt_.mar_units.size()),
+                                 opt_.mar_weight, opt_.mar_mean, g);
+    double sumsq = 0.0;  // float64, in parameter order: the same bits for every thread count
+    for (int id = 0; id < kNumParams; ++id)
+      for (std::size_t e = 0; e < size_[id]; ++e) sumsq += double(grads_[id][e]) * double(grads_[id][e]);
+    out.grad_norm = std::sqrt(sumsq);
+    out.updated = std::isfinite(out.loss) && std::isfinite(out.grad_norm);
+    if (!out.updated) return out;
+    const training::AdamStep<S> st(training::adam_coeffs(lr, opt_.beta1, opt_.beta2, opt_.eps, opt_.radam, adam_t,
+                                                         opt_.grad_clip),
+                                   out.grad_norm);
+    bool finite = true;
+    for (int id = 0; id < kNumParams; ++id)
+      for (std::size_t e = 0; e < size_[id]; ++e) {
+        const S pe = st.apply(params_[id][e], m_[id][e], v_[id][e], grads_[id][e]);
+        params_[id][e] = pe;
+        finite &= std::isfinite(pe);
+      }
+    out.params_finite = finite;
+    return out;
+  }
+
+  void get(int which, const HostOutArrays& out) const override {
+    const auto& bufs = which == 0 ? params_ : which == 1 ? m_ : which == 2 ? v_ : grads_;
+    for (int id = 0; id < kNumParams; ++id)
+      if (size_[id] && out[id]) std::copy_n(bufs[id].begin(), size_[id], static_cast<S*>(out[id]));
+  }
+  void set(int which, const HostArrays& in) override {
+    auto& bufs = which == 0 ? params_ : which == 1 ? m_ : which == 2 ? v_ : grads_;
+    for (int id = 0; id < kNumParams; ++id)
+      if (size_[id]) {
+        PLRNN_CHECK(in[id] != nullptr, param_name(id), ": missing");  // (the binding checks every array)
+        std::copy_n(static_cast<const S*>(in[id]), size_[id], bufs[id].begin());
+      }
+  }
+
+ private:
+  using Buffers = std::array<AlignedVector<S>, kNumParams>;
+
+  template <typename P>
+  ParamSet<P> pointers(const Buffers& b) const {
+    ParamSet<P> out;
+    auto slots = param_slots(out);
+    for (int id = 0; id < kNumParams; ++id)
+      if (present_[id]) *slots[id] = const_cast<P*>(b[id].data());
+    return out;
+  }
+
+  // out[b, t, c] = src[starts[b] + t, c] (+ noise_std * N(0, 1) of flat element (b, t, c))
+  void gather(const AlignedVector<S>& src, index_t cols, double noise_std, std::uint64_t k, AlignedVector<S>& out) {
+    const index_t T = opt_.seq_len;
+    for (index_t b = 0; b < opt_.batch_size; ++b) {
+      const S* from = src.data() + starts_[b] * cols;
+      S* to = out.data() + b * T * cols;
+      std::copy_n(from, T * cols, to);
+      if (noise_std > 0)
+        for (index_t j = 0; j < T * cols; ++j)
+          to[j] += static_cast<S>(noise_std * training::normal(opt_.seed, k, static_cast<training::u64>(b * T * cols + j)));
+    }
+  }
+
+  // pinv(B) of the linear observation, recomputed every step (B changes), in float64.
+  void refresh_pinv() {
+    const index_t N = spec_.dims.N, M = spec_.dims.M;
+    const RowMat<double> B = CMapRow<S>(params_[pB].data(), N, M).template cast<double>();
+    const RowMat<double> P = B.completeOrthogonalDecomposition().pseudoInverse();
+    MapRow<S>(Binv_.data(), M, N) = P.template cast<S>();
+  }
+
+  ModelSpec spec_;
+  TrainOptions opt_;
+  std::array<bool, kNumParams> present_{};
+  std::array<std::size_t, kNumParams> size_{};
+  Buffers params_, grads_, m_, v_;
+  AlignedVector<S> x_all_, s_all_, mask_all_, xb_, sb_, mb_, Binv_;
+  std::vector<long long> prefix_, offsets_, starts_;
+};
+
+}  // namespace
+
+HostTrainer::HostTrainer(const ModelSpec& spec, bool f64, const HostArrays& params,
+                         const std::vector<const void*>& series_x, const std::vector<const void*>& series_s,
+                         const std::vector<const void*>& series_mask, const std::vector<index_t>& lengths,
+                         const TrainOptions& options) {
+  check_trainer_args(spec, series_x, series_s, series_mask, lengths, options);
+  if (options.mar_weight > 0) check_mar(spec, options.mar_units.data(), static_cast<index_t>(options.mar_units.size()),
+                                        options.mar_weight);
+  if (f64) impl_ = std::make_unique<TrainerImpl<double>>(spec, params, series_x, series_s, series_mask, lengths, options);
+  else impl_ = std::make_unique<TrainerImpl<float>>(spec, params, series_x, series_s, series_mask, lengths, options);
+}
+
+HostTrainer::~HostTrainer() = default;
+
+StepResult HostTrainer::step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index) {
+  return impl_->step(lr, alpha, adam_t, step_index);
+}
+std::vector<StepResult> HostTrainer::run(index_t steps, double lr, double alpha, std::int64_t adam_t0,
+                                         std::uint64_t step0) {
+  return run_steps(*this, steps, lr, alpha, adam_t0, step0, [] { interruption_point(); });
+}
+void HostTrainer::get_params(const HostOutArrays& out) const { impl_->get(0, out); }
+void HostTrainer::set_params(const HostArrays& in) { impl_->set(0, in); }
+void HostTrainer::get_moments(const HostOutArrays& m, const HostOutArrays& v) const {
+  impl_->get(1, m);
+  impl_->get(2, v);
+}
+void HostTrainer::set_moments(const HostArrays& m, const HostArrays& v) {
+  impl_->set(1, m);
+  impl_->set(2, v);
+}
+void HostTrainer::get_grads(const HostOutArrays& out) const { impl_->get(3, out); }
+
+}  // namespace plrnn
