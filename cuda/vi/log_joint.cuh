@@ -55,10 +55,11 @@ struct ViTransitionArgs {
 };
 
 // Shared-memory elements of the transition kernel (u, phi, s, g, Delta per row) and total bytes.
-inline std::size_t vi_transition_elems(bool shallow, int nr, int M, int K, int H) {
+inline __host__ __device__ std::size_t vi_transition_elems(bool shallow, int nr, int M, int K, int H) {
   return std::size_t(nr) * (2 * std::size_t(M) + (shallow ? H : M) + K + (shallow ? H : 0));
 }
-inline std::size_t vi_transition_smem(bool shallow, int nr, int M, int K, int H, int threads, std::size_t elem) {
+inline __host__ __device__ std::size_t vi_transition_smem(bool shallow, int nr, int M, int K, int H, int threads,
+                                                          std::size_t elem) {
   return reduce_offset(vi_transition_elems(shallow, nr, M, K, H), elem) + std::size_t(threads) * sizeof(double);
 }
 
