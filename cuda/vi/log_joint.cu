@@ -276,7 +276,7 @@ __global__ void vi_finish_kernel(const double* tr_part, int tr_blocks, const dou
   }
 }
 
-// column sums f(r, c) = X(r, c) of a [rows, ld] device array
+// Row r of a [rows, ld] device array, as the reductions of param_grads.cuh read it.
 template <typename S>
 RowView<S> rows_of(const S* p, long long ld) {
   return tape_view<S>(p, ld);
