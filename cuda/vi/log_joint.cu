@@ -481,8 +481,10 @@ vi::LogJoint vi_log_joint_run(const ModelSpec& spec, const Params<S>& hp, const 
     if (h.N == 0) continue;
     const int N = c.N, Rn = c.R;
     const RowView<S> Ev = rows_of<S>(c.E, N);
-    reduce_outer<S>(part, sms, Ev, rows_of<S>(c.taps > 0 ? c.Zc : z, M), n_bt, N, M, cb[k].gB.reserve(std::size_t(N) * M), 0);
-    if (Rn > 0) reduce_outer<S>(part, sms, Ev, rows_of<S>(c.r, Rn), n_bt, N, Rn, cb[k].gJ.reserve(std::size_t(N) * Rn), 0);
+    reduce_outer<S>(part, sms, Ev, rows_of<S>(c.taps > 0 ? c.Zc : z, M), n_bt, N, M,
+                    cb[k].gB.reserve(std::size_t(N) * M), 0);
+    if (Rn > 0)
+      reduce_outer<S>(part, sms, Ev, rows_of<S>(c.r, Rn), n_bt, N, Rn, cb[k].gJ.reserve(std::size_t(N) * Rn), 0);
     reduce_columns<S>(part, sms, ProductTerm<S>{rows_of<S>(c.L, N), rows_of<S>(c.L, N), false}, n_bt, N,
                       cb[k].gls.reserve(N));
     download(cb[k].gB, h.gB, std::size_t(N) * M);
