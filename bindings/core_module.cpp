@@ -32,6 +32,7 @@ namespace {
 struct CpuBackend {
   static constexpr const char* kName = "CPU core";
   static constexpr bool kMasks = true;
+  static constexpr bool kViDevice = false;  // vi_log_joint keeps its signature without `device`
   static void check_device(int device) {
     if (device != 0) throw py::value_error("device: the CPU core has one device (0), got " + std::to_string(device));
   }
@@ -57,6 +58,13 @@ struct CpuBackend {
   static double mar_penalty(const plrnn::ModelSpec& spec, const plrnn::Params<S>& p, const index_t* units,
                             index_t n_units, double weight, bool mean, const plrnn::Grads<S>& g, int) {
     return plrnn::mar_penalty<S>(spec, p, units, n_units, weight, mean, g);
+  }
+  template <typename S>
+  static plrnn::vi::LogJoint vi_log_joint(const plrnn::ModelSpec& spec, const plrnn::Params<S>& p,
+                                          const plrnn::vi::Latent<S>& latent, const plrnn::vi::Observations<S>& obs,
+                                          index_t B, index_t T, const S* z, const S* s, const plrnn::vi::Weights& w,
+                                          const plrnn::Grads<S>* grads, S* gz, int) {
+    return plrnn::vi_log_joint<S>(spec, p, latent, obs, B, T, z, s, w, grads, gz);
   }
 };
 
@@ -181,7 +189,7 @@ py::tuple point_set_to_python(const plrnn::PointSet& ps, index_t M, index_t n) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "plrnn_native CPU core (C++/Eigen). Use the Python API in plrnn_native; shapes: docs/model.md.";
   init_interrupts();
-  def_vi(m);
+  def_vi<CpuBackend>(m);
 
   def_model_api<CpuBackend>(m);
   def_adam(m);

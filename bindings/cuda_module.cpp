@@ -3,8 +3,9 @@
 //
 // Entry points: device discovery, the exhaustive fixed-point search, the model API shared with the CPU
 // module through one template (model_api.h: param_shapes, rollout, loss_and_grad, generate, mar_penalty,
-// with the same arguments, `device` last), and DeviceTrainer (device-resident training steps,
-// cuda/training/train_step.h; its binding is shared with the CPU's HostTrainer: trainer_binding.h).
+// with the same arguments, `device` last), the log-joint of the probabilistic PLRNN (vi_binding.h, `device`
+// last), and DeviceTrainer (device-resident training steps, cuda/training/train_step.h; its binding is
+// shared with the CPU's HostTrainer: trainer_binding.h).
 //
 // The adapter checks the arrays (dtype, contiguity, shape: no silent conversion) and the limits of the
 // kernels before anything touches the GPU, so a caller's mistake is a TypeError/ValueError naming the
@@ -26,6 +27,7 @@
 #include "model_args.h"
 #include "trainer_binding.h"
 #include "training/train_step.h"
+#include "vi_binding.h"
 
 namespace py = pybind11;
 using plrnn::index_t;
@@ -144,6 +146,7 @@ py::tuple fixed_points_exhaustive(const py::handle& J0_, const py::handle& b_, c
 struct CudaBackend {
   static constexpr const char* kName = "CUDA";
   static constexpr bool kMasks = false;
+  static constexpr bool kViDevice = true;
   static void check_device(int device) { check_device_index(device); }
   template <class Fn>
   static auto run(Fn&& fn) {
@@ -170,6 +173,13 @@ struct CudaBackend {
   static double mar_penalty(const plrnn::ModelSpec& spec, const plrnn::Params<S>& p, const index_t* units,
                             index_t n_units, double weight, bool mean, const plrnn::Grads<S>& g, int device) {
     return plrnn::cuda::mar_penalty<S>(spec, p, units, n_units, weight, mean, g, device);
+  }
+  template <typename S>
+  static plrnn::vi::LogJoint vi_log_joint(const plrnn::ModelSpec& spec, const plrnn::Params<S>& p,
+                                          const plrnn::vi::Latent<S>& latent, const plrnn::vi::Observations<S>& obs,
+                                          index_t B, index_t T, const S* z, const S* s, const plrnn::vi::Weights& w,
+                                          const plrnn::Grads<S>* grads, S* gz, int device) {
+    return plrnn::cuda::vi_log_joint<S>(spec, p, latent, obs, B, T, z, s, w, grads, gz, device);
   }
 };
 
@@ -206,6 +216,7 @@ PYBIND11_MODULE(_cuda, m) {
         "Sorted by region code (bit j = piece of unit j). RuntimeError when CUDA is unavailable or\n"
         "more than max_points candidates were found.");
   def_model_api<CudaBackend>(m);
+  def_vi<CudaBackend>(m);
   def_trainer<plrnn::cuda::DeviceTrainer, CudaBackend>(
       m, "DeviceTrainer",
       "Device-resident training steps (cuda/training/train_step.h): data, parameters, gradients and Adam moments "

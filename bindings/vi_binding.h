@@ -1,6 +1,11 @@
-// pybind11 adapter of the probabilistic PLRNN's log-joint (csrc/vi/log_joint.h): checks every array
-// (dtype, contiguity, shape, finite where scored), allocates the gradients and calls csrc/api.h
-// without the GIL (Ctrl-C interrupts it). CPU core only for now.
+// pybind11 adapter of the probabilistic PLRNN's log-joint (csrc/vi/log_joint.h, cuda/vi/log_joint.cu),
+// one template for both modules as model_api.h is: def_vi<Backend>(m) checks every array (dtype,
+// contiguity, shape, finite where scored) once, here, allocates the gradients and calls the backend's
+// host API (csrc/api.h, or cuda/api.h with the device index last) through Backend::run (without the GIL).
+//
+// A Backend provides, besides what model_api.h asks for (kName, check_device, run):
+//   static constexpr bool kViDevice;  // the Python function takes `device` as its last argument
+//   vi_log_joint<S>(spec, p, latent, obs, B, T, z, s, w, grads, gz, device)
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -10,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "api.h"
-#include "interrupt.h"
+#include "core/types.h"
 #include "model_args.h"
+#include "vi/vi_types.h"
 
 namespace plrnn::bind {
 
@@ -52,10 +57,10 @@ const S* vi_mask(const py::object& m, const std::string& name, const std::vector
   return p;
 }
 
-template <typename S>
+template <class Backend, typename S>
 py::tuple vi_log_joint_impl(const ModelSpec& spec, const py::dict& params, const py::dict& latent, const py::array& z_arr,
                             const py::object& s_obj, const py::dict& channels, double floor, double w_latent,
-                            double w_obs, bool grad) {
+                            double w_obs, bool grad, int device) {
   if (spec.obs != Obs::None) throw py::value_error("config: the latent model of the log-joint has obs 'none'");
   if (!(std::isfinite(floor) && floor > 0)) throw py::value_error("floor: must be finite and > 0");
   if (!(std::isfinite(w_latent) && w_latent >= 0)) throw py::value_error("w_latent: must be finite and >= 0");
@@ -174,8 +179,8 @@ py::tuple vi_log_joint_impl(const ModelSpec& spec, const py::dict& params, const
   w.latent = w_latent;
   w.obs = w_obs;
   w.floor = floor;
-  const vi::LogJoint r = call_interruptible([&] {
-    return plrnn::vi_log_joint<S>(spec, p, lat, obs, B, T, z, s, w, grad ? &g : nullptr, gz);
+  const vi::LogJoint r = Backend::run([&] {
+    return Backend::template vi_log_joint<S>(spec, p, lat, obs, B, T, z, s, w, grad ? &g : nullptr, gz, device);
   });
   py::dict parts;
   parts["latent"] = r.latent;
@@ -186,22 +191,39 @@ py::tuple vi_log_joint_impl(const ModelSpec& spec, const py::dict& params, const
   return py::make_tuple(r.total, parts, grad ? py::object(grads) : py::object(py::none()), gz_obj);
 }
 
-inline void def_vi(py::module_& m) {
-  m.def("vi_log_joint", [](const py::dict& cfg, const py::dict& params, const py::dict& latent, const py::array& z,
-                           const py::object& s, const py::dict& channels, double floor, double w_latent, double w_obs,
-                           bool grad) {
-    const auto spec = parse_spec(cfg);
-    const py::array za = as_array(z, "z");
-    if (za.dtype().is(py::dtype::of<float>()))
-      return vi_log_joint_impl<float>(spec, params, latent, za, s, channels, floor, w_latent, w_obs, grad);
-    if (za.dtype().is(py::dtype::of<double>()))
-      return vi_log_joint_impl<double>(spec, params, latent, za, s, channels, floor, w_latent, w_obs, grad);
-    throw py::type_error("z: expected dtype float32 or float64, got " + std::string(py::str(za.dtype())));
-  }, py::arg("config"), py::arg("params"), py::arg("latent"), py::arg("z").noconvert(), py::arg("s") = py::none(),
-     py::arg("channels") = py::dict(), py::arg("floor") = 1e-3, py::arg("w_latent") = 1.0, py::arg("w_obs") = 1.0,
-     py::arg("grad") = true,
-     "Log-joint of the probabilistic PLRNN at z [B,T,M] (docs/probabilistic.md): "
-     "(total, parts, grads by name or None, d total / dz [B,T,M] or None).");
+// The call of both modules: scalar type from z (float32 / float64), the device checked first.
+template <class Backend>
+py::tuple vi_log_joint_call(const py::dict& cfg, const py::dict& params, const py::dict& latent, const py::array& z,
+                            const py::object& s, const py::dict& channels, double floor, double w_latent,
+                            double w_obs, bool grad, int device) {
+  const auto spec = parse_spec(cfg);
+  Backend::check_device(device);
+  const py::array za = as_array(z, "z");
+  if (za.dtype().is(py::dtype::of<float>()))
+    return vi_log_joint_impl<Backend, float>(spec, params, latent, za, s, channels, floor, w_latent, w_obs, grad, device);
+  if (za.dtype().is(py::dtype::of<double>()))
+    return vi_log_joint_impl<Backend, double>(spec, params, latent, za, s, channels, floor, w_latent, w_obs, grad, device);
+  throw py::type_error("z: expected dtype float32 or float64, got " + std::string(py::str(za.dtype())));
+}
+
+template <class Backend>
+void def_vi(py::module_& m) {
+  const std::string doc = std::string("Log-joint of the probabilistic PLRNN at z [B,T,M] (docs/probabilistic.md; ") +
+                          Backend::kName + "): (total, parts, grads by name or None, d total / dz [B,T,M] or None).";
+  if constexpr (Backend::kViDevice) {
+    m.def("vi_log_joint", &vi_log_joint_call<Backend>, py::arg("config"), py::arg("params"), py::arg("latent"),
+          py::arg("z").noconvert(), py::arg("s") = py::none(), py::arg("channels") = py::dict(),
+          py::arg("floor") = 1e-3, py::arg("w_latent") = 1.0, py::arg("w_obs") = 1.0, py::arg("grad") = true,
+          py::arg("device") = 0, doc.c_str());
+  } else {
+    m.def("vi_log_joint", [](const py::dict& cfg, const py::dict& params, const py::dict& latent, const py::array& z,
+                             const py::object& s, const py::dict& channels, double floor, double w_latent,
+                             double w_obs, bool grad) {
+      return vi_log_joint_call<Backend>(cfg, params, latent, z, s, channels, floor, w_latent, w_obs, grad, 0);
+    }, py::arg("config"), py::arg("params"), py::arg("latent"), py::arg("z").noconvert(), py::arg("s") = py::none(),
+       py::arg("channels") = py::dict(), py::arg("floor") = 1e-3, py::arg("w_latent") = 1.0, py::arg("w_obs") = 1.0,
+       py::arg("grad") = true, doc.c_str());
+  }
 }
 
 }  // namespace plrnn::bind

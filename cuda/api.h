@@ -4,7 +4,8 @@
 // Plain C++ interface (no CUDA types), so the binding compiles with the host compiler.
 //
 // Definitions mirror csrc: rollout / loss_and_grad / generate in dispatch.cu (csrc/dispatch.h),
-// mar_penalty in regularizers/mar.cu (csrc/regularizers/mar.cpp). Each call uploads the parameters and
+// mar_penalty in regularizers/mar.cu (csrc/regularizers/mar.cpp), vi_log_joint in dispatch.cu with its
+// kernels in vi/log_joint.cu (csrc/dispatch.h, csrc/vi/log_joint.h). Each call uploads the parameters and
 // the batch, runs the kernels (rollout/engine.cuh) and downloads the results; the device-resident
 // trainer (training/train_step.h) keeps everything on the device instead. The CPU core's supervised
 // path has no CUDA counterpart.
@@ -12,6 +13,7 @@
 // for CUDA failures (message names the call, file and line).
 #pragma once
 #include "core/types.h"
+#include "vi/vi_types.h"
 
 namespace plrnn::cuda {
 
@@ -34,5 +36,12 @@ void generate(const ModelSpec& spec, const Params<S>& p, index_t B, index_t T, c
 template <typename S>
 double mar_penalty(const ModelSpec& spec, const Params<S>& p, const index_t* units, index_t n_units, double weight,
                    bool mean, const Grads<S>& grads, int device);
+
+// Probabilistic PLRNN (docs/probabilistic.md): w.latent log p(z) + w.obs log p(obs | z) at the sample
+// z [B, T, M] and, with `grads`, its gradient for every parameter and gz = d total / dz (csrc/api.h).
+template <typename S>
+vi::LogJoint vi_log_joint(const ModelSpec& spec, const Params<S>& p, const vi::Latent<S>& latent,
+                          const vi::Observations<S>& obs, index_t B, index_t T, const S* z, const S* s,
+                          const vi::Weights& w, const Grads<S>* grads, S* gz, int device);
 
 }  // namespace plrnn::cuda

@@ -2,6 +2,7 @@
 // checks as the CPU core, core/param_layout.h, plus the kernels' limits), selects the device, uploads
 // the parameters and the batch, runs the engine (rollout/engine.cuh, whose kernel dispatch over kinds is
 // shared with the CPU core) and downloads the results.
+#include <climits>
 #include <memory>
 
 #include "api.h"
@@ -10,6 +11,7 @@
 #include "core/errors.h"
 #include "core/param_layout.h"
 #include "rollout/engine.cuh"
+#include "vi/log_joint.cuh"
 
 namespace plrnn::cuda {
 
@@ -110,12 +112,34 @@ void generate(const ModelSpec& spec, const Params<S>& hp, index_t B, index_t T, 
   if (z) u.z.download(z, std::size_t(B * T * d.M));
 }
 
+// The probabilistic PLRNN's log-joint: the CPU core's checks (csrc/dispatch.h), the kernels' limits, then
+// the device (vi/log_joint.cu; the kind dispatch of its transition kernel is there).
+template <typename S>
+vi::LogJoint vi_log_joint(const ModelSpec& spec, const Params<S>& p, const vi::Latent<S>& latent,
+                          const vi::Observations<S>& obs, index_t B, index_t T, const S* z, const S* s,
+                          const vi::Weights& w, const Grads<S>* grads, S* gz, int device) {
+  check_spec(spec);
+  PLRNN_CHECK(spec.obs == Obs::None, "obs: the latent model of the log-joint has no observation model");
+  PLRNN_CHECK(B >= 1 && T >= 1, "z: need B >= 1 and T >= 1, got B=", B, ", T=", T);
+  PLRNN_CHECK(w.floor > 0, "floor: must be > 0, got ", w.floor);
+  PLRNN_CHECK(grads == nullptr || gz != nullptr, "gz: required with grads");
+  PLRNN_CHECK(spec.dims.K == 0 || s != nullptr, "s: the model has K=", spec.dims.K, " inputs, s is required");
+  check_cuda_limits(spec, B);
+  PLRNN_CHECK(T < INT_MAX / 2 && B * T < INT_MAX / 2, "z: too many time steps for the CUDA kernels (B=", B,
+              ", T=", T, ")");
+  select_device(device);
+  return vi_log_joint_run<S>(spec, p, latent, obs, B, T, z, s, w, grads, gz);
+}
+
 #define PLRNN_INSTANTIATE_HOST_API(S)                                                                       \
   template LossResult rollout<S>(const ModelSpec&, const Params<S>&, const ForcingSpec&, const Batch<S>&, int); \
   template LossResult loss_and_grad<S>(const ModelSpec&, const Params<S>&, const ForcingSpec&, const Batch<S>&, \
                                        const Grads<S>&, int);                                                 \
   template void generate<S>(const ModelSpec&, const Params<S>&, index_t, index_t, const S*, const S*, const S*, \
-                            S*, S*, int);
+                            S*, S*, int);                                                               \
+  template vi::LogJoint vi_log_joint<S>(const ModelSpec&, const Params<S>&, const vi::Latent<S>&,               \
+                                        const vi::Observations<S>&, index_t, index_t, const S*, const S*,       \
+                                        const vi::Weights&, const Grads<S>*, S*, int);
 PLRNN_INSTANTIATE_HOST_API(float)
 PLRNN_INSTANTIATE_HOST_API(double)
 

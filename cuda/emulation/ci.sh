@@ -16,7 +16,7 @@ cd "$here/../.."
 t0=$SECONDS
 stage() { echo "== [$((SECONDS - t0)) s] $1"; }
 cuda_tests=(tests/test_cuda_rollout.py tests/test_cuda_training.py tests/test_cuda_fixed_points.py
-            tests/test_cuda_emulator.py)
+            tests/test_cuda_vi.py tests/test_cuda_emulator.py)
 
 stage "build tools"
 pip install --quiet pybind11 cmeel-eigen ninja cmake
@@ -31,11 +31,11 @@ PLRNN_CUDA_EMULATOR="$root/emu" CUEMU_SCHEDULE=shuffle CUEMU_SEED=20261129 CUEMU
 stage "CUDA tests on the emulator, adversarial: reversed blocks and threads, 5 SMs"
 PLRNN_CUDA_EMULATOR="$root/emu" CUEMU_SCHEDULE=reverse CUEMU_SMS=5 \
   python -m pytest -q -p no:cacheprovider tests/test_cuda_rollout.py tests/test_cuda_training.py \
-  tests/test_cuda_emulator.py -k "matches_cpu or odd_shapes or device_steps or emulator"
+  tests/test_cuda_vi.py tests/test_cuda_emulator.py -k "matches_cpu or odd_shapes or device_steps or emulator"
 
 stage "AddressSanitizer build of the emulated module"
 "$here/build.sh" "$root/emu-asan" address
-stage "AddressSanitizer cross-section: every kind x observation x forcing x dtype, odd shapes, the trainer, the fixed-point search, the self-tests"
+stage "AddressSanitizer cross-section: every kind x observation x forcing x dtype, odd shapes, the trainer, the fixed-point search, the log-joint, the self-tests"
 PLRNN_CUDA_EMULATOR="$root/emu-asan" LD_PRELOAD="$(g++ -print-file-name=libasan.so)" \
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
   python -m pytest -q -p no:cacheprovider "${cuda_tests[@]}" \

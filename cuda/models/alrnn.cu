@@ -1,6 +1,7 @@
 // The ALRNN on the GPU (csrc/models/alrnn.h is the CPU version): the first M - P units are linear,
 // the last P rectified. Its elementwise maths, forward beside gradient, and the instantiation of the
-// rollout/BPTT kernels (rollout/rollout_bptt.cuh) for this kind in a translation unit of its own.
+// rollout/BPTT kernels (rollout/rollout_bptt.cuh) and of the log-joint's transition kernel
+// (vi/log_joint.cuh) for this kind in a translation unit of its own.
 #include "rollout/launch.cuh"
 
 namespace plrnn::cuda {
@@ -21,3 +22,4 @@ struct DeviceModel<S, Kind::ALRNN> {
 }  // namespace plrnn::cuda
 
 PLRNN_INSTANTIATE_ROLLOUT_KIND(Kind::ALRNN)
+PLRNN_INSTANTIATE_VI_KIND(Kind::ALRNN)

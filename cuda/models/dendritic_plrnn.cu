@@ -41,4 +41,6 @@ struct DeviceModel<S, Kind::DendriticClipped> : DendriticDeviceModel<S, true> {}
 }  // namespace plrnn::cuda
 
 PLRNN_INSTANTIATE_ROLLOUT_KIND(Kind::Dendritic)
+PLRNN_INSTANTIATE_VI_KIND(Kind::Dendritic)
 PLRNN_INSTANTIATE_ROLLOUT_KIND(Kind::DendriticClipped)
+PLRNN_INSTANTIATE_VI_KIND(Kind::DendriticClipped)

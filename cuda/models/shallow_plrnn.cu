@@ -32,4 +32,6 @@ struct DeviceModel<S, Kind::ShallowClipped> : ShallowDeviceModel<S, true> {};
 }  // namespace plrnn::cuda
 
 PLRNN_INSTANTIATE_ROLLOUT_KIND(Kind::Shallow)
+PLRNN_INSTANTIATE_VI_KIND(Kind::Shallow)
 PLRNN_INSTANTIATE_ROLLOUT_KIND(Kind::ShallowClipped)
+PLRNN_INSTANTIATE_VI_KIND(Kind::ShallowClipped)

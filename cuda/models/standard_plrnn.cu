@@ -19,3 +19,4 @@ struct DeviceModel<S, Kind::Standard> {
 }  // namespace plrnn::cuda
 
 PLRNN_INSTANTIATE_ROLLOUT_KIND(Kind::Standard)
+PLRNN_INSTANTIATE_VI_KIND(Kind::Standard)

@@ -179,71 +179,28 @@ void Engine<S>::run(const Params<S>& p, const ForcingSpec& forcing, const Batch<
 template <typename S>
 template <class X, class Y>
 void Engine<S>::outer(const X& x, const Y& y, long long rows, int ni, int nj, S* out, int zero_diag_n) {
-  if (ni == 0 || nj == 0) return;
-  const long long tiles = (long long)((nj + kTile - 1) / kTile) * ((ni + kTile - 1) / kTile);
-  const long long n = (long long)ni * nj;
-  const int splits = choose_splits(rows, tiles, n, sms_, 1LL << 24);
-  const long long per = (rows + splits - 1) / splits;
-  S* part = part_.reserve(std::size_t(splits) * std::size_t(n));
-  const dim3 grid((nj + kTile - 1) / kTile, (ni + kTile - 1) / kTile, splits);
-  outer_reduce_kernel<S><<<grid, dim3(kTile, kTileRows)>>>(x, y, rows, ni, nj, per, part);
-  PLRNN_CUDA_CHECK_LAUNCH("outer_reduce_kernel");
-  sum_splits_kernel<S><<<grid_for(n, 256), 256>>>(part, splits, n, S(1), zero_diag_n, out);
-  PLRNN_CUDA_CHECK_LAUNCH("sum_splits_kernel");
+  reduce_outer<S>(part_, sms_, x, y, rows, ni, nj, out, zero_diag_n);
 }
 
 template <typename S>
 template <class Fn>
 void Engine<S>::column(const Fn& f, long long rows, int ncols, S* out) {
-  if (ncols == 0) return;
-  const long long tiles = (ncols + kTile - 1) / kTile;
-  const int splits = choose_splits(rows, tiles, ncols, sms_, 1LL << 24);
-  const long long per = (rows + splits - 1) / splits;
-  S* part = part_.reserve(std::size_t(splits) * std::size_t(ncols));
-  const dim3 grid(static_cast<unsigned>(tiles), splits);
-  column_reduce_kernel<S, Fn><<<grid, dim3(kTile, kTileRows)>>>(f, rows, ncols, per, part);
-  PLRNN_CUDA_CHECK_LAUNCH("column_reduce_kernel");
-  sum_splits_kernel<S><<<grid_for(ncols, 256), 256>>>(part, splits, ncols, S(1), 0, out);
-  PLRNN_CUDA_CHECK_LAUNCH("sum_splits_kernel");
+  reduce_columns<S>(part_, sms_, f, rows, ncols, out);
 }
 
 template <typename S>
 void Engine<S>::param_grads(const Params<S>& p, const Batch<S>& batch, const S* z_steps, const Grads<S>& g) {
   const Dims& d = spec_.dims;
-  const Kind kind = spec_.kind;
-  const bool shallow = is_shallow(kind);
   const long long B = batch.B, T = batch.T, rows = B * (T - 1);
-  const int M = int(d.M), N = int(d.N), K = int(d.K), H = int(d.H), Bb = int(d.Bb);
-  const RowView<S> Gv = tape_view<S>(G_.data(), M), Uv = tape_view<S>(U_.data(), M);
-
-  ProductTerm<S> gu{Gv, Uv, true};
-  column(gu, rows, M, g.A);
-  ProductTerm<S> gsum{Gv, Gv, false};
-  column(gsum, rows, M, shallow ? g.h1 : g.h);
-  if (K > 0) outer(Gv, steps_view<S>(batch.s, K, T), rows, M, K, g.C, 0);
-  if (!shallow) {
-    const bool zero_diag = kind == Kind::Standard || is_dendritic(kind);
-    outer(Gv, tape_view<S>(Phi_.data(), M), rows, M, M, g.W, zero_diag ? M : 0);
-    if (is_dendritic(kind)) {
-      S* pa = pa_.reserve(std::size_t(M) * Bb);
-      S* pt = pt_.reserve(std::size_t(M) * Bb);
-      if (kind == Kind::DendriticClipped) {
-        column(DendriticTerm<S, true, false>{U_.data(), R_.data(), p.theta, M, Bb}, rows, M * Bb, pa);
-        column(DendriticTerm<S, true, true>{U_.data(), R_.data(), p.theta, M, Bb}, rows, M * Bb, pt);
-      } else {
-        column(DendriticTerm<S, false, false>{U_.data(), R_.data(), p.theta, M, Bb}, rows, M * Bb, pa);
-        column(DendriticTerm<S, false, true>{U_.data(), R_.data(), p.theta, M, Bb}, rows, M * Bb, pt);
-      }
-      dendritic_finish_kernel<S><<<grid_for(std::max(M * Bb, Bb), 256), 256>>>(pa, pt, p.alpha, M, Bb, g.alpha, g.theta);
-      PLRNN_CUDA_CHECK_LAUNCH("dendritic_finish_kernel");
-    }
-  } else {
-    const RowView<S> Dv = tape_view<S>(R_.data(), H);
-    ProductTerm<S> gh2{kind == Kind::ShallowClipped ? tape_view<S>(D1_.data(), H) : Dv, Dv, false};
-    column(gh2, rows, H, g.h2);
-    outer(Gv, tape_view<S>(Phi_.data(), H), rows, M, H, g.W1, 0);
-    outer(Dv, Uv, rows, H, M, g.W2, 0);
-  }
+  const int M = int(d.M), N = int(d.N);
+  StepTape<S> tape;
+  tape.U = U_.data();
+  tape.Phi = Phi_.data();
+  tape.V = V_.data();
+  tape.G = G_.data();
+  tape.R = R_.data();
+  tape.D1 = D1_.data();
+  model_param_grads(p, tape, B, T, batch.s, g);
   if (spec_.obs == Obs::Linear) outer(tape_view<S>(Ebar_.data(), N), steps_view<S>(z_steps, M, T), rows, N, M, g.B, 0);
   // initial state: identity dL/dL = sum_b G0[b, N:] x0[b]^T, linear dL/dL = sum_b G0[b] x0[b]^T
   RowView<S> X0;
@@ -254,6 +211,46 @@ void Engine<S>::param_grads(const Params<S>& p, const Batch<S>& batch, const S* 
   const bool identity = spec_.obs == Obs::Identity;
   RowView<S> G0v = tape_view<S>(G0_.data() + (identity ? N : 0), M);
   outer(G0v, X0, B, identity ? M - N : M, N, g.L, 0);
+}
+
+template <typename S>
+void Engine<S>::model_param_grads(const Params<S>& p, const StepTape<S>& tape, long long B, long long T,
+                                  const S* s, const Grads<S>& g) {
+  const Dims& d = spec_.dims;
+  const Kind kind = spec_.kind;
+  const bool shallow = is_shallow(kind);
+  const long long rows = B * (T - 1);
+  const int M = int(d.M), K = int(d.K), H = int(d.H), Bb = int(d.Bb);
+  const RowView<S> Gv = tape_view<S>(tape.G, M), Uv = tape_view<S>(tape.U, M);
+
+  ProductTerm<S> gu{Gv, Uv, true};
+  column(gu, rows, M, g.A);
+  ProductTerm<S> gsum{Gv, Gv, false};
+  column(gsum, rows, M, shallow ? g.h1 : g.h);
+  if (K > 0) outer(Gv, steps_view<S>(s, K, T), rows, M, K, g.C, 0);
+  if (!shallow) {
+    const bool zero_diag = kind == Kind::Standard || is_dendritic(kind);
+    outer(Gv, tape_view<S>(tape.Phi, M), rows, M, M, g.W, zero_diag ? M : 0);
+    if (is_dendritic(kind)) {
+      S* pa = pa_.reserve(std::size_t(M) * Bb);
+      S* pt = pt_.reserve(std::size_t(M) * Bb);
+      if (kind == Kind::DendriticClipped) {
+        column(DendriticTerm<S, true, false>{tape.U, tape.R, p.theta, M, Bb}, rows, M * Bb, pa);
+        column(DendriticTerm<S, true, true>{tape.U, tape.R, p.theta, M, Bb}, rows, M * Bb, pt);
+      } else {
+        column(DendriticTerm<S, false, false>{tape.U, tape.R, p.theta, M, Bb}, rows, M * Bb, pa);
+        column(DendriticTerm<S, false, true>{tape.U, tape.R, p.theta, M, Bb}, rows, M * Bb, pt);
+      }
+      dendritic_finish_kernel<S><<<grid_for(std::max(M * Bb, Bb), 256), 256>>>(pa, pt, p.alpha, M, Bb, g.alpha, g.theta);
+      PLRNN_CUDA_CHECK_LAUNCH("dendritic_finish_kernel");
+    }
+  } else {
+    const RowView<S> Dv = tape_view<S>(tape.R, H);
+    ProductTerm<S> gh2{kind == Kind::ShallowClipped ? tape_view<S>(tape.D1, H) : Dv, Dv, false};
+    column(gh2, rows, H, g.h2);
+    outer(Gv, tape_view<S>(tape.Phi, H), rows, M, H, g.W1, 0);
+    outer(Dv, Uv, rows, H, M, g.W2, 0);
+  }
 }
 
 // ---- DeviceParams ---------------------------------------------------------------------------------

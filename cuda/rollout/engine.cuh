@@ -23,6 +23,21 @@ struct LaunchPlan {
   std::size_t smem = 0;  // dynamic shared memory per block, bytes
 };
 
+// The per-row record of one model step z_t = F(u, s_t) (row r = b (T-1) + t-1 of [B, T-1, dim]) that the
+// model's parameter gradients read: U the step's input, Phi phi(U) (shallow: the hidden activation), V
+// W2 U (shallow), G d loss / d F(U, s_t), R W^T G (dendritic) or Delta (shallow), D1 the relu(v + h2)
+// part of Delta (clipped shallow). Written by the BPTT kernel, and by the log-joint's transition kernel
+// (vi/log_joint.cuh).
+template <typename S>
+struct StepTape {
+  const S* U = nullptr;
+  const S* Phi = nullptr;
+  const S* V = nullptr;
+  const S* G = nullptr;
+  const S* R = nullptr;
+  const S* D1 = nullptr;
+};
+
 template <typename S>
 class Engine {
  public:
@@ -34,6 +49,12 @@ class Engine {
            const Grads<S>* grads, double* result);
 
   LaunchPlan plan(index_t B) const;
+
+  // Every gradient of the model's own parameters (A, W, h, C, the dendritic basis, W1, W2, h1, h2;
+  // overwritten, not added) as fixed-order sums over the B (T-1) rows of `tape`; s [B, T, K] device
+  // inputs (row r reads s at t). Deterministic (param_grads.cuh).
+  void model_param_grads(const Params<S>& p, const StepTape<S>& tape, long long B, long long T, const S* s,
+                         const Grads<S>& g);
   const ModelSpec& spec() const { return spec_; }
 
  private:

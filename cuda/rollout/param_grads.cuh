@@ -3,7 +3,7 @@
 // (dL/dA = sum_r G_r .* U_r, ...). Both reductions split the rows into a fixed number of chunks,
 // write one partial result per chunk, and sum the chunks in chunk order (sum_splits_kernel): no
 // atomics, so the gradient is bit-for-bit reproducible on one device.
-// Device code: included by rollout/engine.cu only.
+// Device code: included by rollout/engine.cu and vi/log_joint.cu.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -11,6 +11,7 @@
 #include <cstddef>
 
 #include "core/cuda_check.cuh"
+#include "core/device_buffer.cuh"
 
 namespace plrnn::cuda {
 
@@ -168,6 +169,39 @@ inline int choose_splits(long long rows, long long tiles, long long out_elems, i
 
 inline int grid_for(long long n, int threads) {
   return static_cast<int>(std::min<long long>((n + threads - 1) / threads, 4096));
+}
+
+// out[i, j] = sum over rows r of X(r, i) Y(r, j) ([ni, nj], overwritten; zero_diag_n > 0: zero diagonal), in a
+// fixed order: row chunks reduced into `part` (grown as needed), then summed in chunk order.
+template <typename S, class X, class Y>
+void reduce_outer(DeviceBuffer<S>& part_buf, int sms, const X& x, const Y& y, long long rows, int ni, int nj, S* out,
+                  int zero_diag_n) {
+  if (ni == 0 || nj == 0) return;
+  const long long tiles = (long long)((nj + kTile - 1) / kTile) * ((ni + kTile - 1) / kTile);
+  const long long n = (long long)ni * nj;
+  const int splits = choose_splits(rows, tiles, n, sms, 1LL << 24);
+  const long long per = (rows + splits - 1) / splits;
+  S* part = part_buf.reserve(std::size_t(splits) * std::size_t(n));
+  const dim3 grid((nj + kTile - 1) / kTile, (ni + kTile - 1) / kTile, splits);
+  outer_reduce_kernel<S><<<grid, dim3(kTile, kTileRows)>>>(x, y, rows, ni, nj, per, part);
+  PLRNN_CUDA_CHECK_LAUNCH("outer_reduce_kernel");
+  sum_splits_kernel<S><<<grid_for(n, 256), 256>>>(part, splits, n, S(1), zero_diag_n, out);
+  PLRNN_CUDA_CHECK_LAUNCH("sum_splits_kernel");
+}
+
+// out[c] = sum over rows r of f(r, c) ([ncols], overwritten), in the same fixed order.
+template <typename S, class Fn>
+void reduce_columns(DeviceBuffer<S>& part_buf, int sms, const Fn& f, long long rows, int ncols, S* out) {
+  if (ncols == 0) return;
+  const long long tiles = (ncols + kTile - 1) / kTile;
+  const int splits = choose_splits(rows, tiles, ncols, sms, 1LL << 24);
+  const long long per = (rows + splits - 1) / splits;
+  S* part = part_buf.reserve(std::size_t(splits) * std::size_t(ncols));
+  const dim3 grid(static_cast<unsigned>(tiles), splits);
+  column_reduce_kernel<S, Fn><<<grid, dim3(kTile, kTileRows)>>>(f, rows, ncols, per, part);
+  PLRNN_CUDA_CHECK_LAUNCH("column_reduce_kernel");
+  sum_splits_kernel<S><<<grid_for(ncols, 256), 256>>>(part, splits, ncols, S(1), 0, out);
+  PLRNN_CUDA_CHECK_LAUNCH("sum_splits_kernel");
 }
 
 }  // namespace plrnn::cuda

@@ -2,7 +2,8 @@
 
 A device string is resolved once per call site by :func:`backend`, which returns a :class:`Backend`
 with the same methods for the CPU core (``_core``) and the CUDA module (``_cuda``): ``rollout``,
-``loss_and_grad``, ``generate``, ``mar_penalty``, ``fixed_points_exhaustive`` and ``native_trainer``.
+``loss_and_grad``, ``generate``, ``mar_penalty``, ``vi_log_joint``, ``fixed_points_exhaustive`` and
+``native_trainer``.
 Both native modules bind the model calls through one template (``bindings/model_api.h``) with the same
 arguments and ``device`` last, so a backend is a native module and a device index. A feature that a
 backend lacks raises one ValueError naming the argument and pointing to ``device='cpu'``.
@@ -114,6 +115,16 @@ class Backend:
         """``(value, {name: grad})``; ``units`` int64 [n]."""
         return self._module.mar_penalty(config, params, units, weight, reduce, device=self.index)
 
+    def vi_log_joint(self, config, params, latent, z, s, channels, floor: float, w_latent: float, w_obs: float,
+                     grad: bool):
+        """The probabilistic PLRNN's log-joint (``bindings/vi_binding.h``): ``(total, parts, grads, gz)``."""
+        return self._module.vi_log_joint(config, params, latent, z, s, channels, floor, w_latent, w_obs, grad,
+                                         **self._device_kw())
+
+    def _device_kw(self) -> dict:
+        """The device argument of the calls whose CPU signature has none (``vi_log_joint``)."""
+        return {}
+
     def fixed_points_exhaustive(self, form, progress=None):
         """Every fixed point of a piecewise-linear form: ``(points [c,M], pieces [c,n], degenerate [d,n],
         n_degenerate, regions_visited)``."""
@@ -161,6 +172,9 @@ class CudaBackend(Backend):
 
     def __init__(self, index: int):
         super().__init__(_cuda_api._cuda, index)
+
+    def _device_kw(self) -> dict:
+        return {"device": self.index}
 
     def fixed_points_exhaustive(self, form, progress=None):
         """The exhaustive search on the GPU (cuda/analysis/fixed_points.cu): two-piece units only;

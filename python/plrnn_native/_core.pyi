@@ -51,5 +51,17 @@ def generate(
 def mar_penalty(
     config: Config, params: Params, units: np.ndarray, weight: float, reduce: str = "sum", device: int = 0
 ) -> Tuple[float, Params]: ...
+def vi_log_joint(
+    config: Config,
+    params: Params,
+    latent: Dict[str, np.ndarray],
+    z: np.ndarray,
+    s: Optional[np.ndarray] = None,
+    channels: Dict[str, Dict[str, np.ndarray]] = ...,
+    floor: float = 1e-3,
+    w_latent: float = 1.0,
+    w_obs: float = 1.0,
+    grad: bool = True,
+) -> Tuple[float, Dict[str, float], Optional[Params], Optional[np.ndarray]]: ...
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...

@@ -31,6 +31,22 @@ from ._core import mar_penalty as mar_penalty
 from ._core import param_shapes as param_shapes
 from ._core import rollout as rollout
 
+# ---- the probabilistic PLRNN's log-joint (cuda/vi/log_joint.cu): _core's binding (bindings/vi_binding.h)
+# with `device` last
+def vi_log_joint(
+    config: Dict,
+    params: Dict[str, np.ndarray],
+    latent: Dict[str, np.ndarray],
+    z: np.ndarray,
+    s: Optional[np.ndarray] = None,
+    channels: Dict[str, Dict[str, np.ndarray]] = ...,
+    floor: float = 1e-3,
+    w_latent: float = 1.0,
+    w_obs: float = 1.0,
+    grad: bool = True,
+    device: int = 0,
+) -> Tuple[float, Dict[str, float], Optional[Dict[str, np.ndarray]], Optional[np.ndarray]]: ...
+
 class DeviceTrainer:
     """Device-resident training steps (cuda/training/train_step.h)."""
 

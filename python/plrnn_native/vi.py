@@ -17,7 +17,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 from scipy import stats
 
-from . import _core
+from . import _backend
 from ._validation import check_ndarray
 
 #: The canonical (SPM) haemodynamic response: gamma densities (shape = delay / dispersion, scale =
@@ -62,7 +62,7 @@ def _hrf(TR: float) -> np.ndarray:
 
 def log_joint(model, params: Dict[str, np.ndarray], z: np.ndarray, data: Dict[str, dict],
               s: Optional[np.ndarray] = None, floor: float = 1e-3, weights: Tuple[float, float] = (1.0, 1.0),
-              grad: bool = True):
+              grad: bool = True, device: str = "cpu"):
     """``w_latent log p(z) + w_obs sum_channels log p(obs | z)`` at a sample ``z`` [B, T, M].
 
     Args:
@@ -77,6 +77,8 @@ def log_joint(model, params: Dict[str, np.ndarray], z: np.ndarray, data: Dict[st
             nuisance regressors, ``TR`` (fmri, seconds); ``c`` int64 [B, T] classes (categorical, -1:
             missing).
         floor: noise floor, ``sigma = floor + exp(log_sigma)``. weights: ``(w_latent, w_obs)``.
+        device: ``"cpu"`` (the CPU core), ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (the CUDA kernel,
+            ``cuda/vi/log_joint.cu``, where a GPU is available); the same result up to rounding.
 
     Returns ``(total, parts, grads, gz)``: ``parts`` the unweighted log densities (``latent`` and one per
     channel), ``grads`` by parameter name (the model's and those of ``params``) and ``gz`` [B, T, M], or
@@ -84,6 +86,7 @@ def log_joint(model, params: Dict[str, np.ndarray], z: np.ndarray, data: Dict[st
     """
     # The binding checks every array (dtype = the model's, shape, contiguity, finite where scored) and
     # names it; here: no masked arrays, and the Python-side conversions (masks, the HRF).
+    be = _backend.backend(device)  # a bad device string raises before any work
     dtype = model.dtype
     z = check_ndarray("z", z)
     if z.dtype != dtype:  # the binding takes the scalar type from z: name z, not the first mismatch
@@ -128,8 +131,8 @@ def log_joint(model, params: Dict[str, np.ndarray], z: np.ndarray, data: Dict[st
                 raise ValueError("data['fmri']: missing 'TR' (the repetition time in seconds)")
             ch["hrf"] = hrf_spm(obs["TR"]).astype(dtype)
         channels[name] = ch
-    total, parts, grads, gz = _core.vi_log_joint(cfg, model._snapshot(), latent, z, s, channels, float(floor),
-                                                 float(weights[0]), float(weights[1]), bool(grad))
+    total, parts, grads, gz = be.vi_log_joint(cfg, model._snapshot(), latent, z, s, channels, float(floor),
+                                              float(weights[0]), float(weights[1]), bool(grad))
     return total, parts, grads, gz
 
 
