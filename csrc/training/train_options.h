@@ -1,15 +1,18 @@
 // The interface both native trainers implement (CPU: training/train_step.h, HostTrainer; CUDA:
 // cuda/training/train_step.h, DeviceTrainer): their options, the result of a step, the parameter arrays
-// that cross the boundary, and the loop of many steps in one native call.
+// that cross the boundary, the loop of many steps in one native call, and TrainerHandle, the class both
+// derive from (a backend adds only its constructor and its implementation).
 // Plain C++ (no Eigen, no CUDA, no Python).
 #pragma once
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/errors.h"
 #include "core/param_layout.h"
 #include "core/types.h"
+#include "regularizers/mar.h"  // check_mar
 
 namespace plrnn {
 
@@ -39,7 +42,7 @@ using HostArrays = std::array<const void*, kNumParams>;  // per ParamId, nullptr
 using HostOutArrays = std::array<void*, kNumParams>;
 
 // The checks both trainers make of their construction arguments (sizes, one input and mask slot per
-// series, every series at least seq_len long, the forcing).
+// series, every series at least seq_len long, the forcing, the MAR units).
 inline void check_trainer_args(const ModelSpec& spec, const std::vector<const void*>& series_x,
                                const std::vector<const void*>& series_s, const std::vector<const void*>& series_mask,
                                const std::vector<index_t>& lengths, const TrainOptions& options) {
@@ -53,6 +56,8 @@ inline void check_trainer_args(const ModelSpec& spec, const std::vector<const vo
     PLRNN_CHECK(lengths[i] >= options.seq_len, "x: series ", i, " has ", lengths[i], " steps, fewer than seq_len=",
                 options.seq_len);
   check_call(spec, options.forcing, options.batch_size, options.seq_len, 2);
+  if (options.mar_weight > 0)
+    check_mar(spec, options.mar_units.data(), static_cast<index_t>(options.mar_units.size()), options.mar_weight);
 }
 
 // `steps` optimiser steps of a trainer (HostTrainer or DeviceTrainer) at learning rate lr: step i uses
@@ -71,5 +76,46 @@ std::vector<StepResult> run_steps(Trainer& trainer, index_t steps, double lr, do
   }
   return out;
 }
+
+// The methods of both trainers over a precision-specific implementation (Impl, one per scalar type).
+// enter(): what must precede any work (CUDA: select the device); between(): runs after every step of
+// run() (the CPU: the interruption point of Ctrl-C).
+class TrainerHandle {
+ public:
+  struct Impl {
+    virtual ~Impl() = default;
+    // One optimiser step at learning rate lr; adam_t: the step count after it (bias corrections);
+    // step_index keys the batch (the same index gives the same batch).
+    virtual StepResult step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index) = 0;
+    virtual void get(int which, const HostOutArrays& out) const = 0;  // 0 params, 1 m, 2 v, 3 grads
+    virtual void set(int which, const HostArrays& in) = 0;
+  };
+
+  virtual ~TrainerHandle() = default;
+  TrainerHandle() = default;
+  TrainerHandle(const TrainerHandle&) = delete;
+  TrainerHandle& operator=(const TrainerHandle&) = delete;
+
+  StepResult step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index) {
+    enter();
+    return impl_->step(lr, alpha, adam_t, step_index);
+  }
+  // run_steps: many steps in one call.
+  std::vector<StepResult> run(index_t steps, double lr, double alpha, std::int64_t adam_t0, std::uint64_t step0) {
+    enter();
+    return run_steps(*impl_, steps, lr, alpha, adam_t0, step0, [this] { between(); });
+  }
+  void get_params(const HostOutArrays& out) const { enter(), impl_->get(0, out); }
+  void set_params(const HostArrays& in) { enter(), impl_->set(0, in); }
+  void get_moments(const HostOutArrays& m, const HostOutArrays& v) const { enter(), impl_->get(1, m), impl_->get(2, v); }
+  void set_moments(const HostArrays& m, const HostArrays& v) { enter(), impl_->set(1, m), impl_->set(2, v); }
+  // The last step's gradient (after MAR, before clipping), for tests.
+  void get_grads(const HostOutArrays& out) const { enter(), impl_->get(3, out); }
+
+ protected:
+  virtual void enter() const {}
+  virtual void between() const {}
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace plrnn

@@ -15,17 +15,10 @@
 
 namespace plrnn {
 
-struct HostTrainer::Impl {
-  virtual ~Impl() = default;
-  virtual StepResult step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index) = 0;
-  virtual void get(int which, const HostOutArrays& out) const = 0;  // 0 params, 1 m, 2 v, 3 grads
-  virtual void set(int which, const HostArrays& in) = 0;
-};
-
 namespace {
 
 template <typename S>
-class TrainerImpl final : public HostTrainer::Impl {
+class TrainerImpl final : public TrainerHandle::Impl {
  public:
   TrainerImpl(const ModelSpec& spec, const HostArrays& params, const std::vector<const void*>& xs,
               const std::vector<const void*>& ss, const std::vector<const void*>& masks,
@@ -183,31 +176,10 @@ HostTrainer::HostTrainer(const ModelSpec& spec, bool f64, const HostArrays& para
                          const std::vector<const void*>& series_mask, const std::vector<index_t>& lengths,
                          const TrainOptions& options) {
   check_trainer_args(spec, series_x, series_s, series_mask, lengths, options);
-  if (options.mar_weight > 0) check_mar(spec, options.mar_units.data(), static_cast<index_t>(options.mar_units.size()),
-                                        options.mar_weight);
   if (f64) impl_ = std::make_unique<TrainerImpl<double>>(spec, params, series_x, series_s, series_mask, lengths, options);
   else impl_ = std::make_unique<TrainerImpl<float>>(spec, params, series_x, series_s, series_mask, lengths, options);
 }
 
-HostTrainer::~HostTrainer() = default;
-
-StepResult HostTrainer::step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index) {
-  return impl_->step(lr, alpha, adam_t, step_index);
-}
-std::vector<StepResult> HostTrainer::run(index_t steps, double lr, double alpha, std::int64_t adam_t0,
-                                         std::uint64_t step0) {
-  return run_steps(*this, steps, lr, alpha, adam_t0, step0, [] { interruption_point(); });
-}
-void HostTrainer::get_params(const HostOutArrays& out) const { impl_->get(0, out); }
-void HostTrainer::set_params(const HostArrays& in) { impl_->set(0, in); }
-void HostTrainer::get_moments(const HostOutArrays& m, const HostOutArrays& v) const {
-  impl_->get(1, m);
-  impl_->get(2, v);
-}
-void HostTrainer::set_moments(const HostArrays& m, const HostArrays& v) {
-  impl_->set(1, m);
-  impl_->set(2, v);
-}
-void HostTrainer::get_grads(const HostOutArrays& out) const { impl_->get(3, out); }
+void HostTrainer::between() const { interruption_point(); }
 
 }  // namespace plrnn

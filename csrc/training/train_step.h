@@ -8,14 +8,13 @@
 // (adam.h, the update every trainer uses). Results depend on the seed, not on the thread count.
 // Plain C++ (no Python): the binding is bindings/trainer_binding.h.
 #pragma once
-#include <memory>
 #include <vector>
 
 #include "training/train_options.h"
 
 namespace plrnn {
 
-class HostTrainer {
+class HostTrainer final : public TrainerHandle {
  public:
   // series_x[i]: [lengths[i], N] (0 where missing), series_s[i]: [lengths[i], K] (nullptr when K == 0),
   // series_mask[i]: [lengths[i], N] 1 observed / 0 missing, or nullptr (every entry observed); all of
@@ -23,26 +22,9 @@ class HostTrainer {
   HostTrainer(const ModelSpec& spec, bool f64, const HostArrays& params, const std::vector<const void*>& series_x,
               const std::vector<const void*>& series_s, const std::vector<const void*>& series_mask,
               const std::vector<index_t>& lengths, const TrainOptions& options);
-  ~HostTrainer();
-  HostTrainer(const HostTrainer&) = delete;
-  HostTrainer& operator=(const HostTrainer&) = delete;
 
-  // One optimiser step (adam_t: the step count after it; step_index keys the batch).
-  StepResult step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index);
-  // run_steps (train_options.h) with an interruption point after every step (Ctrl-C: core/interrupt.h).
-  std::vector<StepResult> run(index_t steps, double lr, double alpha, std::int64_t adam_t0, std::uint64_t step0);
-
-  void get_params(const HostOutArrays& out) const;
-  void set_params(const HostArrays& in);
-  void get_moments(const HostOutArrays& m, const HostOutArrays& v) const;
-  void set_moments(const HostArrays& m, const HostArrays& v);
-  // The last step's gradient (after MAR, before clipping), for tests.
-  void get_grads(const HostOutArrays& out) const;
-
-  struct Impl;
-
- private:
-  std::unique_ptr<Impl> impl_;
+ protected:
+  void between() const override;  // Ctrl-C between the steps of run() (core/interrupt.h)
 };
 
 }  // namespace plrnn

@@ -102,13 +102,6 @@ inline int blocks_for(long long n, int threads, int cap) {
 
 }  // namespace
 
-struct DeviceTrainer::Impl {
-  virtual ~Impl() = default;
-  virtual StepResult step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index) = 0;
-  virtual void get(int which, const HostOutArrays& out) const = 0;  // 0 params, 1 m, 2 v, 3 grads
-  virtual void set(int which, const HostArrays& in) = 0;
-};
-
 namespace {
 
 template <typename S>
@@ -127,7 +120,7 @@ ParamSet<const S> host_set_const(const HostArrays& a) {
 }
 
 template <typename S>
-class TrainerImpl final : public DeviceTrainer::Impl {
+class TrainerImpl final : public TrainerHandle::Impl {
  public:
   TrainerImpl(const ModelSpec& spec, const HostArrays& params, const std::vector<const void*>& xs,
               const std::vector<const void*>& ss, const std::vector<index_t>& lengths, const TrainOptions& opt)
@@ -321,37 +314,6 @@ DeviceTrainer::DeviceTrainer(const ModelSpec& spec, bool f64, const HostArrays& 
   device_ = options.device;
 }
 
-DeviceTrainer::~DeviceTrainer() = default;
-
-StepResult DeviceTrainer::step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index) {
-  PLRNN_CUDA_CHECK(cudaSetDevice(device_));
-  return impl_->step(lr, alpha, adam_t, step_index);
-}
-std::vector<StepResult> DeviceTrainer::run(index_t steps, double lr, double alpha, std::int64_t adam_t0,
-                                           std::uint64_t step0) {
-  return run_steps(*this, steps, lr, alpha, adam_t0, step0, [] {});
-}
-void DeviceTrainer::get_params(const HostOutArrays& out) const {
-  PLRNN_CUDA_CHECK(cudaSetDevice(device_));
-  impl_->get(0, out);
-}
-void DeviceTrainer::set_params(const HostArrays& in) {
-  PLRNN_CUDA_CHECK(cudaSetDevice(device_));
-  impl_->set(0, in);
-}
-void DeviceTrainer::get_moments(const HostOutArrays& m, const HostOutArrays& v) const {
-  PLRNN_CUDA_CHECK(cudaSetDevice(device_));
-  impl_->get(1, m);
-  impl_->get(2, v);
-}
-void DeviceTrainer::set_moments(const HostArrays& m, const HostArrays& v) {
-  PLRNN_CUDA_CHECK(cudaSetDevice(device_));
-  impl_->set(1, m);
-  impl_->set(2, v);
-}
-void DeviceTrainer::get_grads(const HostOutArrays& out) const {
-  PLRNN_CUDA_CHECK(cudaSetDevice(device_));
-  impl_->get(3, out);
-}
+void DeviceTrainer::enter() const { PLRNN_CUDA_CHECK(cudaSetDevice(device_)); }
 
 }  // namespace plrnn::cuda

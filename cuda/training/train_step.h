@@ -22,9 +22,10 @@ namespace plrnn::cuda {
 using plrnn::HostArrays;
 using plrnn::HostOutArrays;
 using plrnn::StepResult;
+using plrnn::TrainerHandle;
 using plrnn::TrainOptions;
 
-class DeviceTrainer {
+class DeviceTrainer final : public TrainerHandle {
  public:
   // series_x[i]: [lengths[i], N] host data, series_s[i]: [lengths[i], K] (nullptr when K == 0),
   // all of the dtype selected by `f64`; every series has at least seq_len steps. series_mask: as the
@@ -32,27 +33,11 @@ class DeviceTrainer {
   DeviceTrainer(const ModelSpec& spec, bool f64, const HostArrays& params, const std::vector<const void*>& series_x,
                 const std::vector<const void*>& series_s, const std::vector<const void*>& series_mask,
                 const std::vector<index_t>& lengths, const TrainOptions& options);
-  ~DeviceTrainer();
-  DeviceTrainer(const DeviceTrainer&) = delete;
-  DeviceTrainer& operator=(const DeviceTrainer&) = delete;
 
-  // One optimiser step with learning rate lr; `adam_t` is the step count after this step (bias
-  // corrections), `step_index` keys the batch sampling (the same index gives the same batch).
-  StepResult step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index);
-  // run_steps (csrc/training/train_options.h): many steps in one call.
-  std::vector<StepResult> run(index_t steps, double lr, double alpha, std::int64_t adam_t0, std::uint64_t step0);
-
-  void get_params(const HostOutArrays& out) const;
-  void set_params(const HostArrays& in);
-  void get_moments(const HostOutArrays& m, const HostOutArrays& v) const;
-  void set_moments(const HostArrays& m, const HostArrays& v);
-  // The last step's gradient (after MAR, before clipping), for tests.
-  void get_grads(const HostOutArrays& out) const;
-
-  struct Impl;
+ protected:
+  void enter() const override;  // cudaSetDevice(device_)
 
  private:
-  std::unique_ptr<Impl> impl_;
   int device_ = 0;
 };
 

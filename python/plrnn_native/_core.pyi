@@ -4,7 +4,7 @@ param_shapes, rollout, loss_and_grad, generate and mar_penalty are the model API
 modules bind through one template (bindings/model_api.h); _cuda re-exports these signatures. The CPU
 core has one device, 0."""
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -63,5 +63,62 @@ def vi_log_joint(
     w_obs: float = 1.0,
     grad: bool = True,
 ) -> Tuple[float, Dict[str, float], Optional[Params], Optional[np.ndarray]]: ...
+def adam_step(
+    params: Dict[str, np.ndarray],
+    grads: Dict[str, np.ndarray],
+    m: Dict[str, np.ndarray],
+    v: Dict[str, np.ndarray],
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    radam: bool,
+    t: int,
+) -> None:
+    """One Adam/RAdam update in place (csrc/training/adam.h; t: the step count after it)."""
+    ...
+
+class HostTrainer:
+    """The CPU trainer (csrc/training/train_step.h); the CUDA module's DeviceTrainer has the same binding
+    (bindings/trainer_binding.h)."""
+
+    def __init__(
+        self,
+        cfg: dict,
+        params: Dict[str, np.ndarray],
+        xs: List[np.ndarray],
+        ss: List[Optional[np.ndarray]],
+        masks: List[Optional[np.ndarray]],
+        batch_size: int,
+        seq_len: int,
+        forcing: str,
+        tau: int,
+        alpha: float,
+        grad_clip: float,
+        optimizer: str,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        teacher_noise: float,
+        seed: int,
+        mar_units: Optional[np.ndarray],
+        mar_weight: float,
+        mar_reduce: str,
+        device: int = 0,
+    ) -> None: ...
+    def step(self, lr: float, alpha: float, adam_t: int, step_index: int) -> Tuple[float, float, bool, bool]:
+        """``(loss, grad_norm, updated, params_finite)``."""
+        ...
+    def run(
+        self, steps: int, lr: float, alpha: float, adam_t0: int, step0: int
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Up to ``steps`` steps: arrays ``(loss, grad_norm, updated, params_finite)`` of those taken."""
+        ...
+    def get_params(self, out: Dict[str, np.ndarray]) -> None: ...
+    def set_params(self, params: Dict[str, np.ndarray]) -> None: ...
+    def get_moments(self, m: Dict[str, np.ndarray], v: Dict[str, np.ndarray]) -> None: ...
+    def set_moments(self, m: Dict[str, np.ndarray], v: Dict[str, np.ndarray]) -> None: ...
+    def get_grads(self, out: Dict[str, np.ndarray]) -> None: ...
+
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...

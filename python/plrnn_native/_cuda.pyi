@@ -47,37 +47,6 @@ def vi_log_joint(
     device: int = 0,
 ) -> Tuple[float, Dict[str, float], Optional[Dict[str, np.ndarray]], Optional[np.ndarray]]: ...
 
-class DeviceTrainer:
-    """Device-resident training steps (cuda/training/train_step.h)."""
-
-    def __init__(
-        self,
-        cfg: dict,
-        params: Dict[str, np.ndarray],
-        xs: List[np.ndarray],
-        ss: List[Optional[np.ndarray]],
-        batch_size: int,
-        seq_len: int,
-        forcing: str,
-        tau: int,
-        alpha: float,
-        grad_clip: float,
-        optimizer: str,
-        beta1: float,
-        beta2: float,
-        eps: float,
-        teacher_noise: float,
-        seed: int,
-        mar_units: Optional[np.ndarray],
-        mar_weight: float,
-        mar_reduce: str,
-        device: int,
-    ) -> None: ...
-    def step(self, lr: float, alpha: float, adam_t: int, step_index: int) -> Tuple[float, float, bool, bool]:
-        """``(loss, grad_norm, updated, params_finite)``."""
-        ...
-    def get_params(self, out: Dict[str, np.ndarray]) -> None: ...
-    def set_params(self, params: Dict[str, np.ndarray]) -> None: ...
-    def get_moments(self, m: Dict[str, np.ndarray], v: Dict[str, np.ndarray]) -> None: ...
-    def set_moments(self, m: Dict[str, np.ndarray], v: Dict[str, np.ndarray]) -> None: ...
-    def get_grads(self, out: Dict[str, np.ndarray]) -> None: ...
+# ---- the device-resident trainer (cuda/training/train_step.h): _core.HostTrainer's binding and methods
+# (bindings/trainer_binding.h); missing-value masks must be None
+from ._core import HostTrainer as DeviceTrainer
