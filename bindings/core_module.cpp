@@ -193,6 +193,9 @@ PYBIND11_MODULE(_core, m) {
 
   def_model_api<CpuBackend>(m);
   def_adam(m);
+  m.def("check_forcing", [](const std::string& mode, index_t tau, double alpha) { parse_forcing(mode, tau, alpha); },
+        py::arg("mode"), py::arg("tau"), py::arg("alpha"),
+        "ValueError naming tau or alpha where the forcing mode does not take their value (csrc/core/param_layout.h).");
   def_trainer<plrnn::HostTrainer, CpuBackend>(
       m, "HostTrainer",
       "The CPU trainer (csrc/training/train_step.h): many optimiser steps per native call (counter-based batch "

@@ -141,6 +141,7 @@ inline ForcingSpec parse_forcing(const std::string& mode, index_t tau, double al
   else throw py::value_error("forcing: unknown mode '" + mode + "' (none, sparse, generalized)");
   f.tau = tau;
   f.alpha = alpha;
+  check_forcing(f);
   return f;
 }
 

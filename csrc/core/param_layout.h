@@ -79,6 +79,14 @@ inline bool needs_binv(const ModelSpec& spec, const ForcingSpec& f) {
   return spec.obs == Obs::Linear && f.mode != Forcing::None;
 }
 
+// The values a forcing mode takes (the one statement of these rules: the bindings check a forcing with it
+// when they parse it, and Python's models.check_tau / check_alpha call it through _core.check_forcing).
+inline void check_forcing(const ForcingSpec& f) {
+  if (f.mode == Forcing::Sparse) PLRNN_CHECK(f.tau >= 1, "tau: must be an integer >= 1, got ", f.tau);
+  if (f.mode == Forcing::Generalized)
+    PLRNN_CHECK(f.alpha >= 0.0 && f.alpha <= 1.0, "alpha: must be in [0, 1], got ", f.alpha);
+}
+
 // Checks of a rollout / BPTT / free-run call that do not depend on array shapes (those are the
 // bindings' job); shared by the CPU core (dispatch.h) and the CUDA engine.
 inline void check_call(const ModelSpec& spec, const ForcingSpec& f, index_t B, index_t T, index_t T_min) {
@@ -87,9 +95,7 @@ inline void check_call(const ModelSpec& spec, const ForcingSpec& f, index_t B, i
               "obs: this call needs an observation model (identity or linear); 'none' is for supervised models");
   PLRNN_CHECK(B >= 1, "x: batch size must be >= 1, got ", B);
   PLRNN_CHECK(T >= T_min, "x: need at least ", T_min, " time steps, got T=", T);
-  if (f.mode == Forcing::Sparse) PLRNN_CHECK(f.tau >= 1, "tau: must be an integer >= 1, got ", f.tau);
-  if (f.mode == Forcing::Generalized)
-    PLRNN_CHECK(f.alpha >= 0.0 && f.alpha <= 1.0, "alpha: must be in [0, 1], got ", f.alpha);
+  check_forcing(f);
 }
 
 // check_call for a rollout / BPTT batch, plus the Binv it needs (needs_binv).

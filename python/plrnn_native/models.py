@@ -34,14 +34,20 @@ FORCINGS = ("none", "sparse", "generalized")
 
 
 def check_tau(tau) -> int:
-    """The sparse teacher-forcing interval: an integer >= 1 (the one rule of the Python API and of
-    TrainConfig; the native core guards its own entry points)."""
-    return check_int("tau", tau, 1)
+    """The sparse teacher-forcing interval: an integer (here) >= 1 (the native rule, ``check_forcing`` in
+    csrc/core/param_layout.h, the one statement of it). Used by the PLRNN API and TrainConfig."""
+    tau = check_int("tau", tau, -(2**63), 2**63 - 1)  # an int64: the native core's type
+    _core.check_forcing("sparse", tau, 0.0)
+    return tau
 
 
 def check_alpha(alpha) -> float:
-    """The generalized teacher-forcing weight: a float in [0, 1]."""
-    return check_float("alpha", alpha, 0.0, 1.0)
+    """The generalized teacher-forcing weight: a float (here) in [0, 1] (the native rule, as for tau)."""
+    alpha = check_float("alpha", alpha)
+    _core.check_forcing("generalized", 1, alpha)
+    return alpha
+
+
 _FORMAT = "plrnn_native.model/1"
 
 ArrayDict = Dict[str, np.ndarray]
