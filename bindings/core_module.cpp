@@ -187,6 +187,7 @@ py::tuple point_set_to_python(const plrnn::PointSet& ps, index_t M, index_t n) {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
+  def_model_spec(m);  // first: every call below takes it as `config`
   m.doc() = "plrnn_native CPU core (C++/Eigen). Use the Python API in plrnn_native; shapes: docs/model.md.";
   init_interrupts();
   def_vi<CpuBackend>(m);
@@ -201,10 +202,10 @@ PYBIND11_MODULE(_core, m) {
       "The CPU trainer (csrc/training/train_step.h): many optimiser steps per native call (counter-based batch "
       "sampling, forward + BPTT, MAR, clipping, Adam/RAdam); the interface of the CUDA module's DeviceTrainer.");
 
-  m.def("supervised", [](const py::dict& cfg, const py::dict& params, const py::array& B, const py::array& b,
+  m.def("supervised", [](const py::object& cfg, const py::dict& params, const py::array& B, const py::array& b,
                          const py::object& s, const py::object& z0, const py::array& mask, const py::object& target,
                          const std::string& loss, bool grad, bool return_y, bool return_z) {
-    const auto spec = parse_spec(cfg);
+    const auto spec = spec_of(cfg);
     return is_f32(mask, "mask") ? supervised_impl<float>(spec, params, B, b, s, z0, mask, target, loss, grad, return_y, return_z)
                                 : supervised_impl<double>(spec, params, B, b, s, z0, mask, target, loss, grad, return_y, return_z);
   }, py::arg("config"), py::arg("params"), py::arg("B").noconvert(), py::arg("b").noconvert(), py::arg("s") = py::none(),

@@ -186,6 +186,7 @@ struct CudaBackend {
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
+  py::module_::import("plrnn_native._core");  // registers ModelSpec, which the calls below take as `config`
   m.doc() = "plrnn_native CUDA module: device discovery, exhaustive fixed-point search, rollout/BPTT/MAR and "
             "device-resident training (kernels: cuda/).";
   m.def("device_count", [] { return plrnn::cuda::device_count(nullptr); });

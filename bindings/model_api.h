@@ -104,8 +104,8 @@ void def_model_api(py::module_& m) {
   using Api = ModelApi<Backend>;
   const std::string where = std::string(" (") + Backend::kName + ")";
 
-  m.def("param_shapes", [](const py::dict& cfg) {
-    const auto spec = parse_spec(cfg);
+  m.def("param_shapes", [](const py::object& cfg) {
+    const auto spec = spec_of(cfg);
     py::dict out;
     for (int id = 0; id < kNumParams; ++id) {
       const auto ps = param_shape(spec, id);
@@ -114,11 +114,11 @@ void def_model_api(py::module_& m) {
     return out;
   }, py::arg("config"), "Names and shapes of the parameters of a model configuration.");
 
-  m.def("rollout", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
+  m.def("rollout", [](const py::object& cfg, const py::dict& params, const py::array& x, const py::object& s,
                       const std::string& forcing, index_t tau, double alpha, const py::object& Binv,
                       bool return_latent, const py::object& xhat_out, const py::object& z_out,
                       const py::object& mask, int device) {
-    const auto spec = parse_spec(cfg);
+    const auto spec = spec_of(cfg);
     const auto f = parse_forcing(forcing, tau, alpha);
     Backend::check_device(device);
     return is_f32(x, "x")
@@ -131,10 +131,10 @@ void def_model_api(py::module_& m) {
      ("Rollout with teacher forcing" + where + ": (loss, xhat [B,T,N], z [B,T,M] or None); optional output "
       "buffers; mask [B,T,N] of 0/1 marks missing entries.").c_str());
 
-  m.def("loss_and_grad", [](const py::dict& cfg, const py::dict& params, const py::array& x, const py::object& s,
+  m.def("loss_and_grad", [](const py::object& cfg, const py::dict& params, const py::array& x, const py::object& s,
                             const std::string& forcing, index_t tau, double alpha, const py::object& Binv,
                             const py::object& mask, int device) {
-    const auto spec = parse_spec(cfg);
+    const auto spec = spec_of(cfg);
     const auto f = parse_forcing(forcing, tau, alpha);
     Backend::check_device(device);
     return is_f32(x, "x") ? Api::template loss_and_grad<float>(spec, params, x, s, f, Binv, mask, device)
@@ -145,9 +145,9 @@ void def_model_api(py::module_& m) {
      ("MSE loss over the observed entries at t >= 1 and its exact gradient (BPTT)" + where +
       ": (loss, {name: grad}).").c_str());
 
-  m.def("generate", [](const py::dict& cfg, const py::dict& params, const py::array& z0, index_t T,
+  m.def("generate", [](const py::object& cfg, const py::dict& params, const py::array& z0, index_t T,
                        const py::object& s, const py::object& eps, int device) {
-    const auto spec = parse_spec(cfg);
+    const auto spec = spec_of(cfg);
     Backend::check_device(device);
     return is_f32(z0, "z0") ? Api::template generate<float>(spec, params, z0, T, s, eps, device)
                             : Api::template generate<double>(spec, params, z0, T, s, eps, device);
@@ -155,9 +155,9 @@ void def_model_api(py::module_& m) {
      py::arg("eps") = py::none(), py::arg("device") = 0,
      ("Free run from z0 [B,M]" + where + ": (z [B,T,M], xhat [B,T,N]).").c_str());
 
-  m.def("mar_penalty", [](const py::dict& cfg, const py::dict& params, const py::array& units, double weight,
+  m.def("mar_penalty", [](const py::object& cfg, const py::dict& params, const py::array& units, double weight,
                           const std::string& reduce, int device) {
-    const auto spec = parse_spec(cfg);
+    const auto spec = spec_of(cfg);
     if (reduce != "sum" && reduce != "mean") throw py::value_error("reduce: must be 'sum' or 'mean', got '" + reduce + "'");
     Backend::check_device(device);
     const bool mean = reduce == "mean";

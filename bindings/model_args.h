@@ -133,6 +133,32 @@ inline ModelSpec parse_spec(const py::dict& cfg) {
   return spec;
 }
 
+// The model configuration of a call: a ModelSpec object (parsed once, when a model is made:
+// plrnn_native.models.PLRNN keeps one; registered by the CPU module, see def_model_spec) or a dict,
+// parsed here.
+inline ModelSpec spec_of(const py::handle& cfg) {
+  if (py::isinstance<ModelSpec>(cfg)) return cfg.cast<ModelSpec>();
+  if (!py::isinstance<py::dict>(cfg))
+    throw py::type_error("config: expected a dict or a plrnn_native._core.ModelSpec, got " + type_name(cfg));
+  return parse_spec(py::reinterpret_borrow<py::dict>(cfg));
+}
+
+// The Python class of the parsed configuration (CPU module; the CUDA module imports it from there).
+inline void def_model_spec(py::module_& m) {
+  py::class_<ModelSpec>(m, "ModelSpec",
+                        "A model configuration parsed and checked once (kind, observation, sizes): what the native "
+                        "calls take as `config` (a dict is parsed on every call instead).")
+      .def(py::init([](const py::dict& cfg) { return parse_spec(cfg); }), py::arg("config"))
+      .def_property_readonly("M", [](const ModelSpec& s) { return s.dims.M; })
+      .def_property_readonly("N", [](const ModelSpec& s) { return s.dims.N; })
+      .def_property_readonly("K", [](const ModelSpec& s) { return s.dims.K; })
+      .def("__repr__", [](const ModelSpec& s) {
+        return "ModelSpec(kind=" + std::to_string(static_cast<int>(s.kind)) + ", obs=" +
+               std::to_string(static_cast<int>(s.obs)) + ", M=" + std::to_string(s.dims.M) + ", N=" +
+               std::to_string(s.dims.N) + ", K=" + std::to_string(s.dims.K) + ")";
+      });
+}
+
 inline ForcingSpec parse_forcing(const std::string& mode, index_t tau, double alpha) {
   ForcingSpec f;
   if (mode == "none") f.mode = Forcing::None;

@@ -24,12 +24,12 @@ namespace py = pybind11;
 template <typename Trainer, typename Run>
 class PyTrainer {
  public:
-  PyTrainer(const py::dict& cfg, const py::dict& params, const py::list& xs, const py::list& ss, const py::list& masks,
+  PyTrainer(const py::object& cfg, const py::dict& params, const py::list& xs, const py::list& ss, const py::list& masks,
             index_t batch_size, index_t seq_len, const std::string& forcing, index_t tau, double alpha,
             double grad_clip, const std::string& optimizer, double beta1, double beta2, double eps,
             double teacher_noise, std::uint64_t seed, const py::object& mar_units, double mar_weight,
             const std::string& mar_reduce, int device)
-      : spec_(parse_spec(cfg)), f64_(!is_f32(param_A(params), "A")) {
+      : spec_(spec_of(cfg)), f64_(!is_f32(param_A(params), "A")) {
     Run::check_device(device);
     TrainOptions o;
     o.device = device;
@@ -146,7 +146,7 @@ template <typename Trainer, typename Run>
 void def_trainer(py::module_& m, const char* name, const char* doc) {
   using T = PyTrainer<Trainer, Run>;
   py::class_<T>(m, name, doc)
-      .def(py::init<const py::dict&, const py::dict&, const py::list&, const py::list&, const py::list&, index_t,
+      .def(py::init<const py::object&, const py::dict&, const py::list&, const py::list&, const py::list&, index_t,
                     index_t, const std::string&, index_t, double, double, const std::string&, double, double, double,
                     double, std::uint64_t, const py::object&, double, const std::string&, int>(),
            py::arg("cfg"), py::arg("params"), py::arg("xs"), py::arg("ss"), py::arg("masks"), py::arg("batch_size"),

@@ -193,10 +193,10 @@ py::tuple vi_log_joint_impl(const ModelSpec& spec, const py::dict& params, const
 
 // The call of both modules: scalar type from z (float32 / float64), the device checked first.
 template <class Backend>
-py::tuple vi_log_joint_call(const py::dict& cfg, const py::dict& params, const py::dict& latent, const py::array& z,
+py::tuple vi_log_joint_call(const py::object& cfg, const py::dict& params, const py::dict& latent, const py::array& z,
                             const py::object& s, const py::dict& channels, double floor, double w_latent,
                             double w_obs, bool grad, int device) {
-  const auto spec = parse_spec(cfg);
+  const auto spec = spec_of(cfg);
   Backend::check_device(device);
   const py::array za = as_array(z, "z");
   if (za.dtype().is(py::dtype::of<float>()))
@@ -216,7 +216,7 @@ void def_vi(py::module_& m) {
           py::arg("floor") = 1e-3, py::arg("w_latent") = 1.0, py::arg("w_obs") = 1.0, py::arg("grad") = true,
           py::arg("device") = 0, doc.c_str());
   } else {
-    m.def("vi_log_joint", [](const py::dict& cfg, const py::dict& params, const py::dict& latent, const py::array& z,
+    m.def("vi_log_joint", [](const py::object& cfg, const py::dict& params, const py::dict& latent, const py::array& z,
                              const py::object& s, const py::dict& channels, double floor, double w_latent,
                              double w_obs, bool grad) {
       return vi_log_joint_call<Backend>(cfg, params, latent, z, s, channels, floor, w_latent, w_obs, grad, 0);

@@ -244,3 +244,22 @@ def test_load_npz_with_inconsistent_parameter(tmp_path, model):
     np.savez(broken, **content)
     with pytest.raises(BAD, match=rf"{_load_error_pattern(broken)}|{named('W')}"):
         pn.load(broken)
+
+
+def test_config_is_a_parsed_spec_or_a_dict():
+    """A model parses its configuration once (_core.ModelSpec) and hands that to every native call; a
+    dict is parsed per call; anything else is a TypeError naming config."""
+    from plrnn_native import _core
+
+    model = pn.PLRNN("shallow", M=4, N=2, hidden=5, seed=0)
+    assert isinstance(model._spec, _core.ModelSpec) and (model._spec.M, model._spec.N, model._spec.K) == (4, 2, 0)
+    assert model.copy()._spec is model._spec  # immutable: shared by copies
+    x = np.random.default_rng(0).standard_normal((2, 6, 2))
+    by_spec = _core.loss_and_grad(model._spec, model.params, x, forcing="sparse", tau=2)
+    by_dict = _core.loss_and_grad(model.config, model.params, x, forcing="sparse", tau=2)
+    assert by_spec[0] == by_dict[0]
+    assert _core.param_shapes(model._spec) == _core.param_shapes(model.config)
+    with pytest.raises(TypeError, match="config"):
+        _core.loss_and_grad(["shallow"], model.params, x)
+    with pytest.raises(ValueError, match="kind"):
+        _core.ModelSpec({"kind": "lstm", "M": 3, "N": 2})

@@ -145,7 +145,7 @@ class Backend:
         units = None if mar is None else np.ascontiguousarray(mar.resolve_units(model.M), dtype=np.int64)
         masks = [None if oi is None else np.ascontiguousarray(oi, dtype=model.dtype) for _, _, oi in series]
         return getattr(self._module, self.trainer_class)(
-            model.config, model._params, [xi for xi, _, _ in series], [si for _, si, _ in series], masks,
+            model._spec, model._params, [xi for xi, _, _ in series], [si for _, si, _ in series], masks,
             cfg.batch_size, cfg.seq_len, cfg.forcing, cfg.tau, alpha, cfg.grad_clip, cfg.optimizer,
             cfg.betas[0], cfg.betas[1], cfg.eps, cfg.teacher_noise, cfg.seed, units,
             mar.weight if mar else 0.0, mar.reduce if mar else "sum", self.index)

@@ -90,8 +90,9 @@ class PLRNN:
                  hidden: Optional[int] = None, clipped: bool = False, dtype="float64",
                  seed: Union[None, int, np.random.Generator] = None):
         self._config = self._resolve_config(kind, M, N, K, obs, P, bases, hidden, clipped, dtype)
+        self._spec = _core.ModelSpec(self._config)  # parsed once; what every native call takes
         self._dtype = np.dtype(self._config["dtype"])
-        self._shapes = {name: tuple(shape) for name, shape in _core.param_shapes(self._config).items()}
+        self._shapes = {name: tuple(shape) for name, shape in _core.param_shapes(self._spec).items()}
         rng = as_rng("seed", seed)
         self._params: ArrayDict = {
             name: np.ascontiguousarray(value, dtype=self._dtype)
@@ -138,8 +139,9 @@ class PLRNN:
         assignment), without drawing an initialisation."""
         new = object.__new__(cls)
         new._config = dict(config)
+        new._spec = _core.ModelSpec(new._config)
         new._dtype = np.dtype(config["dtype"])
-        new._shapes = {name: tuple(shape) for name, shape in _core.param_shapes(new._config).items()}
+        new._shapes = {name: tuple(shape) for name, shape in _core.param_shapes(new._spec).items()}
         new._params = {}
         for name in new._shapes:
             new._params[name] = new._checked_param(name, params[name])
@@ -225,7 +227,7 @@ class PLRNN:
 
     def copy(self) -> "PLRNN":
         new = object.__new__(PLRNN)
-        new._dtype, new._config, new._shapes = self._dtype, dict(self._config), dict(self._shapes)
+        new._dtype, new._config, new._spec, new._shapes = self._dtype, dict(self._config), self._spec, dict(self._shapes)
         new._params = {k: v.copy() for k, v in self._params.items()}
         return new
 
@@ -358,7 +360,7 @@ class PLRNN:
         if latent_out is not None:
             check_out("latent_out", latent_out, self._dtype, (B, T, self.M), [*inputs, ("out", out)])
             return_latent = True
-        _, xhat, z = be.rollout(self._config, params, x, s, forcing, tau, alpha, self._Binv(params),
+        _, xhat, z = be.rollout(self._spec, params, x, s, forcing, tau, alpha, self._Binv(params),
                                 bool(return_latent), out, latent_out, mask)
         if single:
             xhat = xhat[0]
@@ -388,7 +390,7 @@ class PLRNN:
             raise ValueError(f"x: loss_and_grad needs at least T=2 time steps, got T={x.shape[1]}")
         forcing, tau, alpha = self._forcing(forcing, tau, alpha)
         params = self._snapshot()
-        loss, grads = be.loss_and_grad(self._config, params, x, s, forcing, tau, alpha,
+        loss, grads = be.loss_and_grad(self._spec, params, x, s, forcing, tau, alpha,
                                        self._Binv(params), mask)
         if mar is not None:
             value, mar_grads = self._mar_penalty(mar, be, params)
@@ -406,7 +408,7 @@ class PLRNN:
         if not isinstance(mar, MAR):
             raise TypeError(f"mar: expected a plrnn_native.MAR, got {type(mar).__name__}")
         units = np.ascontiguousarray(mar.resolve_units(self.M), dtype=np.int64)
-        value, grads = be.mar_penalty(self._config, params, units, mar.weight, mar.reduce)
+        value, grads = be.mar_penalty(self._spec, params, units, mar.weight, mar.reduce)
         return float(value), grads
 
     def initial_state(self, x0: np.ndarray) -> np.ndarray:
@@ -465,7 +467,7 @@ class PLRNN:
             eps = gen.standard_normal((B, T, self.M)) * std
             eps[:, 0] = 0.0
             eps = np.ascontiguousarray(eps, dtype=self._dtype)
-        z, xhat = be.generate(self._config, self._snapshot(), z0, T, s, eps)
+        z, xhat = be.generate(self._spec, self._snapshot(), z0, T, s, eps)
         if single:
             z, xhat = z[0], xhat[0]
         return (xhat, z) if return_latent else xhat
@@ -481,7 +483,7 @@ class PLRNN:
         if sb is not None:  # the input drives the step into z_1 of a 2-step run
             seq = np.zeros((zb.shape[0], 2, self.K), dtype=self._dtype)
             seq[:, 1] = sb
-        z_all, _ = _core.generate(self._config, self._snapshot(), zb, 2, seq, None)
+        z_all, _ = _core.generate(self._spec, self._snapshot(), zb, 2, seq, None)
         out = np.ascontiguousarray(z_all[:, 1])
         return out[0] if single else out
 
