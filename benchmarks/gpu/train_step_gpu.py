@@ -108,7 +108,7 @@ def check(model, x_batch, torch_model) -> dict:
 
 
 def time_native(trainer: Trainer, warmup: int, repeats: int) -> list:
-    dev = trainer._device
+    dev = trainer._native  # the device-resident trainer (cuda/training/train_step.h)
     lr = 1e-4
     for _ in range(warmup):
         trainer.train_batch(lr)
