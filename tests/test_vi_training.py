@@ -134,3 +134,99 @@ def test_checkpoint_resume_is_exact_and_interrupt_keeps_the_last_epoch(tmp_path,
     other = vi.VITrainer(pn.PLRNN("standard", M=3, N=1, dtype="float64"), data, seq_len=50, seed=0)
     with pytest.raises(ValueError, match="vi.npz"):
         other.load_checkpoint(path)
+
+
+def _cut(data, a, b):
+    return {k: {kk: (v if kk == "TR" else v[a:b]) for kk, v in obs.items()} for k, obs in data.items()}
+
+
+def test_several_series():
+    _, data = _oscillator(T=1200)
+    one = _train(data, epochs=2)
+    listed = _train([data], epochs=2)  # a list of one series is the same fit, bit for bit
+    assert [h["loss"] for h in listed.history] == [h["loss"] for h in one.history]
+    # three series of different lengths: windows come from each of them, none crosses a series' end
+    parts = [_cut(data, 0, 300), _cut(data, 300, 700), _cut(data, 700, 1200)]
+    model = pn.PLRNN("standard", M=2, N=1, dtype="float64", seed=0)
+    trainer = vi.VITrainer(model, parts, seq_len=50, batch_size=64, seed=0)
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(20):
+        batch, _ = trainer._batch(rng)
+        for window in batch["gaussian"]["x"]:
+            hits = [i for i, p in enumerate(parts)
+                    for t0 in range(len(p["gaussian"]["x"]) - 49) if np.array_equal(p["gaussian"]["x"][t0:t0 + 50], window)]
+            assert len(hits) == 1
+            seen.add(hits[0])
+    assert seen == {0, 1, 2}
+    # the Poisson baseline starts at the mean count pooled over the series
+    assert np.allclose(np.exp(trainer.params["poisson.g"]), data["poisson"]["q"].mean(0) + 1e-3)
+    trainer.fit(2, 5)
+    assert trainer.stopped is None and len(trainer.history) == 2
+    mu, _ = trainer.posterior(series=2)
+    assert mu.shape == (500, 2)
+    with pytest.raises(ValueError, match="series"):
+        trainer.posterior(series=3)
+
+
+def test_several_series_bad_input():
+    _, data = _oscillator(T=600)
+    model = pn.PLRNN("standard", M=2, N=1, dtype="float64")
+    a, b = _cut(data, 0, 300), _cut(data, 300, 600)
+    with pytest.raises(ValueError, match=r"data\[1\]: channels"):
+        vi.VITrainer(model, [a, {"gaussian": b["gaussian"]}], seq_len=50)
+    with pytest.raises(ValueError, match=r"length 30 of data\[1\]"):
+        vi.VITrainer(model, [a, _cut(data, 300, 330)], seq_len=50)
+    bad = {k: {kk: v.copy() for kk, v in obs.items()} for k, obs in b.items()}
+    bad["gaussian"]["x"][200, 0] = np.inf
+    with pytest.raises(ValueError, match=r"series 1: .*\['x'\]"):
+        vi.VITrainer(model, [a, bad], seq_len=50)
+    with pytest.raises(TypeError, match="data"):
+        vi.VITrainer(model, [], seq_len=50)
+    with pytest.raises(ValueError, match="s: expected a list of 2"):
+        vi.VITrainer(pn.PLRNN("standard", M=2, N=1, K=1, dtype="float64"), [a, b], s=[np.zeros((300, 1))], seq_len=50)
+    fa = {"fmri": {"x": a["gaussian"]["x"], "TR": 1.0}}
+    fb = {"fmri": {"x": b["gaussian"]["x"], "TR": 2.0}}
+    with pytest.raises(ValueError, match="TR"):
+        vi.VITrainer(model, [fa, fb], seq_len=50)
+
+
+def test_best_selector_keeps_the_best_epoch_and_restores_it():
+    _, data = _oscillator(T=1500)
+    train, val = _cut(data, 0, 1000), _cut(data, 1000, 1500)
+    selector = vi.BestSelector(val, every=2, seed=0)
+    model = pn.PLRNN("standard", M=2, N=1, dtype="float64", seed=0)
+    trainer = vi.VITrainer(model, train, seq_len=50, batch_size=8, lr=3e-3, lr_end=1e-3, seed=0, callback=selector)
+    trainer.fit(6, 10)
+    scored = [h for h in trainer.history if "val_score" in h]
+    assert [h["epoch"] for h in scored] == [1, 3, 5]  # after epochs 2, 4, 6
+    best = min(scored, key=lambda h: h["val_score"])
+    assert selector.best_epoch == best["epoch"] and selector.best_score == best["val_score"]
+    assert selector.key == "D_stsp" and selector.state()["metric"] == "D_stsp"
+    selector.restore(trainer)
+    assert selector.score(trainer) == selector.best_score  # the restored parameters score as recorded
+    assert all(np.array_equal(trainer._all[k], v) for k, v in selector.best_params.items())
+    assert np.array_equal(trainer.model.params["W"], selector.best_params["model.W"])
+
+
+def test_evaluate_fmri_channel_and_inputs():
+    rng = np.random.default_rng(3)
+    T, TR = 400, 1.0
+    h = vi.hrf_spm(TR)
+    s = rng.standard_normal((T, 1))
+    z = np.zeros((T, 2))
+    for t in range(1, T):
+        z[t] = 0.9 * z[t - 1] + [0.5 * s[t, 0], 0.0] + 0.3 * rng.standard_normal(2)
+    conv = np.array([sum(h[j] * z[t - j] for j in range(min(len(h), t + 1))) for t in range(T)])
+    x = conv @ rng.normal(0, 1, (2, 2)).T + 0.05 * rng.standard_normal((T, 2))
+    data = {"fmri": {"x": x, "TR": TR}}
+    model = pn.PLRNN("standard", M=2, N=1, K=1, dtype="float64", seed=0)
+    trainer = vi.VITrainer(model, data, s=s, seq_len=100, batch_size=4, seed=0)
+    trainer.fit(2, 5)
+    out = vi.evaluate(trainer, data, s=s)
+    assert out["D_stsp_channel"] == "fmri" and out["generated_steps"] == T  # driven by the test inputs
+    assert np.isfinite(out["D_stsp"]) and 0 <= out["D_H"] <= 1
+    with pytest.raises(ValueError, match="s: the model has K=1"):
+        vi.evaluate(trainer, data)
+    with pytest.raises(ValueError, match="HRF"):
+        vi.evaluate(trainer, {"fmri": {"x": x[:20], "TR": TR}}, s=s[:20])

@@ -1,16 +1,18 @@
 """The probabilistic PLRNN (docs/probabilistic.md): the canonical HRF and the native log-joint density
 with its exact gradient, the building block of variational inference.
 
-Status (issue 12): the log-joint of a latent PLRNN of any kind with Gaussian, fMRI (HRF), Poisson and
-categorical channels, native (C++, parallel over batch and time) and checked against the NumPy reference
-``reference_vi.py``. The encoder, the trainer (``method="vi"``) and the evaluation are not built yet.
+The log-joint of a latent PLRNN of any kind with Gaussian, fMRI (HRF), Poisson and categorical channels,
+native (C++, parallel over batch and time) and checked against the NumPy reference ``reference_vi.py``;
+the recognition model (:class:`Encoder`), the reparameterised ELBO (:func:`elbo`), the trainer
+(:class:`VITrainer`, one or several series), model selection (:class:`BestSelector`) and the evaluation
+(:func:`evaluate`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 from scipy import stats
@@ -266,25 +268,29 @@ def elbo(model, params: Dict[str, np.ndarray], encoder: Encoder, enc_params: Dic
 
 # ---- training ------------------------------------------------------------------------------------
 def _channel_dims(data: Dict[str, dict]) -> Dict[str, dict]:
-    """The size of each channel from its data ([T, ...] per series)."""
+    """The size of each channel from its data (one series [T, ...], or a list of such series: the
+    categorical channel's classes are those seen in any of them)."""
+    series = [data] if isinstance(data, dict) else list(data)
     dims = {}
-    for name, obs in data.items():
+    for name, obs in series[0].items():
         if name not in MODALITIES:
             raise ValueError(f"data: unknown modality {name!r} ({', '.join(MODALITIES)})")
         if name == "categorical":
-            c = np.asarray(obs["c"])
-            dims[name] = {"classes": int(obs.get("classes", c.max() + 1))}
+            seen = max(int(np.asarray(one[name]["c"]).max()) for one in series) + 1
+            dims[name] = {"classes": int(obs.get("classes", seen))}
         else:
             arr = np.asarray(obs["q" if name == "poisson" else "x"])
             dims[name] = {"N": int(arr.shape[-1]), "R": int(np.asarray(obs["r"]).shape[-1]) if obs.get("r") is not None else 0}
     return dims
 
 
-def init_params(M: int, data: Dict[str, dict], rng: np.random.Generator, dtype="float32",
+def init_params(M: int, data, rng: np.random.Generator, dtype="float32",
                 log_sigma_z: float = math.log(0.1)) -> Dict[str, np.ndarray]:
-    """Generative parameters for the channels of ``data``: small random loadings, unit observation
-    noise, ``sigma_z = exp(log_sigma_z)``, a standard-normal initial state."""
-    dims = _channel_dims(data)
+    """Generative parameters for the channels of ``data`` (one series or a list of series): small random
+    loadings, unit observation noise, ``sigma_z = exp(log_sigma_z)``, a standard-normal initial state,
+    Poisson baselines at the log of the mean count (pooled over the series)."""
+    series = [data] if isinstance(data, dict) else list(data)
+    dims = _channel_dims(series)
     p = {"mu0": np.zeros(M), "log_sigma0": np.zeros(M), "log_sigma_z": np.full(M, float(log_sigma_z))}
     for name, d in dims.items():
         if name in ("gaussian", "fmri"):
@@ -292,9 +298,13 @@ def init_params(M: int, data: Dict[str, dict], rng: np.random.Generator, dtype="
             p[f"{name}.J"] = np.zeros((d["N"], d["R"]))
             p[f"{name}.log_sigma"] = np.zeros(d["N"])
         elif name == "poisson":
-            q = np.asarray(data[name]["q"], np.float64)
+            q = []
+            for one in series:
+                counts = np.asarray(one[name]["q"], np.float64).reshape(-1, d["N"])
+                mask = one[name].get("mask")
+                q.append(counts if mask is None else np.where(np.asarray(mask, bool).reshape(counts.shape), counts, np.nan))
             p["poisson.G"] = rng.normal(0.0, 0.1 / math.sqrt(M), (d["N"], M))
-            p["poisson.g"] = np.log(np.nanmean(q.reshape(-1, d["N"]), axis=0) + 1e-3)
+            p["poisson.g"] = np.log(np.nanmean(np.concatenate(q), axis=0) + 1e-3)
         else:
             p["categorical.beta"] = rng.normal(0.0, 0.1 / math.sqrt(M), (d["classes"] - 1, M))
     return {k: v.astype(dtype) for k, v in p.items()}
@@ -312,15 +322,18 @@ class VITrainer:
     is skipped; parameters that become non-finite are restored to the last good epoch and training
     stops with ``self.stopped`` saying why. After training ``model`` is an ordinary PLRNN.
 
-    ``data``: per modality a dict of arrays with time first (``x``/``q`` [T, N] with optional ``mask``,
-    ``r`` [T, R]; ``c`` [T] int64), one series. ``s``: inputs [T, K] when the model has K > 0.
+    ``data``: one series, per modality a dict of arrays with time first (``x``/``q`` [T, N] with optional
+    ``mask``, ``r`` [T, R]; ``c`` [T] int64; ``TR`` for fMRI), or a list of such series (each of its own
+    length >= ``seq_len``, the same channels; windows are drawn uniformly over all of them). ``s``: inputs
+    [T, K] when the model has K > 0 (a list, one per series, with several series).
     """
 
     def __init__(self, model, data: Dict[str, dict], s: Optional[np.ndarray] = None, *, seq_len: int = 100,
                  batch_size: int = 16, lr: float = 1e-3, lr_end: float = 1e-4, grad_clip: float = 10.0,
                  samples: int = 1, floor: float = 1e-3, anneal_start: float = 0.5, anneal_epochs: int = 0,
                  encoder_before: int = 2, encoder_after: int = 2, encoder_hidden: int = 0,
-                 optimizer: str = "adam", seed: int = 0, params: Optional[Dict[str, np.ndarray]] = None):
+                 optimizer: str = "adam", seed: int = 0, params: Optional[Dict[str, np.ndarray]] = None,
+                 callback: Optional[Callable[["VITrainer", dict], None]] = None):
         from . import optim
         from ._validation import check_choice, check_float, check_int
 
@@ -336,31 +349,69 @@ class VITrainer:
         self.anneal_epochs = check_int("anneal_epochs", anneal_epochs, 0)
         optimizer = check_choice("optimizer", optimizer, ("adam", "radam"))
         self.seed = check_int("seed", seed, 0)
-        self.data = {}
-        T = None
-        for name, obs in data.items():
-            if name not in MODALITIES:
-                raise ValueError(f"data: unknown modality {name!r} ({', '.join(MODALITIES)})")
-            series = {k: (v if k == "TR" else np.asarray(v)) for k, v in obs.items()}
-            length = len(series["c" if name == "categorical" else ("q" if name == "poisson" else "x")])
-            if T is not None and length != T:
-                raise ValueError(f"data[{name!r}]: {length} steps, the other channels have {T}")
-            T = length
-            self.data[name] = series
-        if T is None:
-            raise ValueError("data: no channel")
-        if T < self.seq_len:
-            raise ValueError(f"seq_len: {self.seq_len} exceeds the series length {T}")
-        self.T = T
-        self.s = None if s is None else np.asarray(s, dtype=model.dtype)
-        if model.K and (self.s is None or self.s.shape != (T, model.K)):
-            raise ValueError(f"s: the model has K={model.K} inputs: expected shape ({T}, {model.K})")
+        one = isinstance(data, dict)
+        if not one and not (isinstance(data, (list, tuple)) and data and all(isinstance(d, dict) for d in data)):
+            raise TypeError("data: expected a dict of channels (one series) or a non-empty list of such dicts")
+        raw = [data] if one else list(data)
+        if s is None:
+            inputs = [None] * len(raw)
+        elif one:
+            inputs = [s]
+        elif isinstance(s, (list, tuple)) and len(s) == len(raw):
+            inputs = list(s)
+        else:
+            raise ValueError(f"s: expected a list of {len(raw)} input arrays, one per series")
+        self.series, self.inputs, self.lengths = [], [], []
+        for i, series in enumerate(raw):
+            where = "data" if one else f"data[{i}]"
+            channels, T = {}, None
+            for name, obs in series.items():
+                if name not in MODALITIES:
+                    raise ValueError(f"{where}: unknown modality {name!r} ({', '.join(MODALITIES)})")
+                if not isinstance(obs, dict):
+                    raise TypeError(f"{where}[{name!r}]: expected a dict, got {type(obs).__name__}")
+                arrays = {k: (v if k == "TR" else np.asarray(v)) for k, v in obs.items()}
+                key = "c" if name == "categorical" else ("q" if name == "poisson" else "x")
+                if key not in arrays:
+                    raise ValueError(f"{where}[{name!r}]: missing {key!r}")
+                length = len(arrays[key])
+                if T is not None and length != T:
+                    raise ValueError(f"{where}[{name!r}]: {length} steps, the other channels have {T}")
+                T = length
+                channels[name] = arrays
+            if T is None:
+                raise ValueError(f"{where}: no channel")
+            if T < self.seq_len:
+                raise ValueError(f"seq_len: {self.seq_len} exceeds the length {T} of {'the series' if one else where}")
+            if i and set(channels) != set(self.series[0]):
+                raise ValueError(f"{where}: channels {sorted(channels)}, the first series has {sorted(self.series[0])}")
+            if i and "fmri" in channels and channels["fmri"].get("TR") != self.series[0]["fmri"].get("TR"):
+                raise ValueError(f"{where}['fmri']['TR']: every series needs the same repetition time")
+            s_i = None if inputs[i] is None else np.asarray(inputs[i], dtype=model.dtype)
+            if model.K and (s_i is None or s_i.shape != (T, model.K)):
+                raise ValueError(f"s{'' if one else f'[{i}]'}: the model has K={model.K} inputs: "
+                                 f"expected shape ({T}, {model.K})")
+            self.series.append(channels)
+            self.inputs.append(s_i)
+            self.lengths.append(T)
+        #: the first (or only) training series
+        self.data = self.series[0]
+        self.s = self.inputs[0]
+        self.T = self.lengths[0]
+        # window starts: one index over every series' valid starts (one series: 0 .. T - seq_len)
+        self._starts = np.cumsum([0] + [T - self.seq_len + 1 for T in self.lengths])
         rng = np.random.default_rng([self.seed, 0])
-        self.params = params if params is not None else init_params(model.M, self.data, rng, model.dtype)
+        self.params = params if params is not None else init_params(model.M, self.series, rng, model.dtype)
         # every array checked once, whole, by the native call's own checks (dtype, shape, NaN where
         # observed, counts, classes): a bad entry is reported now, not when a window first holds it
-        log_joint(model, self.params, np.zeros((1, T, model.M), model.dtype), _one_series(self.data),
-                  s=None if self.s is None else self.s[None], floor=self.floor, grad=False)
+        for i, (series, s_i, T) in enumerate(zip(self.series, self.inputs, self.lengths)):
+            try:
+                log_joint(model, self.params, np.zeros((1, T, model.M), model.dtype), _one_series(series),
+                          s=None if s_i is None else s_i[None], floor=self.floor, grad=False)
+            except (TypeError, ValueError) as e:
+                if one:
+                    raise
+                raise type(e)(f"series {i}: {e}") from None
         F = features(_one_series(self.data), _classes(self.params, self.data)).shape[-1]
         self.encoder = Encoder(model.M, F, encoder_before, encoder_after, encoder_hidden)
         self.enc_params = self.encoder.init(rng)
@@ -373,12 +424,22 @@ class VITrainer:
         self.epoch = 0
         self.history = []
         self.stopped = None
+        #: called as ``callback(trainer, record)`` after every epoch (e.g. a :class:`BestSelector`)
+        self.callback = callback
 
     def _batch(self, rng: np.random.Generator):
-        starts = rng.integers(0, self.T - self.seq_len + 1, self.batch_size)
-        take = lambda a: np.stack([a[t0: t0 + self.seq_len] for t0 in starts])  # noqa: E731
-        data = {name: {k: (v if k == "TR" else take(v)) for k, v in obs.items()} for name, obs in self.data.items()}
-        return data, (None if self.s is None else np.ascontiguousarray(take(self.s)))
+        """``batch_size`` windows, uniform over every valid (series, start) pair."""
+        flat = rng.integers(0, self._starts[-1], self.batch_size)
+        which = np.searchsorted(self._starts, flat, side="right") - 1
+        starts = flat - self._starts[which]
+        L = self.seq_len
+
+        def take(get):
+            return np.stack([get(i)[t0: t0 + L] for i, t0 in zip(which, starts)])
+
+        data = {name: {k: (v if k == "TR" else take(lambda i: self.series[i][name][k])) for k, v in obs.items()}
+                for name, obs in self.series[0].items()}
+        return data, (None if self.s is None else np.ascontiguousarray(take(lambda i: self.inputs[i])))
 
     def weight(self, epoch: int) -> float:
         """The likelihood's weight ``a`` at ``epoch``."""
@@ -443,9 +504,12 @@ class VITrainer:
                 self._optim.restore_params(self._all, good)
                 self.stopped = f"epoch {self.epoch}: parameters became non-finite; restored the last good state"
                 break
-            self.history.append({"epoch": self.epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
-                                 "likelihood_weight": a, "skipped_steps": skipped, "lr": lr})
+            record = {"epoch": self.epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+                      "likelihood_weight": a, "skipped_steps": skipped, "lr": lr}
+            self.history.append(record)
             self.epoch += 1
+            if self.callback is not None:
+                self.callback(self, record)
             if checkpoint is not None and self.epoch % checkpoint_every == 0:
                 self.save_checkpoint(checkpoint)
 
@@ -498,13 +562,68 @@ class VITrainer:
         self.history = list(state.get("history") or [])
         self.stopped = state.get("stopped")
 
-    def posterior(self, data: Optional[Dict[str, dict]] = None) -> Tuple[np.ndarray, np.ndarray]:
-        """The encoder's posterior means and standard deviations [T, M] of one series (default: the
-        training series)."""
-        data = self.data if data is None else data
+    def posterior(self, data: Optional[Dict[str, dict]] = None, series: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+        """The encoder's posterior means and standard deviations [T, M] of one series ``data`` (default:
+        training series number ``series``)."""
+        if data is None:
+            from ._validation import check_int
+
+            data = self.series[check_int("series", series, 0, len(self.series) - 1)]
         f = features(_one_series(data), _classes(self.params, data))
         mu, log_s, _ = self.encoder.forward(self.enc_params, f)
         return mu[0], np.exp(log_s[0])
+
+
+class BestSelector:
+    """VITrainer callback that keeps the parameters (dynamics, generative and encoder) whose free run
+    matches held-out validation data best, the VI counterpart of
+    :class:`plrnn_native.selection.BestModelSelector`.
+
+    Every ``every`` epochs :func:`evaluate` scores the model on ``data`` (one series in the training
+    format, not the test data; ``s`` its inputs when the model has K > 0); the score is ``D_stsp`` of
+    the Gaussian channel, else of the fMRI channel, else ``KL_z``, recorded as ``val_score`` in the
+    epoch's record. A diverging free run scores ``inf``. :meth:`restore` puts the best parameters back.
+    """
+
+    def __init__(self, data: Dict[str, dict], every: int = 50, seed: int = 0, s: Optional[np.ndarray] = None):
+        from ._validation import check_int
+
+        if not isinstance(data, dict) or not data:
+            raise TypeError("data: expected a dict of channels (one validation series)")
+        self.data = data
+        self.s = s
+        self.every = check_int("every", every, 1)
+        self.seed = check_int("seed", seed, 0)
+        self.key = "D_stsp" if ("gaussian" in data or "fmri" in data) else "KL_z"
+        self.best_score = math.inf
+        self.best_epoch: Optional[int] = None
+        self.best_params: Optional[Dict[str, np.ndarray]] = None
+
+    def score(self, trainer: "VITrainer") -> float:
+        with np.errstate(all="ignore"):
+            out = evaluate(trainer, self.data, seed=self.seed, s=self.s, channel_metrics=False)
+        value = out.get(self.key, math.inf)
+        return float(value) if np.isfinite(value) else math.inf
+
+    def __call__(self, trainer: "VITrainer", record: dict) -> None:
+        if trainer.epoch % self.every != 0:
+            return
+        value = self.score(trainer)
+        record["val_score"] = value
+        if value < self.best_score:
+            self.best_score, self.best_epoch = value, record["epoch"]
+            self.best_params = {k: v.copy() for k, v in trainer._all.items()}
+
+    def restore(self, trainer: "VITrainer") -> bool:
+        """Puts the best parameters into ``trainer`` (and its model); False when none was recorded."""
+        if self.best_params is None:
+            return False
+        for k, v in self.best_params.items():
+            trainer._all[k][...] = v
+        return True
+
+    def state(self) -> dict:
+        return {"metric": self.key, "best_score": self.best_score, "best_epoch": self.best_epoch}
 
 
 # ---- evaluation ----------------------------------------------------------------------------------
@@ -524,21 +643,25 @@ def _confusion(true: np.ndarray, pred: np.ndarray, classes: int) -> Tuple[float,
 
 
 def evaluate(trainer: "VITrainer", data: Dict[str, dict], gen_factor: float = 1.25, transient_fraction: float = 0.25,
-             seed: int = 0) -> dict:
+             seed: int = 0, s: Optional[np.ndarray] = None, channel_metrics: bool = True) -> dict:
     """Scores a model trained by :class:`VITrainer` on a test series ``data`` (the training format).
 
     A free run of the latent model starts from the posterior mean at the first test step,
-    ``ceil(gen_factor T)`` steps, the first ``transient_fraction T`` dropped. Returned (JSON-ready):
+    ``ceil(gen_factor T)`` steps, the first ``transient_fraction T`` dropped (a model with inputs runs
+    driven by ``s`` [T, K], the inputs along the test series, for ``T`` steps). Returned (JSON-ready):
 
     - ``KL_z``: the state-space divergence between the posterior means on the test data and the free
       run's latent states (the field's latent metric; binned for M <= 4, else the GMM variant);
-    - Gaussian channel: ``D_stsp`` between the test data (complete rows) and ``B z`` of the free run,
-      and ``D_H`` (power spectra) when the channel has no missing values;
+    - Gaussian channel (else the fMRI channel): ``D_stsp`` between the test data (complete rows; fMRI:
+      from step ``tau`` on) and the free run's expected observations (``B z``; fMRI: ``B`` times the HRF
+      convolution of the latent run), and ``D_H`` (power spectra) when the channel has no missing values;
     - Poisson: the deviance of the rates ``exp(G mu_t + g)`` from the posterior means against a
       rate-only baseline (each channel's mean count), and the explained fraction ``1 - dev / dev0``;
     - categorical: accuracy and confusion matrix (rows: true, columns: predicted) of the classes
       predicted from the free run, step by step from the test's start (``free_run``), and from the
       posterior means (``posterior``).
+
+    ``channel_metrics=False`` skips ``D_H`` and the Poisson and categorical scores (model selection).
     """
     from . import metrics
     from ._validation import check_float, check_int
@@ -549,8 +672,16 @@ def evaluate(trainer: "VITrainer", data: Dict[str, dict], gen_factor: float = 1.
     mu, _ = trainer.posterior(data)
     T = mu.shape[0]
     model = trainer.model
-    L = int(math.ceil(gen_factor * T))
-    z_free = np.asarray(model.generate(L, z0=mu[0].astype(model.dtype), return_latent=True)[1], np.float64)
+    z0 = mu[0].astype(model.dtype)
+    if model.K:
+        if s is None or np.shape(s) != (T, model.K):
+            raise ValueError(f"s: the model has K={model.K} inputs: expected the test inputs of shape ({T}, {model.K})")
+        L = T
+        z_free = model.generate(L, z0=z0, s=np.ascontiguousarray(s, dtype=model.dtype), return_latent=True)[1]
+    else:
+        L = int(math.ceil(gen_factor * T))
+        z_free = model.generate(L, z0=z0, return_latent=True)[1]
+    z_free = np.asarray(z_free, np.float64)
     z_gen = z_free[int(transient_fraction * T):]
     out: Dict[str, object] = {"T": T, "generated_steps": L}
     if not np.isfinite(z_gen).all():
@@ -558,14 +689,32 @@ def evaluate(trainer: "VITrainer", data: Dict[str, dict], gen_factor: float = 1.
         return out
     out["KL_z"], out["KL_z_variant"] = _divergence(mu, z_gen, seed)
     p = trainer.params
-    if "gaussian" in data:
-        x = np.asarray(data["gaussian"]["x"], np.float64)
-        mask = data["gaussian"].get("mask")
+    name = "gaussian" if "gaussian" in data else ("fmri" if "fmri" in data else None)
+    if name is not None:
+        x = np.asarray(data[name]["x"], np.float64)
+        mask = data[name].get("mask")
         complete = np.isfinite(x).all(axis=1) if mask is None else np.asarray(mask, bool).all(axis=1)
-        x_gen = z_gen @ np.asarray(p["gaussian.B"], np.float64).T
+        B = np.asarray(p[f"{name}.B"], np.float64)
+        first = 0  # fMRI: the expected BOLD B (hrf * z) of the run, scored from step tau on
+        if name == "fmri":
+            h = hrf_spm(data[name]["TR"])
+            first = len(h) - 1
+            if T <= first:
+                raise ValueError(f"data['fmri']: {T} steps; the HRF at TR = {data[name]['TR']} s needs more than {first}")
+            complete[:first] = False
+            run = sum(h[j] * z_free[first - j: L - j] for j in range(first + 1)) @ B.T  # steps first .. L-1
+        else:
+            run = z_free @ B.T
+        x_gen = run[max(int(transient_fraction * T) - first, 0):]
+        if not complete.any():
+            raise ValueError(f"data[{name!r}]: no complete row to score" + (f" after the first {first} steps (the HRF)" if first else ""))
         out["D_stsp"], out["D_stsp_variant"] = _divergence(x[complete], x_gen, seed)
-        if complete.all():
-            out["D_H"] = float(metrics.power_spectrum_distance(x, x_gen[:T]))
+        out["D_stsp_channel"] = name
+        if channel_metrics and complete[first:].all():  # spectra over T - first steps (a driven run: from its start)
+            same = x_gen if len(x_gen) >= T - first else run
+            out["D_H"] = float(metrics.power_spectrum_distance(x[first:], same[:T - first]))
+    if not channel_metrics:
+        return out
     if "poisson" in data:
         q = np.asarray(data["poisson"]["q"], np.float64)
         mask = data["poisson"].get("mask")
