@@ -300,23 +300,38 @@ def bench_lorenz63(args) -> dict:
                                       "train_seconds", "selected_epoch", "diverged", "status")}
         bptt.update(exit_code=code, wall_seconds_total=wall, epochs=epochs)
         budget = float(m["train_seconds"])
-        # VI: the epoch time measured on a throwaway trainer (2 epochs after 1 of warm-up), then as many
-        # epochs as fit into the BPTT training time
+        # VI: the epoch time measured on a throwaway trainer (2 epochs after 1 of warm-up) and the time of
+        # one model-selection score (vi.BestSelector on the same validation stretch as plrnn train's:
+        # the last validation_steps of the training data, scored as often as BPTT's selection), then as
+        # many epochs as fit into the BPTT training time
+        n_val = min(int(cli.DEFAULTS["run"]["validation_steps"]) if not args.quick else 2000, T_train)
+        n_sel = max(1, epochs // int(cli.DEFAULTS["run"]["select_every"]))
         model = pn.PLRNN("shallow", M=3, N=3, hidden=100, dtype="float32", seed=seed)
         probe = vi.VITrainer(model, {"gaussian": {"x": x}}, seed=seed, params=lorenz_init(x, seed), **vi_cfg)
         probe.fit(1, tr["batches_per_epoch"])
         t0 = time.perf_counter()
         probe.fit(3, tr["batches_per_epoch"])
         epoch_s = (time.perf_counter() - t0) / 2
-        vi_epochs = max(1, int(budget / epoch_s))
-        print(f"  BPTT trained {budget:.1f} s; VI epoch {epoch_s:.3f} s -> {vi_epochs} epochs", file=sys.stderr, flush=True)
-        model = pn.PLRNN("shallow", M=3, N=3, hidden=100, dtype="float32", seed=seed)
+        selector = vi.BestSelector({"gaussian": {"x": x[-n_val:]}}, every=1, seed=seed)
         t0 = time.perf_counter()
-        trainer = vi.VITrainer(model, {"gaussian": {"x": x}}, seed=seed, params=lorenz_init(x, seed), **vi_cfg)
+        selector.score(probe)
+        select_s = time.perf_counter() - t0
+        vi_epochs = max(1, int((budget - n_sel * select_s) / epoch_s))
+        every = max(1, vi_epochs // n_sel)
+        print(f"  BPTT trained {budget:.1f} s; VI epoch {epoch_s:.3f} s, selection {select_s:.2f} s -> {vi_epochs} "
+              f"epochs, selection every {every}", file=sys.stderr, flush=True)
+        model = pn.PLRNN("shallow", M=3, N=3, hidden=100, dtype="float32", seed=seed)
+        selector = vi.BestSelector({"gaussian": {"x": x[-n_val:]}}, every=every, seed=seed)
+        t0 = time.perf_counter()
+        trainer = vi.VITrainer(model, {"gaussian": {"x": x}}, seed=seed, params=lorenz_init(x, seed),
+                               callback=selector, **vi_cfg)
         trainer.fit(vi_epochs, tr["batches_per_epoch"])
         vi_seconds = time.perf_counter() - t0
+        selector.restore(trainer)
         res = _vi_lorenz_score(trainer, x_test, d["dt"], lyap_steps, seed)
         res.update(train_seconds=vi_seconds, epochs=vi_epochs, epoch_seconds_measured=epoch_s,
+                   selection_seconds_measured=select_s, select_every=every, selected_epoch=selector.best_epoch,
+                   validation_D_stsp=selector.best_score,
                    final_loss=trainer.history[-1]["loss"], stopped=trainer.stopped,
                    lambda_max_rel_error=(abs(res["lambda_max_model"] - ts.lyapunov_max) / ts.lyapunov_max
                                          if ts.lyapunov_max and np.isfinite(res["lambda_max_model"]) else None))
@@ -333,7 +348,8 @@ def bench_lorenz63(args) -> dict:
                             "1e5-step test trajectory, seed+1, standardised with the training statistics). BPTT: the plrnn "
                             "train pipeline (shallow M=3 H=100, STF tau=25, model selection on held-out training data). "
                             "VI: VITrainer, Gaussian channel on the 3 variables, same latent model, seq_len/batch/lr as "
-                            "BPTT, no model selection, epochs = BPTT training seconds / measured VI epoch time. Both "
+                            "BPTT, model selection by vi.BestSelector on the same validation stretch as BPTT's, as often, epochs = "
+                            "(BPTT training seconds - selection time) / measured VI epoch time. Both "
                             "scored with D_stsp (binned, 30 bins), D_H (sigma 20), lambda_max of the model (QR)."),
             "settings": {"T_train": T_train, "T_test": T_test, "bptt_epochs": epochs, "seeds": seeds,
                          "threads": threads, "vi": vi_cfg, "vi_init": LORENZ_INIT, "lyapunov_steps": lyap_steps,
@@ -531,19 +547,21 @@ def fmri_data(n_train: int, n_test: int, L: int, TR: float, dt: float, N: int, n
 
 
 def _fmri_generate(trainer, kind: str, z0: np.ndarray, L: int, TR: float):
-    """Free run (``ceil(1.25 L)`` steps from ``z0``, first ``0.25 L`` dropped, which must cover the
-    HRF's ``tau``) and the model's own BOLD: ``B (hrf * z)`` (fmri) or ``B z`` (gaussian)."""
-    z, tr0 = _free_run(trainer, z0, L)
+    """Free run of ``t0 + L`` steps from ``z0``, the first ``t0 = max(0.25 L, tau)`` dropped (they cover the
+    HRF's ``tau``; the same lengths for both models), and the model's own BOLD: ``B (hrf * z)`` (fmri) or
+    ``B z`` (gaussian)."""
+    h = vi.hrf_spm(TR)
+    tau = len(h) - 1
+    t0 = max(int(0.25 * L), tau)
+    model = trainer.model
+    z = np.asarray(model.generate(t0 + L, z0=np.asarray(z0, model.dtype), return_latent=True)[1], np.float64)
     B = np.asarray(trainer.params[f"{kind}.B"], np.float64)
     if kind == "fmri":
-        h = vi.hrf_spm(TR)
-        tau = len(h) - 1
-        assert tr0 >= tau, "the dropped transient must cover the HRF"
         conv = np.stack([np.convolve(z[:, i], h)[: len(z)] for i in range(z.shape[1])], axis=1)
         y = conv @ B.T
     else:
         y = z @ B.T
-    return z[tr0:], y[tr0:]
+    return z[t0:], y[t0:]
 
 
 def bench_fmri(args) -> dict:
@@ -608,7 +626,8 @@ def bench_fmri(args) -> dict:
                             "linear map to N regions, standardised, plus Gaussian noise; cut into short series, split "
                             "at random into training and held-out series. VI with several series, the fMRI (HRF) "
                             "observation model vs a plain Gaussian one on the same BOLD. Scores per model: its own "
-                            "generative BOLD (free run of 1.25 L from the first test posterior mean, 0.25 L dropped; "
+                            "generative BOLD (free run of t0 + L steps from the first test posterior mean, t0 = max(0.25 L, HRF "
+                            "length) dropped; "
                             "HRF * z then B for fmri, B z for gaussian) against the held-out BOLD (D_stsp pooled over "
                             "the test series, D_H averaged), and the latent geometry (affine map fitted on the training "
                             "posterior means to the true path)."),
