@@ -424,7 +424,8 @@ def bench_multimodal(args) -> dict:
     conds = args.conditions
     pn.set_num_threads(args.threads[0])
     dt = 0.01
-    vi_cfg = dict(seq_len=200, batch_size=16, lr=1e-3, lr_end=1e-4, encoder_hidden=args.encoder_hidden)
+    vi_cfg = dict(seq_len=200, batch_size=16, lr=1e-3, lr_end=1e-4, encoder_hidden=args.encoder_hidden,
+                  encoder_before=args.encoder_window, encoder_after=args.encoder_window)
     runs = []
     for seed in seeds:
         D = multimodal_data(T_train, T_test, dt, seed)
@@ -669,6 +670,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=None,
                    help="lorenz63: BPTT epochs (default 2000; VI gets the same wall time); multimodal/fmri: VI epochs")
     p.add_argument("--encoder-hidden", type=int, default=0, help="VI encoder hidden units (0: linear)")
+    p.add_argument("--encoder-window", type=int, default=2,
+                   help="multimodal: the encoder sees steps t-w .. t+w (the trainer's default w=2)")
     p.add_argument("--conditions", nargs="+", default=["gaussian", "all"], choices=list(CONDITIONS))
     p.add_argument("--T-train", type=int, default=20_000, help="multimodal: training steps")
     p.add_argument("--T-test", type=int, default=20_000, help="multimodal: test steps")
