@@ -453,6 +453,8 @@ def bench_multimodal(args) -> dict:
             z, tr0 = _free_run(trainer, mu_te[0], T_test)
             zg = affine_apply(A, z[tr0:]) if np.isfinite(z).all() else np.full((len(z) - tr0, 3), np.nan)
             res["latent_D_stsp"] = d_stsp(D["z_test"], zg)
+            # how much of the true spread the free run keeps (near 0: collapsed, e.g. onto a fixed point)
+            res["free_run_std_ratio"] = float(np.mean(zg.std(0) / D["z_test"].std(0)))
             res["latent_D_H"] = d_h(D["z_test"], zg[:T_test])
             # the channels a model was not trained on cannot be scored on it; the Gaussian one always
             res["D_stsp_gaussian"] = ev.get("D_stsp", math.inf)
@@ -614,7 +616,9 @@ def bench_fmri(args) -> dict:
                    "latent_R2_train_posterior": r2(affine_apply(A, mu_tr), z_tr),
                    "latent_D_stsp": d_stsp(np.concatenate(z_test), np.concatenate(z_gen)),
                    "latent_D_H": float(np.nanmean(dh_lat)) if np.isfinite(dh_lat).any() else math.nan,
-                   "diverged_free_runs": int(sum(not np.isfinite(g).all() for g in bold_gen))}
+                   "diverged_free_runs": int(sum(not np.isfinite(g).all() for g in bold_gen)),
+                   # the free runs' spread over the test BOLD's (near 0: collapsed, e.g. onto a fixed point)
+                   "free_run_std_ratio": float(np.mean(np.concatenate(bold_gen).std(0) / np.concatenate(bold_test).std(0)))}
             print(f"fmri seed {seed} {kind}: {seconds:.1f} s D_stsp_bold={res['D_stsp_bold']:.3f} "
                   f"D_H_bold={res['D_H_bold']:.3f} latent R2={res['latent_R2_test_posterior']:.3f} "
                   f"latent D_stsp={res['latent_D_stsp']:.3f}", file=sys.stderr, flush=True)
