@@ -266,3 +266,27 @@ def test_mar_pulls_the_regularised_units_to_a_manifold():
     assert runs[50.0].history[0]["loss"] > runs[0.0].history[0]["loss"]  # the penalty is part of the loss
     with pytest.raises(TypeError, match="mar"):
         vi.VITrainer(pn.PLRNN("standard", M=2, N=1, dtype="float64"), data, seq_len=50, mar=0.5)
+
+
+def test_init_params_from_the_data():
+    rng = np.random.default_rng(5)
+    axes = np.linalg.qr(rng.standard_normal((4, 4)))[0]
+    z = rng.standard_normal((2000, 4)) * [3.0, 2.0, 0.3, 0.05]
+    x = z @ axes.T
+    mask = rng.random(x.shape) > 0.05
+    p = vi.init_params(2, {"gaussian": {"x": np.where(mask, x, 1e6), "mask": mask}}, np.random.default_rng(0), "float64")
+    B = p["gaussian.B"]
+    # the two leading principal axes (up to sign), unaffected by the huge values at missing entries
+    for k in range(2):
+        assert abs(abs(B[:, k] @ axes[:, k]) - 1) < 1e-2, k
+    assert np.all(np.exp(p["gaussian.log_sigma"]) < 1.0)  # the huge values at missing entries left out
+    # complete data: sigma is the residual about the axes, floored at a tenth of each channel's std
+    full = vi.init_params(2, {"gaussian": {"x": x}}, np.random.default_rng(0), "float64")
+    xc = x - x.mean(0)
+    B = full["gaussian.B"]
+    resid = np.sqrt(np.mean((xc - xc @ B @ B.T) ** 2, axis=0))
+    np.testing.assert_allclose(np.exp(full["gaussian.log_sigma"]), np.maximum(resid, 0.1 * x.std(0)), rtol=1e-10)
+    assert np.allclose(p["log_sigma_z"], np.log(0.01))
+    # more latent units than channels: the principal axes, then small random columns
+    q = vi.init_params(6, {"gaussian": {"x": x}}, np.random.default_rng(0), "float64")["gaussian.B"]
+    assert np.allclose(np.abs(q[:, :4].T @ axes), np.eye(4), atol=2e-2) and np.abs(q[:, 4:]).max() < 0.2  # (sample axes)

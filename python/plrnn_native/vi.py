@@ -295,27 +295,54 @@ def _channel_dims(data: Dict[str, dict]) -> Dict[str, dict]:
     return dims
 
 
+def _observed(series: list, name: str, key: str, N: int) -> np.ndarray:
+    """A channel's values of every series stacked [sum T, N], NaN where missing (mask) or not finite."""
+    out = []
+    for one in series:
+        v = np.asarray(one[name][key], np.float64).reshape(-1, N)
+        mask = one[name].get("mask")
+        v = v if mask is None else np.where(np.asarray(mask, bool).reshape(v.shape), v, np.nan)
+        out.append(np.where(np.isfinite(v), v, np.nan))  # (a non-finite observed value is refused later, by name)
+    return np.concatenate(out)
+
+
 def init_params(M: int, data, rng: np.random.Generator, dtype="float32",
-                log_sigma_z: float = math.log(0.1)) -> Dict[str, np.ndarray]:
-    """Generative parameters for the channels of ``data`` (one series or a list of series): small random
-    loadings, unit observation noise, ``sigma_z = exp(log_sigma_z)``, a standard-normal initial state,
-    Poisson baselines at the log of the mean count (pooled over the series)."""
+                log_sigma_z: float = math.log(0.01)) -> Dict[str, np.ndarray]:
+    """Generative parameters for the channels of ``data`` (one series or a list of series), from the data:
+
+    - Gaussian / fMRI: ``B`` the top ``min(M, N)`` principal axes of the channel (unit columns; further
+      columns small and random when M > N), so the posterior starts near the principal components; each
+      ``sigma`` the channel's residual standard deviation about them, at least a tenth of its standard
+      deviation; ``J`` zero;
+    - Poisson: ``g`` the log of the mean count, ``G`` small and random; categorical: ``beta`` small and
+      random;
+    - ``sigma_z = exp(log_sigma_z)`` (small: the transitions start near deterministic), a standard-normal
+      initial state.
+
+    Missing entries (masks) are left out of every statistic; all statistics pool the series."""
     series = [data] if isinstance(data, dict) else list(data)
     dims = _channel_dims(series)
     p = {"mu0": np.zeros(M), "log_sigma0": np.zeros(M), "log_sigma_z": np.full(M, float(log_sigma_z))}
     for name, d in dims.items():
         if name in ("gaussian", "fmri"):
-            p[f"{name}.B"] = rng.normal(0.0, 1.0 / math.sqrt(M), (d["N"], M))
-            p[f"{name}.J"] = np.zeros((d["N"], d["R"]))
-            p[f"{name}.log_sigma"] = np.zeros(d["N"])
+            N = d["N"]
+            x = _observed(series, name, "x", N)
+            mean, std = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
+            xc = np.where(np.isnan(x), 0.0, x - mean)  # missing entries at the mean
+            _, _, Vt = np.linalg.svd(xc, full_matrices=False)
+            k = min(M, N)
+            B = rng.normal(0.0, 0.1 / math.sqrt(M), (N, M))
+            B[:, :k] = Vt[:k].T
+            resid = xc - xc @ Vt[:k].T @ Vt[:k]
+            seen = ~np.isnan(x)
+            resid_std = np.sqrt(np.sum(np.where(seen, resid, 0.0) ** 2, axis=0) / np.maximum(seen.sum(axis=0), 1))
+            p[f"{name}.B"] = B
+            p[f"{name}.J"] = np.zeros((N, d["R"]))
+            p[f"{name}.log_sigma"] = np.log(np.maximum(resid_std, 0.1 * np.where(std > 0, std, 1.0)))
         elif name == "poisson":
-            q = []
-            for one in series:
-                counts = np.asarray(one[name]["q"], np.float64).reshape(-1, d["N"])
-                mask = one[name].get("mask")
-                q.append(counts if mask is None else np.where(np.asarray(mask, bool).reshape(counts.shape), counts, np.nan))
+            q = _observed(series, name, "q", d["N"])
             p["poisson.G"] = rng.normal(0.0, 0.1 / math.sqrt(M), (d["N"], M))
-            p["poisson.g"] = np.log(np.nanmean(np.concatenate(q), axis=0) + 1e-3)
+            p["poisson.g"] = np.log(np.nanmean(q, axis=0) + 1e-3)
         else:
             p["categorical.beta"] = rng.normal(0.0, 0.1 / math.sqrt(M), (d["classes"] - 1, M))
     return {k: v.astype(dtype) for k, v in p.items()}
