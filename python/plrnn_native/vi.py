@@ -239,12 +239,12 @@ class Encoder:
 
 def elbo(model, params: Dict[str, np.ndarray], encoder: Encoder, enc_params: Dict[str, np.ndarray],
          data: Dict[str, dict], rng: np.random.Generator, s: Optional[np.ndarray] = None, samples: int = 1,
-         floor: float = 1e-3, weights: Tuple[float, float] = (1.0, 1.0), grad: bool = True):
+         floor: float = 1e-3, weights: Tuple[float, float] = (1.0, 1.0), grad: bool = True, device: str = "cpu"):
     """Monte-Carlo estimate of ``E_q[w_latent log p(z) + w_obs log p(obs | z)] + w_latent H[q]`` with
     reparameterised samples ``z = mu + s * eps`` (``eps`` from ``rng``), and its gradient for the
     model's, the generative and the encoder's parameters (encoder's prefixed ``enc.``), by the chain
-    rule through the native log-joint (:func:`log_joint`). ``(value, parts, grads)``; ``parts`` holds the
-    sample means of the log-joint's parts and the entropy."""
+    rule through the native log-joint (:func:`log_joint`, on ``device``). ``(value, parts, grads)``; ``parts``
+    holds the sample means of the log-joint's parts and the entropy."""
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise ValueError(f"samples: expected an integer >= 1, got {samples!r}")
     if not isinstance(rng, np.random.Generator):
@@ -258,7 +258,8 @@ def elbo(model, params: Dict[str, np.ndarray], encoder: Encoder, enc_params: Dic
     for _ in range(samples):
         eps = rng.standard_normal(mu.shape)
         z = np.ascontiguousarray(mu + sd * eps, dtype=dtype)
-        total, p, g, gz = log_joint(model, params, z, data, s=s, floor=floor, weights=weights, grad=grad)
+        total, p, g, gz = log_joint(model, params, z, data, s=s, floor=floor, weights=weights, grad=grad,
+                                    device=device)
         value += total / samples
         for k, v in p.items():
             parts[k] = parts.get(k, 0.0) + v / samples
@@ -359,7 +360,8 @@ class VITrainer:
     ``log p(obs | z)``; at 1/2 the objective is half the ELBO). A step whose loss or gradient is not finite
     is skipped; parameters that become non-finite are restored to the last good epoch and training
     stops with ``self.stopped`` saying why. ``mar``: a :class:`plrnn_native.MAR` penalty on the latent
-    model, added to the per-step loss as in BPTT training. After training ``model`` is an ordinary PLRNN.
+    model, added to the per-step loss as in BPTT training. ``device``: where the log-joint and its gradient
+    run (``"cuda"``: the kernel of cuda/vi/log_joint.cu; the encoder and the update stay in NumPy). After training ``model`` is an ordinary PLRNN.
 
     ``data``: one series, per modality a dict of arrays with time first (``x``/``q`` [T, N] with optional
     ``mask``, ``r`` [T, R]; ``c`` [T] int64; ``TR`` for fMRI), or a list of such series (each of its own
@@ -372,6 +374,7 @@ class VITrainer:
                  samples: int = 1, floor: float = 1e-3, anneal_start: float = 0.5, anneal_epochs: int = 0,
                  encoder_before: int = 2, encoder_after: int = 2, encoder_hidden: int = 0,
                  optimizer: str = "adam", betas=(0.9, 0.999), eps: float = 1e-8, mar=None, seed: int = 0,
+                 device: str = "cpu",
                  params: Optional[Dict[str, np.ndarray]] = None,
                  callback: Optional[Callable[["VITrainer", dict], None]] = None):
         from . import optim
@@ -389,7 +392,12 @@ class VITrainer:
         self.anneal_epochs = check_int("anneal_epochs", anneal_epochs, 0)
         optimizer = check_choice("optimizer", optimizer, ("adam", "radam"))
         self.seed = check_int("seed", seed, 0)
+        from ._backend import parse_device
         from .regularizers import MAR
+
+        parse_device(device)
+        #: where the log-joint and its gradient run (the encoder and the optimiser run here, in NumPy)
+        self.device = device
 
         if mar is not None and not isinstance(mar, MAR):
             raise TypeError(f"mar: expected a plrnn_native.MAR or None, got {type(mar).__name__}")
@@ -497,7 +505,7 @@ class VITrainer:
     def step(self, rng: np.random.Generator, lr: float, a: float) -> Tuple[float, float, bool]:
         data, s = self._batch(rng)
         value, _, grads = elbo(self.model, self.params, self.encoder, self.enc_params, data, rng, s=s,
-                               samples=self.samples, floor=self.floor, weights=(1.0 - a, a))
+                               samples=self.samples, floor=self.floor, weights=(1.0 - a, a), device=self.device)
         scale = -1.0 / (self.batch_size * self.seq_len)
         g = {}
         for k in self._all:

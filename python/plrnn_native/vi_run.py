@@ -39,14 +39,14 @@ from .runconfig import ConfigError
 
 #: The ``[train]`` settings a VI run uses (the rest are BPTT's: teacher forcing, the device).
 VI_TRAIN_KEYS = ("method", "seq_len", "batch_size", "batches_per_epoch", "epochs", "optimizer", "lr", "lr_end",
-                 "betas", "eps", "grad_clip", "mar_weight", "mar_fraction", "mar_select", "seed")
+                 "betas", "eps", "grad_clip", "mar_weight", "mar_fraction", "mar_select", "seed", "device")
 #: The ``[evaluate]`` settings a VI run uses.
 VI_EVALUATE_KEYS = ("gen_factor", "transient_fraction", "seed", "max_test_steps", "lyapunov_steps")
 #: The keys of each channel's section.
 CHANNEL_KEYS = {"gaussian": ("path", "regressors"), "fmri": ("path", "TR", "regressors"), "poisson": ("path",),
                 "categorical": ("path", "classes")}
 _FROM_TRAIN = {"seq_len", "batch_size", "lr", "lr_end", "grad_clip", "optimizer", "betas", "eps", "seed",
-               "mar", "params", "callback", "self", "model", "data", "s"}
+               "mar", "params", "callback", "self", "model", "data", "s", "device"}
 
 
 def vi_keys() -> Tuple[str, ...]:
@@ -272,7 +272,7 @@ def build(run: runconfig.RunConfig, train: List[Series]):
         trainer = vi.VITrainer(model, [ts.channels for ts in train], s=None if K == 0 else [ts.s for ts in train],
                                seq_len=tcfg.seq_len, batch_size=tcfg.batch_size, lr=tcfg.lr, lr_end=tcfg.lr_end,
                                grad_clip=tcfg.grad_clip, optimizer=tcfg.optimizer, betas=tcfg.betas, eps=tcfg.eps,
-                               mar=tcfg.mar(), seed=tcfg.seed, **settings)
+                               mar=tcfg.mar(), seed=tcfg.seed, device=tcfg.device, **settings)
     except (TypeError, ValueError) as exc:  # the message names the argument: named here as a setting
         text = str(exc)
         key = text.split(":", 1)[0]
