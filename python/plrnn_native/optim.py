@@ -32,9 +32,9 @@ class Adam:
     def step(self, params: ArrayDict, grads: ArrayDict, lr: float) -> None:
         """One update in place: the native update every trainer uses (``csrc/training/adam.h``, which
         states the formulas; the native trainers apply the same code to their own arrays)."""
-        self.t += 1
         _core.adam_step(params, grads, self.m, self.v, float(lr), float(self.betas[0]), float(self.betas[1]),
-                        float(self.eps), self.kind == "radam", self.t)
+                        float(self.eps), self.kind == "radam", self.t + 1)
+        self.t += 1
 
     def state(self) -> dict:
         return {"t": self.t, "m": self.m, "v": self.v}
