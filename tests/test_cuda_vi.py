@@ -27,6 +27,7 @@ from plrnn_native import cuda, vi
 from plrnn_native import reference_vi as rv
 from test_native_vs_reference import KINK_MARGIN, assert_close
 from test_vi_log_joint import CHANNELS, KINDS
+from test_vi_training import _oscillator
 
 requires_gpu = pytest.mark.skipif(
     not cuda.is_available(), reason=f"CUDA unavailable: {cuda.unavailable_reason()}"
@@ -240,26 +241,13 @@ def test_vi_auto_matches_a_backend():
         assert abs(auto[0] - cpu[0]) <= 1e-12 * max(abs(cpu[0]), 1.0)
 
 
-def _oscillator_data(T=600, seed=0):
-    rng = np.random.default_rng(seed)
-    th = 0.15
-    A = 0.98 * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-    z = np.zeros((T, 2))
-    z[0] = [1.0, 0.0]
-    for t in range(1, T):
-        z[t] = A @ z[t - 1] + 0.1 * rng.standard_normal(2)
-    x = z @ rng.normal(0, 1, (3, 2)).T + 0.2 * rng.standard_normal((T, 3))
-    q = rng.poisson(np.exp(0.5 * z @ rng.normal(0, 1, (2, 4)) + 0.5)).astype(np.float64)
-    return {"gaussian": {"x": x}, "poisson": {"q": q}}
-
-
 @requires_gpu
 def test_vi_trainer_matches_cpu():
     """VITrainer(device="cuda") takes the same steps as on the CPU (float64): the same windows and
     reparameterisation draws (NumPy, from the seed), the log-joint's gradient on the device within a few
     hundred ulps of the CPU's (test_gpu_vi_matches_cpu), hence the same parameters to ~1e-9 after the
     optimiser's steps."""
-    data = _oscillator_data()
+    _, data = _oscillator(T=600)
     trainers = {}
     for device in ("cpu", "cuda"):
         model = pn.PLRNN("standard", M=2, N=1, dtype="float64", seed=0)
@@ -273,6 +261,6 @@ def test_vi_trainer_matches_cpu():
 
 
 def test_vi_trainer_bad_device():
-    data = _oscillator_data(T=100)
+    _, data = _oscillator(T=100)
     with pytest.raises(ValueError, match="device"):
         vi.VITrainer(pn.PLRNN("standard", M=2, N=1, dtype="float64"), data, seq_len=40, device="gpu")
