@@ -14,6 +14,7 @@
 #include "analysis/fixed_points.h"
 #include "api.h"
 #include "core/fma_peak.h"
+#include "observation/pinv.h"
 #include "interrupt.h"
 #include "model_api.h"
 #include "model_args.h"
@@ -197,6 +198,19 @@ PYBIND11_MODULE(_core, m) {
   m.def("check_forcing", [](const std::string& mode, index_t tau, double alpha) { parse_forcing(mode, tau, alpha); },
         py::arg("mode"), py::arg("tau"), py::arg("alpha"),
         "ValueError naming tau or alpha where the forcing mode does not take their value (csrc/core/param_layout.h).");
+  m.def("pinv_B", [](const py::array& B) {
+    if (B.ndim() != 2) throw py::value_error("B: expected a 2-d array [N, M]");
+    const index_t N = B.shape(0), M = B.shape(1);
+    auto run = [&](auto tag) -> py::array {
+      using S = decltype(tag);
+      const auto in = py::array_t<S, py::array::c_style | py::array::forcecast>::ensure(B);
+      py::array_t<S> out({M, N});
+      plrnn::pinv_B<S>(in.data(), N, M, out.mutable_data());
+      return out;
+    };
+    return is_f32(B, "B") ? run(float{}) : run(double{});
+  }, py::arg("B"), "pinv(B) [M, N] of B [N, M] in B's dtype (float64 complete orthogonal decomposition, "
+                   "csrc/observation/pinv.h): the forcing operator every trainer and PLRNN.pinv_B use.");
   def_trainer<plrnn::HostTrainer, CpuBackend>(
       m, "HostTrainer",
       "The CPU trainer (csrc/training/train_step.h): many optimiser steps per native call (counter-based batch "

@@ -260,6 +260,43 @@ def test_register_blocked_sizes(kind, extra, M, Bsz, T, dtype):
         check_rollout_and_gradients(c, "sparse", 2, None)
 
 
+# ----------------------------------------------------------------------------------------------
+# The shallow PLRNN's lane kernels (csrc/models/shallow_plrnn.h, csrc/core/lanes.h): one sequence per
+# SIMD lane in groups of 8 (float32) or 4 (float64); the state padded to Mc in {1, 2, 3, 4, 6, 8, 12,
+# 16} rows (one fused pass per step) or, for M > 16, the lane products one by one; H padded to a
+# multiple of 8; the backward records flushed every 16 group-steps. Each size class of M, H both
+# whole and padded, B leaving a partial lane group, and enough group-steps per chunk for several
+# flushes (1 and 2 threads).
+# ----------------------------------------------------------------------------------------------
+SHALLOW_LANE_SIZES = [
+    # M, N, H, B, T
+    (1, 1, 5, 3, 12),
+    (2, 2, 9, 9, 8),
+    (3, 3, 16, 17, 7),
+    (4, 3, 13, 8, 10),
+    (5, 3, 8, 5, 9),
+    (7, 3, 11, 9, 6),
+    (9, 3, 6, 4, 12),
+    (13, 3, 7, 9, 5),
+    (16, 3, 17, 3, 8),
+    (17, 3, 9, 9, 5),
+    (24, 3, 10, 5, 6),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("clipped", [False, True], ids=["shallow", "shallow-clipped"])
+@pytest.mark.parametrize("M,N,H,Bsz,T", SHALLOW_LANE_SIZES,
+                         ids=[f"M{m}-H{h}-B{b}" for m, _, h, b, _ in SHALLOW_LANE_SIZES])
+def test_shallow_lane_sizes(M, N, H, Bsz, T, clipped, dtype):
+    obs = "linear" if M % 2 else "identity"
+    c = prepare("shallow", M, N, 0 if M % 3 else 2, obs, 1, clipped, dtype, Bsz, T, "sparse", 3,
+                None, seed=M * 1000 + H * 10 + Bsz, hidden=H)
+    for threads in (1, 2):  # the thread count is restored by conftest
+        pn.set_num_threads(threads)
+        check_rollout_and_gradients(c, "sparse", 3, None)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("P", [0, 4], ids=["P0", "PM"])
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 // counter_rng.h and adam.h; the forward + BPTT pass and MAR are the CPU core's (api.h).
 #include "training/train_step.h"
 
-#include <Eigen/QR>
 #include <algorithm>
 #include <cmath>
 
@@ -10,6 +9,7 @@
 #include "core/eigen.h"
 #include "core/errors.h"
 #include "core/interrupt.h"
+#include "observation/pinv.h"
 #include "training/adam.h"
 #include "training/counter_rng.h"
 
@@ -152,13 +152,8 @@ class TrainerImpl final : public TrainerHandle::Impl {
     }
   }
 
-  // pinv(B) of the linear observation, recomputed every step (B changes), in float64.
-  void refresh_pinv() {
-    const index_t N = spec_.dims.N, M = spec_.dims.M;
-    const RowMat<double> B = CMapRow<S>(params_[pB].data(), N, M).template cast<double>();
-    const RowMat<double> P = B.completeOrthogonalDecomposition().pseudoInverse();
-    MapRow<S>(Binv_.data(), M, N) = P.template cast<S>();
-  }
+  // pinv(B) of the linear observation, recomputed every step (B changes).
+  void refresh_pinv() { pinv_B(params_[pB].data(), spec_.dims.N, spec_.dims.M, Binv_.data()); }
 
   ModelSpec spec_;
   TrainOptions opt_;

@@ -14,6 +14,7 @@
 #include "core/cuda_check.cuh"
 #include "core/device_buffer.cuh"
 #include "core/device_info.h"
+#include "observation/pinv.h"
 #include "regularizers/mar.cuh"
 #include "rollout/engine.cuh"
 #include "training/adam.h"
@@ -233,7 +234,7 @@ class TrainerImpl final : public TrainerHandle::Impl {
  private:
 
   // Binv = pinv(B) for the forcing of the linear observation: B changes every step, so it is
-  // recomputed (on the host, in float64, from the device copy of B: an [N, M] matrix, N small).
+  // recomputed on the host (csrc/observation/pinv.h) from the device copy of B ([N, M], small).
   void refresh_pinv();
 
   ModelSpec spec_;
@@ -248,53 +249,14 @@ class TrainerImpl final : public TrainerHandle::Impl {
   DeviceBuffer<int> flags_;
 };
 
-// pinv(B) = B^T (B B^T)^{-1} for B [N, M] of full row rank (the generic case of the linear
-// observation model, N <= M); solved by Gauss-Jordan with partial pivoting in float64.
+// pinv(B) by the CPU core's routine (csrc/observation/pinv.h), from the device copy of B.
 template <typename S>
 void TrainerImpl<S>::refresh_pinv() {
-  const int N = static_cast<int>(spec_.dims.N), M = static_cast<int>(spec_.dims.M);
-  std::vector<S> Bh(std::size_t(N) * M);
+  const index_t N = spec_.dims.N, M = spec_.dims.M;
+  std::vector<S> Bh(std::size_t(N * M)), P(std::size_t(M * N));
   ParamSet<S> ptr = params_.pointers();
   PLRNN_CUDA_CHECK(cudaMemcpy(Bh.data(), ptr.B, Bh.size() * sizeof(S), cudaMemcpyDeviceToHost));
-  std::vector<double> G(std::size_t(N) * N, 0.0), Ginv(std::size_t(N) * N, 0.0);
-  for (int a = 0; a < N; ++a)
-    for (int b = 0; b < N; ++b) {
-      double s = 0;
-      for (int m = 0; m < M; ++m) s += double(Bh[a * M + m]) * double(Bh[b * M + m]);
-      G[a * N + b] = s;
-    }
-  for (int a = 0; a < N; ++a) Ginv[a * N + a] = 1.0;
-  for (int col = 0; col < N; ++col) {
-    int piv = col;
-    for (int r = col + 1; r < N; ++r)
-      if (std::fabs(G[r * N + col]) > std::fabs(G[piv * N + col])) piv = r;
-    if (G[piv * N + col] == 0.0)
-      throw std::runtime_error("B: rank-deficient observation matrix; pinv(B) for forcing is undefined on the device");
-    for (int c = 0; c < N; ++c) {
-      std::swap(G[col * N + c], G[piv * N + c]);
-      std::swap(Ginv[col * N + c], Ginv[piv * N + c]);
-    }
-    const double d = G[col * N + col];
-    for (int c = 0; c < N; ++c) {
-      G[col * N + c] /= d;
-      Ginv[col * N + c] /= d;
-    }
-    for (int r = 0; r < N; ++r)
-      if (r != col) {
-        const double f = G[r * N + col];
-        for (int c = 0; c < N; ++c) {
-          G[r * N + c] -= f * G[col * N + c];
-          Ginv[r * N + c] -= f * Ginv[col * N + c];
-        }
-      }
-  }
-  std::vector<S> P(std::size_t(M) * N);  // Binv [M, N] = B^T Ginv
-  for (int m = 0; m < M; ++m)
-    for (int n = 0; n < N; ++n) {
-      double s = 0;
-      for (int a = 0; a < N; ++a) s += double(Bh[a * M + m]) * Ginv[a * N + n];
-      P[m * N + n] = static_cast<S>(s);
-    }
+  pinv_B(Bh.data(), N, M, P.data());
   Binv_.upload(P.data(), P.size());
 }
 

@@ -236,7 +236,7 @@ class PLRNN:
         if self.obs != "linear":
             raise ValueError("pinv_B: only the linear observation model has B")
         B = (self._params if params is None else params)["B"]
-        return np.ascontiguousarray(np.linalg.pinv(B.astype(np.float64)), dtype=self._dtype)
+        return _core.pinv_B(np.ascontiguousarray(B, dtype=self._dtype))  # the trainers' own routine
 
     # ---- initialisation ----------------------------------------------------------------------
     def _initial_params(self, rng: np.random.Generator) -> ArrayDict:
