@@ -215,6 +215,38 @@ class ShallowPLRNN {
   template <int MC> static constexpr int kSplit = MC >= 8 ? 1 : MC >= 4 ? 2 : MC >= 3 ? 3 : 4;
   template <int MC> static constexpr int kRowsPerPass = MC >= 8 ? 4 : 8;
 
+  // MC sums of FMAs, each kept as kSplit<MC> interleaved partial sums (term r goes to r mod kSplit),
+  // added in order at the end: about 8 independent FMA chains however small the state.
+  template <int MC>
+  struct SplitSums {
+    static constexpr int NS = kSplit<MC>;
+    Pk s[NS][MC];
+    SplitSums() {
+      PLRNN_UNROLL for (int k = 0; k < NS; ++k)
+        PLRNN_UNROLL for (int i = 0; i < MC; ++i) s[k][i] = Eigen::internal::pset1<Pk>(S(0));
+    }
+    void add(int r, const S* w, Pk f) {  // sums[i] += w[i] f
+      PLRNN_UNROLL for (int i = 0; i < MC; ++i)
+        s[r % NS][i] = Eigen::internal::pmadd(Eigen::internal::pset1<Pk>(w[i]), f, s[r % NS][i]);
+    }
+    void store(S* out) const {  // out [MC lanes]
+      PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
+        Pk t = s[0][i];
+        PLRNN_UNROLL for (int k = 1; k < NS; ++k) t = Eigen::internal::padd(t, s[k][i]);
+        Eigen::internal::pstore(out + i * L, t);
+      }
+    }
+  };
+
+  // the hidden activation of one unit from v = (W2 u)_j and its bias: relu(v + h2) [- relu(v)]
+  static Pk activation(S h2, Pk v) {
+    using namespace Eigen::internal;
+    const Pk zero = pset1<Pk>(S(0));
+    Pk f = pmax(padd(v, pset1<Pk>(h2)), zero);
+    if constexpr (Clipped) f = psub(f, pmax(v, zero));
+    return f;
+  }
+
   // W2 row j times u (i ascending), the same in both passes
   template <int MC>
   static Pk row_times(const S* w, const Pk* x) {
@@ -227,108 +259,72 @@ class ShallowPLRNN {
   template <int MC>
   void forward_fused(const S* u, S* z) const {
     using namespace Eigen::internal;
-    constexpr int NS = kSplit<MC>, JR = kRowsPerPass<MC>;
-    const Pk zero = pset1<Pk>(S(0));
+    constexpr int JR = kRowsPerPass<MC>;
     const S* __restrict w2p = W2p_.data();
     const S* __restrict w1tp = W1tp_.data();
     const S* __restrict h2p = h2p_.data();
     const index_t Hp = Hp_;
-    Pk x[MC], acc[NS][MC];
+    Pk x[MC];
     PLRNN_UNROLL for (int i = 0; i < MC; ++i) x[i] = pload<Pk>(u + i * L);
-    PLRNN_UNROLL for (int s = 0; s < NS; ++s)
-      PLRNN_UNROLL for (int i = 0; i < MC; ++i) acc[s][i] = zero;
+    SplitSums<MC> zsum;
     for (index_t j0 = 0; j0 < Hp; j0 += JR) {
       Pk v[JR];
       PLRNN_UNROLL for (int r = 0; r < JR; ++r) v[r] = row_times<MC>(w2p + (j0 + r) * MC, x);
-      PLRNN_UNROLL for (int r = 0; r < JR; ++r) {
-        Pk f = pmax(padd(v[r], pset1<Pk>(h2p[j0 + r])), zero);
-        if constexpr (Clipped) f = psub(f, pmax(v[r], zero));
-        const S* w = w1tp + (j0 + r) * MC;
-        PLRNN_UNROLL for (int i = 0; i < MC; ++i) acc[r % NS][i] = pmadd(pset1<Pk>(w[i]), f, acc[r % NS][i]);
-      }
+      PLRNN_UNROLL for (int r = 0; r < JR; ++r) zsum.add(r, w1tp + (j0 + r) * MC, activation(h2p[j0 + r], v[r]));
     }
-    PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
-      Pk s = acc[0][i];
-      PLRNN_UNROLL for (int k = 1; k < NS; ++k) s = padd(s, acc[k][i]);
-      pstore(z + i * L, s);
-    }
+    zsum.store(z);
   }
 
   template <int MC>
   void backward_fused(const S* u, const S* g, S* __restrict phi, S* __restrict delta, S* gu,
                       S* __restrict dh2) const {
     using namespace Eigen::internal;
-    constexpr int NS = kSplit<MC>, JR = kRowsPerPass<MC>;
-    const Pk zero = pset1<Pk>(S(0));
+    constexpr int JR = kRowsPerPass<MC>;
     const S* __restrict w2p = W2p_.data();
     const S* __restrict w1tp = W1tp_.data();
     const S* __restrict h2p = h2p_.data();
     const index_t Hp = Hp_;
-    Pk x[MC], y[MC], acc[NS][MC];
+    Pk x[MC], y[MC];
     PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
       x[i] = pload<Pk>(u + i * L);
       y[i] = pload<Pk>(g + i * L);
     }
-    PLRNN_UNROLL for (int s = 0; s < NS; ++s)
-      PLRNN_UNROLL for (int i = 0; i < MC; ++i) acc[s][i] = zero;
+    SplitSums<MC> gusum;
     for (index_t j0 = 0; j0 < Hp; j0 += JR) {
       PLRNN_UNROLL for (int r = 0; r < JR; ++r) {
         const index_t j = j0 + r;
         const S* w2 = w2p + j * MC;
         const Pk d = hidden_grad(h2p[j], row_times<MC>(w2, x), row_times<MC>(w1tp + j * MC, y),
                                  phi + j * L, delta + j * L, dh2 + j * L);
-        PLRNN_UNROLL for (int i = 0; i < MC; ++i) acc[r % NS][i] = pmadd(pset1<Pk>(w2[i]), d, acc[r % NS][i]);
+        gusum.add(r, w2, d);
       }
     }
-    PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
-      Pk s = acc[0][i];
-      PLRNN_UNROLL for (int k = 1; k < NS; ++k) s = padd(s, acc[k][i]);
-      pstore(gu + i * L, s);
-    }
+    gusum.store(gu);
   }
 
-  // one hidden unit of a group from v = (W2 u)_j, r = (W1^T g)_j and the bias h2_j: the activation
-  // f = phi_j, d1 = dL/dh2_j = r 1[v + h2 > 0] and d = delta_j (= d1 unless clipped)
-  struct Unit {
-    Pk f, d1, d;
-  };
-  static Unit hidden_unit(S h2, Pk v, Pk r) {
-    using namespace Eigen::internal;
-    const Pk zero = pset1<Pk>(S(0));
-    const Pk pre = padd(v, pset1<Pk>(h2));
-    Unit o;
-    o.d1 = pselect(pcmp_lt(zero, pre), r, zero);
-    o.f = pmax(pre, zero);
-    o.d = o.d1;
-    if constexpr (Clipped) {
-      o.f = psub(o.f, pmax(v, zero));
-      o.d = psub(o.d1, pselect(pcmp_lt(zero, v), r, zero));
-    }
-    return o;
-  }
-
-  // the same, stored into a record (*phi, *delta; clipped: *dh2 += d1, otherwise dh2 is the ones
-  // row's outer product); returns delta_j
+  // one hidden unit of a group from v = (W2 u)_j, r = (W1^T g)_j and the bias h2_j: stores the
+  // activation phi_j and delta_j = r (1[v + h2 > 0] [- 1[v > 0]]) into the record and returns delta_j;
+  // clipped: *dh2 += r 1[v + h2 > 0] (otherwise dh2 is the ones row's outer product)
   static Pk hidden_grad(S h2, Pk v, Pk r, S* phi, S* delta, S* dh2) {
     using namespace Eigen::internal;
-    const Unit o = hidden_unit(h2, v, r);
-    if constexpr (Clipped) pstore(dh2, padd(pload<Pk>(dh2), o.d1));
-    else (void)dh2;
-    pstore(phi, o.f);
-    pstore(delta, o.d);
-    return o.d;
+    const Pk zero = pset1<Pk>(S(0));
+    const Pk d1 = pselect(pcmp_lt(zero, padd(v, pset1<Pk>(h2))), r, zero);
+    Pk d = d1;
+    if constexpr (Clipped) {
+      d = psub(d1, pselect(pcmp_lt(zero, v), r, zero));
+      pstore(dh2, padd(pload<Pk>(dh2), d1));
+    } else {
+      (void)dh2;
+    }
+    pstore(phi, activation(h2, v));
+    pstore(delta, d);
+    return d;
   }
 
   // x = hidden activation of v = W2 u (lanes, Hp rows): relu(v + h2) [- relu(v)]
   void hidden(const S* v, S* x) const {
     using namespace Eigen::internal;
-    const Pk zero = pset1<Pk>(S(0));
-    for (index_t j = 0; j < Hp_; ++j) {
-      const Pk vj = pload<Pk>(v + j * L);
-      Pk f = pmax(padd(vj, pset1<Pk>(h2p_[j])), zero);
-      if constexpr (Clipped) f = psub(f, pmax(vj, zero));
-      pstore(x + j * L, f);
-    }
+    for (index_t j = 0; j < Hp_; ++j) pstore(x + j * L, activation(h2p_[j], pload<Pk>(v + j * L)));
   }
 
   // The collected records into the sums: [dW1 | dh1] += g (x) (phi, 1), [dW2^T ; dh2] += (u, 1) (x) delta.
