@@ -326,6 +326,49 @@ __global__ void __launch_bounds__(1024) rollout_forward_kernel(const RolloutArgs
   if (tid == 0 && a.sse_part) a.sse_part[blockIdx.x] = red[0];
 }
 
+// The step's vector-Jacobian product for the ns rows of a block, the one device statement of it
+// (BPTT below and the VI log-joint's gradient, cuda/vi/log_joint.cuh). Row q's g = dL/dz is
+// g[q M + .] (shared memory); the callers say where its state and tape live:
+//   u_at(q, j)  u_j of row q (the state the step read);  v_at(q, j)  shallow: (W2 u)_j of row q
+//   row_of(q)   its row in the tape arrays R, D1;        out(q, j, x)  writes dL/du_j = x
+//   W-phi kinds: dL/du = A g + phi'(u) .* (W^T g); dendritic keeps W^T g in R
+//   shallow:     Delta = act'(v) .* (W1^T g) into dl [ns, H] and R (clipped: d1 into D1), then
+//                dL/du = A g + W2^T Delta (a block barrier between the two)
+template <typename S, Kind KD, class StateAt, class PreAt, class RowOf, class Out>
+__device__ __forceinline__ void step_vjp_rows(const RolloutArgs<S>& m, const S* W, const S* W1, const S* W2,
+                                              int ns, const S* g, S* dl, S* R, S* D1, S alpha_sum,
+                                              StateAt u_at, PreAt v_at, RowOf row_of, Out out) {
+  const int M = m.M, H = m.H, tid = threadIdx.x, nt = blockDim.x;
+  if constexpr (!is_shallow_kind(KD)) {
+    for (int it = tid; it < ns * M; it += nt) {
+      const int q = it / M, j = it - q * M;
+      S r = 0;
+      for (int i = 0; i < M; ++i) r += W[i * M + j] * g[q * M + i];
+      if constexpr (is_dendritic_kind(KD)) R[row_of(q) * M + j] = r;
+      out(q, j, m.A[j] * g[q * M + j] + DeviceModel<S, KD>::dphi(m, u_at(q, j), j, alpha_sum) * r);
+    }
+  } else {
+    (void)alpha_sum;
+    for (int it = tid; it < ns * H; it += nt) {
+      const int q = it / H, j = it - q * H;
+      S r = 0;
+      for (int i = 0; i < M; ++i) r += W1[i * H + j] * g[q * M + i];
+      S d1;
+      const S delta = DeviceModel<S, KD>::dhidden(v_at(q, j), m.h2[j], r, d1);
+      if constexpr (is_clipped_kind(KD)) D1[row_of(q) * H + j] = d1;
+      dl[q * H + j] = delta;
+      R[row_of(q) * H + j] = delta;
+    }
+    __syncthreads();
+    for (int it = tid; it < ns * M; it += nt) {
+      const int q = it / M, k = it - q * M;
+      S acc = 0;
+      for (int j = 0; j < H; ++j) acc += W2[j * M + k] * dl[q * H + j];
+      out(q, k, m.A[k] * g[q * M + k] + acc);
+    }
+  }
+}
+
 // =================================================================================================
 // Backward (BPTT), the reverse time loop over the tape:
 //   g = dL/dz_t (from step t+1) + obs'(E_t);  G_t = g
@@ -395,35 +438,12 @@ __global__ void __launch_bounds__(1024) rollout_backward_kernel(const RolloutArg
     }
     __syncthreads();
     // (2) through the step: gu = dL/du_{t-1}
-    if constexpr (!kShallow) {
-      for (int it = tid; it < ns * M; it += nt) {
-        const int q = it / M, j = it - q * M;
-        const std::size_t row = std::size_t(b0 + q) * (T - 1) + (t - 1);
-        S r = 0;
-        for (int i = 0; i < M; ++i) r += W[i * M + j] * g[q * M + i];
-        if constexpr (is_dendritic_kind(KD)) a.R[row * M + j] = r;
-        gu[q * M + j] = a.A[j] * g[q * M + j] + DeviceModel<S, KD>::dphi(a, a.U[row * M + j], j, alpha_sum) * r;
-      }
-    } else {
-      for (int it = tid; it < ns * H; it += nt) {
-        const int q = it / H, j = it - q * H;
-        const std::size_t row = std::size_t(b0 + q) * (T - 1) + (t - 1);
-        S r = 0;
-        for (int i = 0; i < M; ++i) r += W1[i * H + j] * g[q * M + i];
-        const S v = a.V[row * H + j];
-        S d1;
-        const S delta = DeviceModel<S, KD>::dhidden(v, a.h2[j], r, d1);
-        if constexpr (is_clipped_kind(KD)) a.D1[row * H + j] = d1;
-        dl[q * H + j] = delta;
-        a.R[row * H + j] = delta;
-      }
-      __syncthreads();
-      for (int it = tid; it < ns * M; it += nt) {
-        const int q = it / M, m = it - q * M;
-        S acc = 0;
-        for (int j = 0; j < H; ++j) acc += W2[j * M + m] * dl[q * H + j];
-        gu[q * M + m] = a.A[m] * g[q * M + m] + acc;
-      }
+    {
+      auto row_of = [&](int q) { return std::size_t(b0 + q) * (T - 1) + (t - 1); };
+      step_vjp_rows<S, KD>(
+          a, W, W1, W2, ns, g, dl, a.R, a.D1, alpha_sum, [&](int q, int j) { return a.U[row_of(q) * M + j]; },
+          [&](int q, int j) { return a.V[row_of(q) * H + j]; }, row_of,
+          [&](int q, int j, S x) { gu[q * M + j] = x; });
     }
     __syncthreads();
     // (3) through the forcing of the state at t-1

@@ -144,41 +144,16 @@ __global__ void __launch_bounds__(1024) vi_transition_kernel(const ViTransitionA
       }
     }
     __syncthreads();
-    // (3) the step's vector-Jacobian product: d log p / d z_{t-1}
-    if (grad) {
-      if constexpr (!kShallow) {
-        for (int it = tid; it < ns * M; it += nt) {
-          const int q = it / M, j = it - q * M;
-          const long long r = r0 + q;
-          S rr = 0;
-          for (int i = 0; i < M; ++i) rr += m.W[i * M + j] * g[q * M + i];
-          if constexpr (is_dendritic_kind(KD)) a.R[r * M + j] = rr;
-          a.g_prev[r * M + j] = m.A[j] * g[q * M + j] + Model::dphi(m, u[q * M + j], j, alpha_sum) * rr;
-        }
-      } else {
-        for (int it = tid; it < ns * H; it += nt) {
-          const int q = it / H, j = it - q * H;
-          const long long r = r0 + q;
-          S rr = 0;
-          for (int i = 0; i < M; ++i) rr += m.W1[i * H + j] * g[q * M + i];
-          S v = 0;
-          for (int k = 0; k < M; ++k) v += m.W2[j * M + k] * u[q * M + k];  // as in (1)
-          S d1;
-          const S delta = Model::dhidden(v, m.h2[j], rr, d1);
-          if constexpr (is_clipped_kind(KD)) a.D1[r * H + j] = d1;
-          dl[q * H + j] = delta;
-          a.R[r * H + j] = delta;
-        }
-        __syncthreads();
-        for (int it = tid; it < ns * M; it += nt) {
-          const int q = it / M, k = it - q * M;
-          const long long r = r0 + q;
-          S acc = 0;
-          for (int j = 0; j < H; ++j) acc += m.W2[j * M + k] * dl[q * H + j];
-          a.g_prev[r * M + k] = m.A[k] * g[q * M + k] + acc;
-        }
-      }
-    }
+    // (3) the step's vector-Jacobian product: d log p / d z_{t-1} (shallow: W2 u recomputed, as in (1))
+    if (grad)
+      step_vjp_rows<S, KD>(
+          m, m.W, m.W1, m.W2, ns, g, dl, a.R, a.D1, alpha_sum, [&](int q, int j) { return u[q * M + j]; },
+          [&](int q, int j) {
+            S v = 0;
+            for (int k = 0; k < M; ++k) v += m.W2[j * M + k] * u[q * M + k];
+            return v;
+          },
+          [&](int q) { return r0 + q; }, [&](int q, int j, S x) { a.g_prev[(r0 + q) * M + j] = x; });
     __syncthreads();  // the next rows overwrite u, ph, sx, g, dl
   }
   block_sum(red, value);
