@@ -261,12 +261,12 @@ def test_register_blocked_sizes(kind, extra, M, Bsz, T, dtype):
 
 
 # ----------------------------------------------------------------------------------------------
-# The shallow PLRNN's lane kernels (csrc/models/shallow_plrnn.h, csrc/core/lanes.h): one sequence per
-# SIMD lane in groups of 8 (float32) or 4 (float64); the state padded to Mc in {1, 2, 3, 4, 6, 8, 12,
-# 16} rows (one fused pass per step) or, for M > 16, the lane products one by one; H padded to a
-# multiple of 8; the backward records flushed every 16 group-steps. Each size class of M, H both
-# whole and padded, B leaving a partial lane group, and enough group-steps per chunk for several
-# flushes (1 and 2 threads).
+# The shallow PLRNN's two implementations (csrc/models/shallow_plrnn.h): for M <= 12 the lane kernels
+# (csrc/core/lanes.h: one sequence per SIMD lane in groups of 8 (float32) or 4 (float64), the state
+# padded to Mc in {1, 2, 3, 4, 6, 8, 12} rows, H to a multiple of 8, the backward records flushed
+# every 16 group-steps), above it the packed tiles. Each size class of M on both sides of the switch,
+# H both whole and padded, B leaving a partial lane group, and enough group-steps per chunk for
+# several flushes (1 and 2 threads).
 # ----------------------------------------------------------------------------------------------
 SHALLOW_LANE_SIZES = [
     # M, N, H, B, T

@@ -3,18 +3,18 @@
 // SIMD register on M < kRows rows and each step is a chain of small, latency-bound products.
 //
 // Layout: a "lane block" of R rows holds R packets of kL sequences, row r at buf[r * kL, +kL): one
-// sequence per SIMD lane. A product P x with P [R, K] row-major (the weights, read as broadcast
-// scalars) is then kL independent matrix-vector products in one stream of FMAs, with no padding of
-// the rows and no horizontal work. The packet is 256 bits (8 floats, 4 doubles) where AVX exists:
-// the chunks of the training default (B = 16 on 2 threads) hold 8 sequences.
+// sequence per SIMD lane. A product with a weight matrix (its entries read as broadcast scalars) is
+// then kL independent matrix-vector products in one stream of FMAs, with no padding of the rows and
+// no horizontal work (the fused steps of csrc/models/shallow_plrnn.h). The packet is 256 bits
+// (8 floats, 4 doubles) where AVX exists: the chunks of the training default (B = 16 on 2 threads)
+// hold 8 sequences.
 //
 //   load_lanes / store_lanes   a column-major [R, n] block  <->  lane block (n <= kL, rest zero)
-//   matvec                     y = P x        (register blocks of rows, split sums for few rows)
-//   outer_acc                  D += sum_n X_n (x) Y_n  per lane (the weight gradients over steps)
-//   reduce                     the per-lane partial sums of an outer_acc -> one [A, C] matrix
+//   outer_acc                  D += sum_k X_k (x) Y_k  per lane (the weight gradients over steps)
+//   lane_sum                   the per-lane partial sums of one entry of D, added in lane order
 //
-// Every sum runs in an order fixed by the sizes alone, so results do not depend on the thread
-// count or on which chunk a sequence falls in.
+// Every sum runs in an order fixed by the sizes and by which sequences share a chunk, so results
+// are reproducible at a given thread count (like the rest of the BPTT core).
 #pragma once
 #include <algorithm>
 
@@ -66,61 +66,6 @@ inline void store_lanes(const S* src, index_t R, index_t c0, index_t n, S* y, in
   constexpr int L = Lane<S>::kL;
   for (index_t l = 0; l < n; ++l)
     for (index_t r = 0; r < R; ++r) y[(c0 + l) * ld + r] = src[r * L + l];
-}
-
-namespace detail {
-
-// y rows [i0, i0 + RB) = P rows [i0, i0 + RB) times x; the sum over k is split into KS interleaved
-// partial sums (k mod KS), added in order at the end, so that few rows still fill the FMA pipes.
-template <typename S, int RB, int KS>
-inline void matvec_rows(const S* P, index_t K, const S* x, S* y, index_t i0) {
-  using namespace Eigen::internal;
-  using Pk = typename Lane<S>::Packet;
-  constexpr int L = Lane<S>::kL;
-  Pk acc[KS][RB];
-  for (int s = 0; s < KS; ++s)
-    for (int r = 0; r < RB; ++r) acc[s][r] = pset1<Pk>(S(0));
-  const S* p = P + i0 * K;
-  index_t k = 0;
-  for (; k + KS <= K; k += KS)
-    for (int s = 0; s < KS; ++s) {
-      const Pk xv = pload<Pk>(x + (k + s) * L);
-      for (int r = 0; r < RB; ++r) acc[s][r] = pmadd(pset1<Pk>(p[r * K + k + s]), xv, acc[s][r]);
-    }
-  for (; k < K; ++k) {
-    const Pk xv = pload<Pk>(x + k * L);
-    for (int r = 0; r < RB; ++r) acc[0][r] = pmadd(pset1<Pk>(p[r * K + k]), xv, acc[0][r]);
-  }
-  for (int r = 0; r < RB; ++r) {
-    Pk sum = acc[0][r];
-    for (int s = 1; s < KS; ++s) sum = padd(sum, acc[s][r]);
-    pstore(y + (i0 + r) * L, sum);
-  }
-}
-
-template <typename S, int RB>
-inline void matvec_tail(const S* P, index_t K, const S* x, S* y, index_t i0) {
-  constexpr int KS = (8 + RB - 1) / RB;  // about 8 independent chains (2 FMA pipes x latency 4)
-  matvec_rows<S, RB, KS>(P, K, x, y, i0);
-}
-
-}  // namespace detail
-
-// y [R lanes] = P x for P [R, K] row-major and x [K lanes] (lane blocks, aligned).
-template <typename S>
-inline void matvec(const S* P, index_t R, index_t K, const S* x, S* y) {
-  index_t i0 = 0;
-  for (; i0 + 8 <= R; i0 += 8) detail::matvec_rows<S, 8, 1>(P, K, x, y, i0);
-  switch (R - i0) {
-    case 0: break;
-    case 1: detail::matvec_tail<S, 1>(P, K, x, y, i0); break;
-    case 2: detail::matvec_tail<S, 2>(P, K, x, y, i0); break;
-    case 3: detail::matvec_tail<S, 3>(P, K, x, y, i0); break;
-    case 4: detail::matvec_tail<S, 4>(P, K, x, y, i0); break;
-    case 5: detail::matvec_tail<S, 5>(P, K, x, y, i0); break;
-    case 6: detail::matvec_tail<S, 6>(P, K, x, y, i0); break;
-    default: detail::matvec_tail<S, 7>(P, K, x, y, i0); break;
-  }
 }
 
 namespace detail {

@@ -6,6 +6,7 @@
 #include "core/grad_buffers.h"
 #include "core/kind_dispatch.h"
 #include "core/lanes.h"
+#include "core/packed_gemm.h"
 #include "core/scratch.h"
 
 namespace plrnn {
@@ -16,29 +17,41 @@ class ShallowPLRNN {
   static constexpr int L = lanes::Lane<S>::kL;
 
  public:
-  // The step runs with one sequence per SIMD lane (core/lanes.h): a chunk's nb sequences go through
-  // in groups of L. For M <= 16 (the state padded to Mc rows, one of kFusedRows) one pass over the
-  // hidden units does everything of a step with the state and the partial sums in registers;
-  // larger M use the lane products one by one. The backward pass recomputes the hidden layer
-  // from the step's input (nothing is taped in the forward pass) and collects the records
-  // (u, 1, g, phi, 1, delta) of kRecords group-steps before it adds their outer products to
-  // per-lane sums in one register-blocked pass: g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta
-  // gives dW2^T and dh2. (Adding g phi_j and u delta_j per hidden unit instead, with the sums in L1,
-  // measured 1.2x slower at M = 3: it is bound by the stores.)
+  // Two implementations of the same step, chosen once per call by `lanes_`:
+  //  - lanes (M <= kLanesMaxM, the shipped defaults): one sequence per SIMD lane (core/lanes.h),
+  //    a chunk's nb sequences in groups of L, the state padded to Mc rows (one of kLaneRows) and H to
+  //    a multiple of 8. One pass over the hidden units does a whole step with the state and the
+  //    partial sums in registers. The backward pass recomputes the hidden layer from the step's
+  //    input (nothing is taped in the forward pass) and collects the records (u, 1, g, phi, 1, delta)
+  //    of kRecords group-steps before it adds their outer products to per-lane sums in one
+  //    register-blocked pass: g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta gives dW2^T and dh2.
+  //  - packed (larger M): register-blocked tiles (core/packed_gemm.h), V, Phi and Delta on the tape
+  //    and the weight gradients as one product over all steps at the end.
+  // Measured (float32, 1 thread, Intel Xeon AVX-512): lanes 2-4x faster at M = 3..8, 1.2x at
+  // M = 12, H = 50; packed 1.3x faster at M = 16, H = 64 and 1.5-4x at M >= 32 (there the per-lane
+  // sums, Mc (H + 1) L floats, no longer fit in L1).
   static constexpr index_t kRecords = 16;
+  static constexpr index_t kLanesMaxM = 12;
 
   ShallowPLRNN(const ModelSpec& spec, const Params<S>& p)
       : M_(spec.dims.M),
         H_(spec.dims.H),
         K_(spec.dims.K),
-        Mc_(lane_rows(M_)),
-        Hp_((H_ + 7) / 8 * 8),
+        lanes_(M_ <= kLanesMaxM),
+        Mc_(lanes_ ? lane_rows(M_) : 0),
+        Hp_(lanes_ ? (H_ + 7) / 8 * 8 : 0),
         A_(p.A, M_),
         h1_(p.h1, M_),
+        h2_(p.h2, H_),
         C_(p.C, M_, K_),
         h2p_(Hp_, S(0)),
         W2p_(Hp_ * Mc_, S(0)),
-        W1tp_(Hp_ * Mc_, S(0)) {
+        W1tp_(Hp_ * Mc_, S(0)),
+        W1_packed_(p.W1, H_, 1, lanes_ ? 0 : M_, H_),   // W1   (row-major: W1(i, j) = W1[i H + j])
+        W2_packed_(p.W2, M_, 1, lanes_ ? 0 : H_, M_),   // W2   (row-major: W2(j, i) = W2[j M + i])
+        W1t_packed_(p.W1, 1, H_, lanes_ ? 0 : H_, M_),  // W1^T
+        W2t_packed_(p.W2, 1, M_, lanes_ ? 0 : M_, H_) {  // W2^T
+    if (!lanes_) return;
     for (index_t j = 0; j < H_; ++j) {
       h2p_[j] = p.h2[j];
       for (index_t i = 0; i < M_; ++i) {
@@ -46,31 +59,36 @@ class ShallowPLRNN {
         W1tp_[j * Mc_ + i] = p.W1[i * H_ + j];  // W1^T [H, M]
       }
     }
-    if (!fused()) {  // the transposed layouts of the one-by-one products
-      W1p_.assign(Mc_ * Hp_, S(0));
-      W2tp_.assign(Mc_ * Hp_, S(0));
-      for (index_t j = 0; j < H_; ++j)
-        for (index_t i = 0; i < M_; ++i) {
-          W1p_[i * Hp_ + j] = p.W1[i * H_ + j];
-          W2tp_[i * Hp_ + j] = p.W2[j * M_ + i];
-        }
-    }
   }
 
-  struct Workspace {  // per chunk: lane blocks of one group of L sequences (padding rows stay 0)
-    AlignedVector<S> u, z, g, v, x;  // [Mc], [Mc], [Mc], [Hp], [Hp] lanes
-    Workspace(const ShallowPLRNN& m, index_t)
+  struct Workspace {                 // per chunk
+    AlignedVector<S> u, z, g;        // lanes: [Mc] lane blocks of one group (padding rows stay 0)
+    Mat<S> v, phi;                   // packed: [H, nb] without the tape
+    packed::ProductBuffers<S> prod;  // packed: the four products with W1, W2 and their transposes
+    Workspace(const ShallowPLRNN& m, index_t nb)
         : u(m.Mc_ * L, S(0)), z(m.Mc_ * L, S(0)), g(m.Mc_ * L, S(0)),
-          v(m.fused() ? 0 : m.Hp_ * L), x(m.fused() ? 0 : m.Hp_ * L) {}
+          v(m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : nb), phi(m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : nb),
+          prod(m.lanes_ ? 0 : std::max(m.M_, m.H_), m.lanes_ ? 0 : std::max(m.M_, m.H_), m.lanes_ ? 0 : nb) {}
   };
-  struct Tape {  // per chunk (a gradient is wanted iff cols > 0)
-    index_t count = 0;
-    Eigen::Map<Mat<S>> rec;  // [rec_size, kRecords] the records, see Layout
-    Eigen::Map<Mat<S>> acc;  // the per-lane sums, see Layout
+  struct Tape {                // per chunk (a gradient is wanted iff cols > 0)
+    Eigen::Map<Mat<S>> V;      // packed: [H, cols] W2 U (before the bias) of every step
+    Eigen::Map<Mat<S>> Phi;    // packed: [H, cols] hidden activation of every step
+    Eigen::Map<Mat<S>> Delta;  // packed: [H, cols] dL/d(W2 U) of every step
+    Vec<S> g_A, g_h1, g_h2;    // packed: [M], [M], [H] accumulated over the steps
+    Eigen::Map<Mat<S>> rec;    // lanes: [rec_size, kRecords] the records, see Layout
+    Eigen::Map<Mat<S>> acc;    // lanes: the per-lane sums, see Layout
+    index_t count = 0;         // lanes: records collected
     Tape(const ShallowPLRNN& m, index_t cols)
-        : rec(Scratch<S>::get(kModelTape0, cols > 0 ? m.lay_.rec_size : 0, cols > 0 ? kRecords : 0)),
-          acc(Scratch<S>::get(kModelTape1, cols > 0 ? m.lay_.acc_size : 0, 1)) {
-      if (cols == 0) return;
+        : V(Scratch<S>::get(kModelTape0, m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : cols)),
+          Phi(Scratch<S>::get(kTapePhi, m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : cols)),
+          Delta(Scratch<S>::get(kModelTape1, m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : cols)),
+          g_A(Vec<S>::Zero(m.M_)),
+          g_h1(Vec<S>::Zero(m.M_)),
+          g_h2(Vec<S>::Zero(m.H_)),
+          rec(Scratch<S>::get(kModelTape0, m.lanes_ && cols > 0 ? m.lay_.rec_size : 0,
+                              m.lanes_ && cols > 0 ? kRecords : 0)),
+          acc(Scratch<S>::get(kModelTape1, m.lanes_ && cols > 0 ? m.lay_.acc_size : 0, 1)) {
+      if (!m.lanes_ || cols == 0) return;
       acc.setZero();
       const Layout& y = m.lay_;
       for (index_t k = 0; k < kRecords; ++k) {
@@ -83,29 +101,116 @@ class ShallowPLRNN {
     }
   };
 
+  // hidden activation from v = W2 u:  relu(v + h2) [- relu(v)]          V, Phi [H, n]  (packed)
+  void hidden(CRef<S> V, Ref<S> Phi) const {
+    Phi = (V.colwise() + h2_).cwiseMax(S(0));
+    if constexpr (Clipped) Phi -= V.cwiseMax(S(0));
+  }
+
   // fwd inputs:  U [M, nb] state after forcing, Sx [K, nb] input s_t
-  // fwd outputs: Z [M, nb] = A*U + W1 hidden(W2 U) + h1 + C Sx  (nothing is taped)
-  void step(CRef<S> U, CRef<S> Sx, Ref<S> Z, Workspace& ws, Tape*, index_t) const {
-    using namespace Eigen::internal;
+  // fwd outputs: Z [M, nb] = A*U + W1 hidden(W2 U) + h1 + C Sx;  packed: the tape keeps W2 U and
+  //              hidden(W2 U) (lanes: nothing is taped)
+  void step(CRef<S> U, CRef<S> Sx, Ref<S> Z, Workspace& ws, Tape* tape, index_t col0) const {
     const index_t nb = U.cols();
-    for (index_t c0 = 0; c0 < nb; c0 += L) {
-      const index_t n = std::min<index_t>(L, nb - c0);
-      lanes::load_lanes(U.data(), U.outerStride(), M_, c0, n, ws.u.data());
-      forward_lanes(ws, ws.u.data(), ws.z.data());
-      for (index_t i = 0; i < M_; ++i) {
-        const Pk au = pmadd(pset1<Pk>(A_[i]), pload<Pk>(ws.u.data() + i * L), pset1<Pk>(h1_[i]));
-        pstore(ws.z.data() + i * L, padd(pload<Pk>(ws.z.data() + i * L), au));
+    if (lanes_) {
+      using namespace Eigen::internal;
+      for (index_t c0 = 0; c0 < nb; c0 += L) {
+        const index_t n = std::min<index_t>(L, nb - c0);
+        lanes::load_lanes(U.data(), U.outerStride(), M_, c0, n, ws.u.data());
+        forward_lanes(ws.u.data(), ws.z.data());
+        for (index_t i = 0; i < M_; ++i) {
+          const Pk au = pmadd(pset1<Pk>(A_[i]), pload<Pk>(ws.u.data() + i * L), pset1<Pk>(h1_[i]));
+          pstore(ws.z.data() + i * L, padd(pload<Pk>(ws.z.data() + i * L), au));
+        }
+        lanes::store_lanes(ws.z.data(), M_, c0, n, Z.data(), Z.outerStride());
       }
-      lanes::store_lanes(ws.z.data(), M_, c0, n, Z.data(), Z.outerStride());
+    } else {
+      Ref<S> v = tape ? Ref<S>(tape->V.middleCols(col0, nb)) : Ref<S>(ws.v);
+      Ref<S> phi = tape ? Ref<S>(tape->Phi.middleCols(col0, nb)) : Ref<S>(ws.phi);
+      v = packed::multiply(W2_packed_, U, ws.prod);
+      hidden(v, phi);
+      Z = packed::multiply(W1_packed_, phi, ws.prod);
+      Z.array() += (U.array().colwise() * A_.array()).colwise() + h1_.array();
     }
     if (K_ > 0) Z.noalias() += C_ * Sx;
   }
 
   // grad inputs:  U [M, nb], G [M, nb] = dL/dZ
   // grad outputs: GU [M, nb] = A*G + W2^T Delta, Delta = (W1^T G) .* (1[V + h2 > 0] [- 1[V > 0]]),
-  //               V = W2 U; tape: the record (u, g, phi, delta) of each group, g_A += G .* U
-  //               (and, clipped, dh2 += (W1^T G) .* 1[V + h2 > 0])
-  void step_grad(CRef<S> U, CRef<S> G, Ref<S> GU, Workspace& ws, Tape& tape, index_t) const {
+  //               V = W2 U; tape: g_A += rowsum(G .* U), g_h1 += rowsum(G), g_h2 += rowsum(dL/dh2)
+  //               and Delta (packed), or the record (u, g, phi, delta) of each group (lanes)
+  void step_grad(CRef<S> U, CRef<S> G, Ref<S> GU, Workspace& ws, Tape& tape, index_t col0) const {
+    if (lanes_) return step_grad_lanes(U, G, GU, ws, tape);
+    const index_t nb = U.cols();
+    auto V = tape.V.middleCols(col0, nb);
+    auto Delta = tape.Delta.middleCols(col0, nb);
+    const auto R = packed::multiply(W1t_packed_, G, ws.prod);  // W1^T G
+    S* __restrict g_h2 = tape.g_h2.data();
+    const S* __restrict h2 = h2_.data();
+    for (index_t c = 0; c < nb; ++c) {  // vectorised along the hidden units
+      const S* __restrict r = R.col(c).data();
+      const S* __restrict v = V.col(c).data();
+      S* __restrict delta = Delta.col(c).data();
+      for (index_t j = 0; j < H_; ++j) {
+        const S d1 = v[j] + h2[j] > S(0) ? r[j] : S(0);
+        delta[j] = Clipped ? d1 - (v[j] > S(0) ? r[j] : S(0)) : d1;
+      }
+      for (index_t j = 0; j < H_; ++j) g_h2[j] += v[j] + h2[j] > S(0) ? r[j] : S(0);
+    }
+    GU = packed::multiply(W2t_packed_, Delta, ws.prod);  // W2^T Delta
+    S* __restrict g_A = tape.g_A.data();
+    S* __restrict g_h1 = tape.g_h1.data();
+    const S* __restrict a = A_.data();
+    for (index_t c = 0; c < nb; ++c) {
+      const S* __restrict g = G.col(c).data();
+      const S* __restrict u = U.col(c).data();
+      S* __restrict gu = GU.col(c).data();
+      for (index_t i = 0; i < M_; ++i) gu[i] += a[i] * g[i];
+      for (index_t i = 0; i < M_; ++i) {
+        g_A[i] += g[i] * u[i];
+        g_h1[i] += g[i];
+      }
+    }
+  }
+
+  // grad of the parameters over all steps of the chunk: U_all, G_all [M, cols], S_all [K, cols]
+  // (packed: one product per matrix; lanes: the lane sums of the tape)
+  void param_grads(CRef<S> U_all, CRef<S> G_all, CRef<S> S_all, Tape& tape, GradBuffers<S>& g) const {
+    if (lanes_) {
+      param_grads_lanes(tape, g);
+    } else {
+      g.vec(pA) = tape.g_A;
+      g.mat(pW1) = packed::times_transpose(G_all, CRef<S>(tape.Phi));
+      g.mat(pW2) = packed::times_transpose(CRef<S>(tape.Delta), U_all);
+      g.vec(ph1) = tape.g_h1;
+      g.vec(ph2) = tape.g_h2;
+    }
+    if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();
+  }
+
+  index_t M() const { return M_; }
+
+ private:
+  static constexpr int kLaneRows[] = {1, 2, 3, 4, 6, 8, 12};
+  static index_t lane_rows(index_t M) {
+    for (int r : kLaneRows)
+      if (M <= r) return r;
+    return M;
+  }
+
+  // Offsets (elements) in a record and in the sums (lanes).
+  struct Layout {
+    index_t u, g, phi, delta, rec_size;  // record: u [Mc], 1, g [Mc], phi [Hp], 1, delta [Hp]
+    index_t dW1, dW2t, g_A, g_h2, acc_size;  // [Mc][Hp+1], [Mc+1][Hp], [Mc], [Hp] (clipped)
+    Layout(index_t Mc, index_t Hp) {
+      u = 0, g = (Mc + 1) * L, phi = g + Mc * L, delta = phi + (Hp + 1) * L, rec_size = delta + Hp * L;
+      dW1 = 0, dW2t = Mc * (Hp + 1) * L, g_A = dW2t + (Mc + 1) * Hp * L, g_h2 = g_A + Mc * L;
+      acc_size = g_h2 + (Clipped ? Hp * L : 0);
+    }
+  };
+
+  // GU = A*G + W2^T Delta group by group, the records and the sums g_A (and, clipped, dh2) (lanes)
+  void step_grad_lanes(CRef<S> U, CRef<S> G, Ref<S> GU, Workspace& ws, Tape& tape) const {
     using namespace Eigen::internal;
     const index_t nb = U.cols();
     S* g_A = tape.acc.data() + lay_.g_A;
@@ -117,7 +222,7 @@ class ShallowPLRNN {
       S* g = r + lay_.g;
       lanes::load_lanes(U.data(), U.outerStride(), M_, c0, n, u);
       lanes::load_lanes(G.data(), G.outerStride(), M_, c0, n, g);
-      backward_lanes(ws, u, g, r + lay_.phi, r + lay_.delta, ws.g.data(), tape.acc.data() + lay_.g_h2);
+      backward_lanes(u, g, r + lay_.phi, r + lay_.delta, ws.g.data(), tape.acc.data() + lay_.g_h2);
       for (index_t i = 0; i < M_; ++i) {
         const Pk gi = pload<Pk>(g + i * L), ui = pload<Pk>(u + i * L);
         pstore(ws.g.data() + i * L, pmadd(pset1<Pk>(A_[i]), gi, pload<Pk>(ws.g.data() + i * L)));
@@ -127,9 +232,7 @@ class ShallowPLRNN {
     }
   }
 
-  // grad of the parameters over all steps of the chunk: the lane sums of the tape; G_all [M, cols]
-  // and S_all [K, cols] for C only
-  void param_grads(CRef<S>, CRef<S> G_all, CRef<S> S_all, Tape& tape, GradBuffers<S>& g) const {
+  void param_grads_lanes(Tape& tape, GradBuffers<S>& g) const {
     flush(tape);
     const S* acc = tape.acc.data();
     const S* dW1 = acc + lay_.dW1;    // [Mc][Hp + 1]: dW1, then dh1
@@ -146,33 +249,10 @@ class ShallowPLRNN {
     }
     const S* dh2 = Clipped ? acc + lay_.g_h2 : dW2t + Mc_ * Hp_ * L;
     for (index_t j = 0; j < H_; ++j) g.vec(ph2)[j] = lanes::lane_sum(dh2 + j * L);
-    if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();
   }
-
-  index_t M() const { return M_; }
-
- private:
-  static constexpr int kFusedRows[] = {1, 2, 3, 4, 6, 8, 12, 16};
-  static index_t lane_rows(index_t M) {
-    for (int r : kFusedRows)
-      if (M <= r) return r;
-    return M;
-  }
-  bool fused() const { return Mc_ <= 16; }
-
-  // Offsets (elements) in a record and in the sums.
-  struct Layout {
-    index_t u, g, phi, delta, rec_size;  // record: u [Mc], 1, g [Mc], phi [Hp], 1, delta [Hp]
-    index_t dW1, dW2t, g_A, g_h2, acc_size;  // [Mc][Hp+1], [Mc+1][Hp], [Mc], [Hp] (clipped)
-    Layout(index_t Mc, index_t Hp) {
-      u = 0, g = (Mc + 1) * L, phi = g + Mc * L, delta = phi + (Hp + 1) * L, rec_size = delta + Hp * L;
-      dW1 = 0, dW2t = Mc * (Hp + 1) * L, g_A = dW2t + (Mc + 1) * Hp * L, g_h2 = g_A + Mc * L;
-      acc_size = g_h2 + (Clipped ? Hp * L : 0);
-    }
-  };
 
   // z [Mc lanes] = W1 hidden(W2 u) for one group
-  void forward_lanes(Workspace& ws, const S* u, S* z) const {
+  void forward_lanes(const S* u, S* z) const {
     switch (Mc_) {
       case 1: return forward_fused<1>(u, z);
       case 2: return forward_fused<2>(u, z);
@@ -180,17 +260,12 @@ class ShallowPLRNN {
       case 4: return forward_fused<4>(u, z);
       case 6: return forward_fused<6>(u, z);
       case 8: return forward_fused<8>(u, z);
-      case 12: return forward_fused<12>(u, z);
-      case 16: return forward_fused<16>(u, z);
-      default: break;
+      default: return forward_fused<12>(u, z);
     }
-    lanes::matvec(W2p_.data(), Hp_, Mc_, u, ws.v.data());  // W2 u
-    hidden(ws.v.data(), ws.x.data());
-    lanes::matvec(W1p_.data(), Mc_, Hp_, ws.x.data(), z);   // W1 phi
   }
 
   // For one group: phi, delta [Hp lanes] and gu [Mc lanes] = W2^T delta; clipped: dh2 += d1
-  void backward_lanes(Workspace& ws, const S* u, const S* g, S* phi, S* delta, S* gu, S* dh2) const {
+  void backward_lanes(const S* u, const S* g, S* phi, S* delta, S* gu, S* dh2) const {
     switch (Mc_) {
       case 1: return backward_fused<1>(u, g, phi, delta, gu, dh2);
       case 2: return backward_fused<2>(u, g, phi, delta, gu, dh2);
@@ -198,17 +273,8 @@ class ShallowPLRNN {
       case 4: return backward_fused<4>(u, g, phi, delta, gu, dh2);
       case 6: return backward_fused<6>(u, g, phi, delta, gu, dh2);
       case 8: return backward_fused<8>(u, g, phi, delta, gu, dh2);
-      case 12: return backward_fused<12>(u, g, phi, delta, gu, dh2);
-      case 16: return backward_fused<16>(u, g, phi, delta, gu, dh2);
-      default: break;
+      default: return backward_fused<12>(u, g, phi, delta, gu, dh2);
     }
-    using namespace Eigen::internal;
-    lanes::matvec(W2p_.data(), Hp_, Mc_, u, ws.v.data());   // W2 u (recomputed)
-    lanes::matvec(W1tp_.data(), Hp_, Mc_, g, ws.x.data());  // r = W1^T g
-    for (index_t j = 0; j < Hp_; ++j)
-      hidden_grad(h2p_[j], pload<Pk>(ws.v.data() + j * L), pload<Pk>(ws.x.data() + j * L), phi + j * L,
-                  delta + j * L, dh2 + j * L);
-    lanes::matvec(W2tp_.data(), Mc_, Hp_, delta, gu);       // W2^T delta
   }
 
   // partial sums per accumulator (about 8 independent FMA chains), rows of W per pass
@@ -321,12 +387,6 @@ class ShallowPLRNN {
     return d;
   }
 
-  // x = hidden activation of v = W2 u (lanes, Hp rows): relu(v + h2) [- relu(v)]
-  void hidden(const S* v, S* x) const {
-    using namespace Eigen::internal;
-    for (index_t j = 0; j < Hp_; ++j) pstore(x + j * L, activation(h2p_[j], pload<Pk>(v + j * L)));
-  }
-
   // The collected records into the sums: [dW1 | dh1] += g (x) (phi, 1), [dW2^T ; dh2] += (u, 1) (x) delta.
   void flush(Tape& tape) const {
     if (tape.count == 0) return;
@@ -338,11 +398,13 @@ class ShallowPLRNN {
     tape.count = 0;
   }
 
-  index_t M_, H_, K_, Mc_, Hp_;
-  CMapVec<S> A_, h1_;
+  index_t M_, H_, K_;
+  bool lanes_;
+  index_t Mc_, Hp_;
+  CMapVec<S> A_, h1_, h2_;
   CMapRow<S> C_;
-  AlignedVector<S> h2p_, W2p_, W1tp_;  // [Hp], W2 [Hp, Mc], W1^T [Hp, Mc] zero-padded, once per call
-  AlignedVector<S> W1p_, W2tp_;        // W1 [Mc, Hp], W2^T [Mc, Hp] (M > 16 only)
+  AlignedVector<S> h2p_, W2p_, W1tp_;  // lanes: [Hp], W2 [Hp, Mc], W1^T [Hp, Mc] zero-padded, once per call
+  packed::PackedRows<S> W1_packed_, W2_packed_, W1t_packed_, W2t_packed_;  // packed: once per call
   Layout lay_{Mc_, Hp_};
 };
 
