@@ -78,6 +78,11 @@ def adam_step(
     """One Adam/RAdam update in place (csrc/training/adam.h; t: the step count after it)."""
     ...
 
+def pinv_B(B: np.ndarray) -> np.ndarray:
+    """pinv(B) [M, N] of B [N, M] in B's dtype (csrc/observation/pinv.h): the forcing operator of the
+    linear observation, the one routine of PLRNN.pinv_B and both trainers."""
+    ...
+
 class HostTrainer:
     """The CPU trainer (csrc/training/train_step.h); the CUDA module's DeviceTrainer has the same binding
     (bindings/trainer_binding.h)."""
