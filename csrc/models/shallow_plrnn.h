@@ -82,9 +82,9 @@ class ShallowPLRNN {
         : V(Scratch<S>::get(kModelTape0, m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : cols)),
           Phi(Scratch<S>::get(kTapePhi, m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : cols)),
           Delta(Scratch<S>::get(kModelTape1, m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : cols)),
-          g_A(Vec<S>::Zero(m.M_)),
-          g_h1(Vec<S>::Zero(m.M_)),
-          g_h2(Vec<S>::Zero(m.H_)),
+          g_A(Vec<S>::Zero(m.lanes_ ? 0 : m.M_)),
+          g_h1(Vec<S>::Zero(m.lanes_ ? 0 : m.M_)),
+          g_h2(Vec<S>::Zero(m.lanes_ ? 0 : m.H_)),
           rec(Scratch<S>::get(kModelTape0, m.lanes_ && cols > 0 ? m.lay_.rec_size : 0,
                               m.lanes_ && cols > 0 ? kRecords : 0)),
           acc(Scratch<S>::get(kModelTape1, m.lanes_ && cols > 0 ? m.lay_.acc_size : 0, 1)) {
