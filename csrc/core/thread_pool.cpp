@@ -17,6 +17,7 @@
 #endif
 
 #include "core/errors.h"
+#include "core/fp_env.h"
 #include "core/interrupt.h"
 
 namespace plrnn {
@@ -45,6 +46,7 @@ class Pool {
   void set_threads(int n) { n_threads_.store(n); }
 
   void run(int n_tasks, const std::function<void(int)>& fn) {
+    FlushSubnormals fp_env;  // core/fp_env.h; the workers run under it from their start
     CancelScope* scope = current_scope();
     if (scope == nullptr) return run_tasks(n_tasks, fn, nullptr);
     // tasks run under the caller's scope; once it is cancelled, the remaining ones are skipped
@@ -103,6 +105,7 @@ class Pool {
   }
 
   void worker_loop(int id, long seen) {
+    FlushSubnormals fp_env;
     for (;;) {
       auto started = [&] { return generation_.load(std::memory_order_acquire) != seen || id >= stop_from_.load(); };
       if (!spin_until(started)) {

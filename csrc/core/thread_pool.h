@@ -12,9 +12,10 @@ int get_num_threads();
 // n >= 1. Takes effect for the next call.
 void set_num_threads(int n);
 
-// Runs fn(i) for i in [0, n_tasks). Exceptions thrown by fn are rethrown (the first one) after
-// all tasks finished. Reentrant calls (from inside a task, or from another thread while the pool
-// is busy) run their tasks on the calling thread.
+// Runs fn(i) for i in [0, n_tasks), with subnormal numbers flushed to zero (core/fp_env.h).
+// Exceptions thrown by fn are rethrown (the first one) after all tasks finished. Reentrant calls
+// (from inside a task, or from another thread while the pool is busy) run their tasks on the
+// calling thread.
 void parallel_for(int n_tasks, const std::function<void(int)>& fn);
 
 }  // namespace plrnn
