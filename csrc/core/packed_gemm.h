@@ -86,9 +86,17 @@ void pack_cols(const S* x, index_t ldx, index_t K, index_t n, S* xp) {
 
 namespace detail {
 
-// out[0:kRows, 0:NR] (column-major, ld) = panel [K][kRows] times xp [K][NR].
-template <typename S, int NR>
-inline void panel_times_cols(const S* panel, const S* xp, index_t K, S* out, index_t ld) {
+// dst[0:n] = src[0:n] for a compile-time n: inlined (std::copy_n of 32 bytes became a memmove call).
+template <index_t n, typename S>
+inline void copy_fixed(const S* __restrict src, S* __restrict dst) {
+  for (index_t r = 0; r < n; ++r) dst[r] = src[r];
+}
+
+// out[0:kRows, 0:NR] (column-major, ld) = panel [K][kRows] times X [K][NR], where X(k, j) is
+// x[k * NR + j] (packed by pack_cols) or, with Strided, x[j * ldx + k] (a column-major block read in
+// place: NR column streams, each read with unit stride).
+template <typename S, int NR, bool Strided = false>
+inline void panel_times_cols(const S* panel, const S* x, index_t ldx, index_t K, S* out, index_t ld) {
   using namespace Eigen::internal;
   using P = typename Tile<S>::Packet;
   constexpr int MR = Tile<S>::kMR, L = Tile<S>::kLanes;
@@ -99,8 +107,8 @@ inline void panel_times_cols(const S* panel, const S* xp, index_t K, S* out, ind
     P a[MR];
     for (int i = 0; i < MR; ++i) a[i] = pload<P>(panel + k * MR * L + i * L);
     for (int j = 0; j < NR; ++j) {
-      const P x = pset1<P>(xp[k * NR + j]);
-      for (int i = 0; i < MR; ++i) acc[i][j] = pmadd(a[i], x, acc[i][j]);
+      const P xv = pset1<P>(Strided ? x[j * ldx + k] : x[k * NR + j]);
+      for (int i = 0; i < MR; ++i) acc[i][j] = pmadd(a[i], xv, acc[i][j]);
     }
   }
   for (int j = 0; j < NR; ++j)
@@ -140,7 +148,20 @@ void gemm(const PackedRows<S>& A, const S* xp, index_t n, S* out, index_t ld) {
   const index_t K = A.K();
   for (index_t g = 0; g < col_groups<S>(n); ++g)
     for (index_t p = 0; p < A.panels(); ++p)
-      detail::panel_times_cols<S, NR>(A.panel(p), xp + g * K * NR, K, out + g * NR * ld + p * R, ld);
+      detail::panel_times_cols<S, NR>(A.panel(p), xp + g * K * NR, 0, K, out + g * NR * ld + p * R,
+                                      ld);
+}
+
+// The same for X [A.K(), n] column-major (leading dimension ldx) read in place; n % kNR == 0.
+template <typename S>
+void gemm_in_place(const PackedRows<S>& A, const S* x, index_t ldx, index_t n, S* out, index_t ld) {
+  constexpr int NR = Tile<S>::kNR;
+  constexpr index_t R = Tile<S>::kRows;
+  PLRNN_ASSERT(n % NR == 0);
+  for (index_t g = 0; g < n / NR; ++g)
+    for (index_t p = 0; p < A.panels(); ++p)
+      detail::panel_times_cols<S, NR, true>(A.panel(p), x + g * NR * ldx, ldx, A.K(),
+                                            out + g * NR * ld + p * R, ld);
 }
 
 // D [M, K] (column-major, leading dimension ldd) += G X^T, summed over the `cols` columns of
@@ -171,10 +192,10 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
     const S* xc = x + c0 * ldx;
     for (index_t p = 0; p < panels; ++p)  // G's panel p: [nc][R]
       for (index_t c = 0; c < nc; ++c)
-        std::copy_n(gc + c * ldg + p * R, R, gp.data() + (p * nc + c) * R);
+        detail::copy_fixed<R>(gc + c * ldg + p * R, gp.data() + (p * nc + c) * R);
     for (index_t q = 0; q < groups; ++q)  // X's group q: [nc][NR]
       for (index_t c = 0; c < nc; ++c)
-        std::copy_n(xc + c * ldx + q * NR, NR, xp.data() + (q * nc + c) * NR);
+        detail::copy_fixed<NR>(xc + c * ldx + q * NR, xp.data() + (q * nc + c) * NR);
     for (index_t q = 0; q < groups; ++q)
       for (index_t p = 0; p < panels; ++p)
         detail::panel_times_rows_t<S, NR>(gp.data() + p * nc * R, R, xp.data() + q * nc * NR, NR,
@@ -209,8 +230,12 @@ template <typename S>
 Eigen::Block<Mat<S>> multiply(const PackedRows<S>& A, typename NonDeduced<CRef<S>>::type X,
                               ProductBuffers<S>& buf) {
   PLRNN_ASSERT(X.rows() == A.K());
-  pack_cols(X.data(), X.outerStride(), A.K(), X.cols(), buf.packed.data());
-  gemm(A, buf.packed.data(), X.cols(), buf.out.data(), buf.out.rows());
+  if (X.cols() % Tile<S>::kNR == 0) {  // whole column groups: no copy of X
+    gemm_in_place(A, X.data(), X.outerStride(), X.cols(), buf.out.data(), buf.out.rows());
+  } else {
+    pack_cols(X.data(), X.outerStride(), A.K(), X.cols(), buf.packed.data());
+    gemm(A, buf.packed.data(), X.cols(), buf.out.data(), buf.out.rows());
+  }
   return buf.out.topLeftCorner(A.M(), X.cols());
 }
 

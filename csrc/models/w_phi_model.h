@@ -46,8 +46,8 @@ class WPhiModel {
   void step(CRef<S> U, CRef<S> Sx, Ref<S> Z, Workspace& ws, Tape* tape, index_t col0) const {
     Ref<S> phi = tape ? Ref<S>(tape->PhiU.middleCols(col0, U.cols())) : Ref<S>(ws.phi);
     phi_.apply(U, phi);
-    Z = packed::multiply(W_packed_, phi, ws.prod);
-    Z.array() += (U.array().colwise() * A_.array()).colwise() + h_.array();
+    const auto Wphi = packed::multiply(W_packed_, phi, ws.prod);
+    Z.array() = Wphi.array() + ((U.array().colwise() * A_.array()).colwise() + h_.array());
     if (K_ > 0) Z.noalias() += C_ * Sx;
   }
 
