@@ -32,6 +32,8 @@
 #include <cstddef>
 
 #include "core/types.h"
+#include "observation/observation.cuh"
+#include "rollout/forcing.cuh"
 
 namespace plrnn::cuda {
 
@@ -112,14 +114,6 @@ inline __host__ __device__ std::size_t smem_bytes(bool in_smem, bool shallow, in
   return reduce_offset(elems, elem_size) + std::size_t(threads) * sizeof(double);
 }
 
-// The forcing weight a(t') of docs/model.md, evaluated on the device (same rule as forcing.h).
-template <typename S>
-__device__ __forceinline__ S forcing_weight(const RolloutArgs<S>& a, int t) {
-  if (a.forcing == static_cast<int>(Forcing::Sparse)) return (t >= 1 && t % a.tau == 0) ? S(1) : S(0);
-  if (a.forcing == static_cast<int>(Forcing::Generalized)) return t >= 1 ? a.alpha_tf : S(0);
-  return S(0);
-}
-
 // ---- the kind-specific maths: DeviceModel<S, KD>, specialised per kind in cuda/models/<kind>.cu (the
 // files named as csrc/models/), forward beside gradient, before that file instantiates the kernels.
 //   W phi(z) kinds (standard, alrnn, dendritic):
@@ -195,16 +189,7 @@ __global__ void __launch_bounds__(1024) rollout_forward_kernel(const RolloutArgs
   const S alpha_sum = DeviceModel<S, KD>::alpha_total(a);
   double sse = 0.0;
 
-  // observation of z (shared) for sequence q, output n
-  auto observe = [&](int q, int n) -> S {
-    if constexpr (OB == Obs::Identity) {
-      return z[q * M + n];
-    } else {
-      S acc = 0;
-      for (int m = 0; m < M; ++m) acc += a.Bt[m * N + n] * z[q * M + m];
-      return acc;
-    }
-  };
+  using Ob = DeviceObs<S, OB>;  // the observation model (observation/observation.cuh)
 
   // ---- t = 0: initial state and its observation
   for (int it = tid; it < ns * M; it += nt) {
@@ -214,18 +199,7 @@ __global__ void __launch_bounds__(1024) rollout_forward_kernel(const RolloutArgs
     if (a.z0) {
       v = a.z0[b * M + i];
     } else {
-      const S* x0 = a.x + b * T * N;
-      S acc = 0;
-      if constexpr (OB == Obs::Identity) {
-        if (i < N) {
-          acc = x0[i];
-        } else {
-          for (int n = 0; n < N; ++n) acc += a.L[(i - N) * N + n] * x0[n];
-        }
-      } else {
-        for (int n = 0; n < N; ++n) acc += a.L[i * N + n] * x0[n];
-      }
-      v = acc;
+      v = Ob::init(a, a.x + b * T * N, i);
     }
     z[q * M + i] = v;
     if (a.z) a.z[b * T * M + i] = v;
@@ -234,36 +208,17 @@ __global__ void __launch_bounds__(1024) rollout_forward_kernel(const RolloutArgs
   if (a.xhat)
     for (int it = tid; it < ns * N; it += nt) {
       const int q = it / N, n = it - q * N;
-      a.xhat[std::size_t(b0 + q) * T * N + n] = observe(q, n);
+      a.xhat[std::size_t(b0 + q) * T * N + n] = Ob::observe(a, z + q * M, n);
     }
 
   for (int t = 1; t < T; ++t) {
-    const S w = forcing_weight(a, t - 1);
+    const S w = forcing_weight<S>(a, t - 1);
     // (1) u = force(z_{t-1}, x_{t-1}, w); phi(u); the tape row of step t
-    if constexpr (OB == Obs::Linear) {
-      if (w != S(0)) {
-        for (int it = tid; it < ns * N; it += nt) {
-          const int q = it / N, n = it - q * N;
-          S acc = 0;
-          for (int m = 0; m < M; ++m) acc += a.Bt[m * N + n] * z[q * M + m];
-          rv[q * N + n] = a.x[(std::size_t(b0 + q) * T + t - 1) * N + n] - acc;
-        }
-        __syncthreads();
-      }
-    }
+    if (w != S(0)) Ob::force_residuals(a, ns, z, a.x + (std::size_t(b0) * T + t - 1) * N, std::size_t(T) * N, rv);
     for (int it = tid; it < ns * M; it += nt) {
       const int q = it / M, i = it - q * M;
       const std::size_t b = b0 + q;
-      S v = z[q * M + i];
-      if (w != S(0)) {
-        if constexpr (OB == Obs::Identity) {
-          if (i < N) v = (S(1) - w) * v + w * a.x[(b * T + t - 1) * N + i];
-        } else {
-          S acc = 0;
-          for (int n = 0; n < N; ++n) acc += a.Binvt[n * M + i] * rv[q * N + n];
-          v += w * acc;
-        }
-      }
+      const S v = w != S(0) ? Ob::force(a, z + q * M, a.x + (b * T + t - 1) * N, rv + q * N, w, i) : z[q * M + i];
       u[q * M + i] = v;
       const std::size_t row = b * (T - 1) + (t - 1);
       if (a.U) a.U[row * M + i] = v;
@@ -311,7 +266,7 @@ __global__ void __launch_bounds__(1024) rollout_forward_kernel(const RolloutArgs
       for (int it = tid; it < ns * N; it += nt) {
         const int q = it / N, n = it - q * N;
         const std::size_t b = b0 + q;
-        const S xh = observe(q, n);
+        const S xh = Ob::observe(a, z + q * M, n);
         if (a.xhat) a.xhat[(b * T + t) * N + n] = xh;
         if (a.x) {
           const S e = xh - a.x[(b * T + t) * N + n];
@@ -410,14 +365,11 @@ __global__ void __launch_bounds__(1024) rollout_backward_kernel(const RolloutArg
   S* dl = gu + a.nb * M;    // [nb, H] Delta (shallow)
   S* tq = dl + a.nb * (kShallow ? H : M) + a.nb * K;  // [nb, N] Binv^T dL/du (linear forcing)
   const S alpha_sum = DeviceModel<S, KD>::alpha_total(a);
+  using Ob = DeviceObs<S, OB>;  // the observation model (observation/observation.cuh)
+  const std::size_t stride = std::size_t(T) - 1;  // between the tape rows of two sequences
 
   for (int it = tid; it < ns * M; it += nt) g[it] = S(0);  // nothing flows back into z_{T-1}
-  if constexpr (OB == Obs::Linear)
-    for (int it = tid; it < ns * N; it += nt) {
-      const int q = it / N, n = it - q * N;
-      const std::size_t row = std::size_t(b0 + q) * (T - 1) + (T - 2);
-      a.Ebar[row * N + n] = a.E[row * N + n];
-    }
+  Ob::unforced_grad(a, ns, std::size_t(b0) * stride + (T - 2), stride);
   __syncthreads();
 
   for (int t = T - 1; t >= 1; --t) {
@@ -425,14 +377,7 @@ __global__ void __launch_bounds__(1024) rollout_backward_kernel(const RolloutArg
     for (int it = tid; it < ns * M; it += nt) {
       const int q = it / M, i = it - q * M;
       const std::size_t row = std::size_t(b0 + q) * (T - 1) + (t - 1);
-      S v = g[q * M + i];
-      if constexpr (OB == Obs::Identity) {
-        if (i < N) v += a.E[row * N + i];
-      } else {
-        S acc = 0;
-        for (int n = 0; n < N; ++n) acc += a.Bm[n * M + i] * a.E[row * N + n];
-        v += acc;
-      }
+      const S v = Ob::observe_grad(a, g[q * M + i], a.E + row * N, i);
       g[q * M + i] = v;
       a.G[row * M + i] = v;
     }
@@ -446,39 +391,13 @@ __global__ void __launch_bounds__(1024) rollout_backward_kernel(const RolloutArg
           [&](int q, int j, S x) { gu[q * M + j] = x; });
     }
     __syncthreads();
-    // (3) through the forcing of the state at t-1
-    const S w = forcing_weight(a, t - 1);
+    // (3) through the forcing of the state at t-1 (a(t-1) != 0 only for t >= 2)
+    const S w = forcing_weight<S>(a, t - 1);
     if (w != S(0)) {
-      if constexpr (OB == Obs::Identity) {
-        for (int it = tid; it < ns * N; it += nt) {
-          const int q = it / N, n = it - q * N;
-          gu[q * M + n] *= (S(1) - w);
-        }
-      } else {  // gu <- gu - w B^T (Binv^T gu);  Ebar_{t-1} = E_{t-1} - w Binv^T gu
-        for (int it = tid; it < ns * N; it += nt) {
-          const int q = it / N, n = it - q * N;
-          S acc = 0;
-          for (int i = 0; i < M; ++i) acc += a.Binv[i * N + n] * gu[q * M + i];
-          tq[q * N + n] = acc;
-          const std::size_t prev = std::size_t(b0 + q) * (T - 1) + (t - 2);  // a(t-1) != 0: t >= 2
-          a.Ebar[prev * N + n] = a.E[prev * N + n] - w * acc;
-        }
-        __syncthreads();
-        for (int it = tid; it < ns * M; it += nt) {
-          const int q = it / M, i = it - q * M;
-          S acc = 0;
-          for (int n = 0; n < N; ++n) acc += a.Bm[n * M + i] * tq[q * N + n];
-          gu[q * M + i] -= w * acc;
-        }
-      }
+      Ob::force_grad(a, ns, std::size_t(b0) * stride + (t - 2), stride, w, gu, tq);
       __syncthreads();
-    } else if constexpr (OB == Obs::Linear) {
-      if (t >= 2)
-        for (int it = tid; it < ns * N; it += nt) {
-          const int q = it / N, n = it - q * N;
-          const std::size_t prev = std::size_t(b0 + q) * (T - 1) + (t - 2);
-          a.Ebar[prev * N + n] = a.E[prev * N + n];
-        }
+    } else if (t >= 2) {
+      Ob::unforced_grad(a, ns, std::size_t(b0) * stride + (t - 2), stride);
     }
     S* tmp = g;
     g = gu;
