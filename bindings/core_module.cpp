@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -211,6 +212,50 @@ PYBIND11_MODULE(_core, m) {
     return is_f32(B, "B") ? run(float{}) : run(double{});
   }, py::arg("B"), "pinv(B) [M, N] of B [N, M] in B's dtype (float64 complete orthogonal decomposition, "
                    "csrc/observation/pinv.h): the forcing operator every trainer and PLRNN.pinv_B use.");
+  m.def("ode_integrate", [](const std::string& system, const std::vector<double>& params, const py::array& u0,
+                            double t0, double t1, double rtol, double atol, const py::object& t_eval) {
+    const index_t n = plrnn::ode_dimension(system, params);
+    for (double v : params)
+      if (!std::isfinite(v)) throw py::value_error("params: must be finite");
+    if (!u0.dtype().is(py::dtype::of<double>()) || u0.ndim() != 1 || u0.shape(0) != n)
+      throw py::value_error("u0: expected a float64 array of shape [" + std::to_string(n) + "]");
+    py::array_t<double> u({n});
+    std::copy_n(py::array_t<double>::ensure(u0).data(), n, u.mutable_data());  // dtype checked above
+    for (index_t i = 0; i < n; ++i)
+      if (!std::isfinite(u.data()[i])) throw py::value_error("u0: must be finite");
+    if (!std::isfinite(t0) || !std::isfinite(t1) || !(t1 > t0))
+      throw py::value_error("t0, t1: need finite t0 < t1");
+    if (!(rtol > 0) || !std::isfinite(rtol)) throw py::value_error("rtol: must be finite and > 0");
+    if (!(atol > 0) || !std::isfinite(atol)) throw py::value_error("atol: must be finite and > 0");
+    py::array_t<double> times;
+    index_t k = 0;
+    if (!t_eval.is_none()) {
+      const auto te = py::array::ensure(t_eval);
+      if (!te || !te.dtype().is(py::dtype::of<double>()) || te.ndim() != 1)
+        throw py::value_error("t_eval: expected a 1-d float64 array");
+      times = py::array_t<double, py::array::c_style>::ensure(te);
+      k = times.shape(0);
+      const double* tv = times.data();
+      for (index_t i = 0; i < k; ++i) {
+        if (!(tv[i] >= t0 && tv[i] <= t1)) throw py::value_error("t_eval: the times must lie in [t0, t1]");
+        if (i > 0 && !(tv[i] > tv[i - 1])) throw py::value_error("t_eval: the times must increase strictly");
+      }
+    }
+    py::object states = py::none();
+    double* out = nullptr;
+    if (!t_eval.is_none()) {
+      py::array_t<double> o({k, n});
+      out = o.mutable_data();
+      states = o;
+    }
+    const double* tv = t_eval.is_none() ? nullptr : times.data();
+    double* up = u.mutable_data();
+    call_interruptible([&] { plrnn::ode_integrate(system, params, t0, t1, up, rtol, atol, tv, k, out); });
+    return py::make_tuple(u, states);
+  }, py::arg("system"), py::arg("params"), py::arg("u0"), py::arg("t0"), py::arg("t1"), py::arg("rtol"),
+     py::arg("atol"), py::arg("t_eval") = py::none(),
+     "(u(t1) [n], u(t_eval) [k, n] or None): a built-in benchmark ODE integrated by DOP853 (csrc/data/dop853.h, "
+     "the steps of SciPy's solve_ivp); RuntimeError when the step size underflows or the state is not finite.");
   def_trainer<plrnn::HostTrainer, CpuBackend>(
       m, "HostTrainer",
       "The CPU trainer (csrc/training/train_step.h): many optimiser steps per native call (counter-based batch "

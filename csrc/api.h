@@ -2,6 +2,9 @@
 // checks and allocates NumPy arrays, fills the plain structs of core/types.h and calls these.
 // Shapes and conventions: docs/model.md.
 #pragma once
+#include <string>
+#include <vector>
+
 #include "core/thread_pool.h"  // get_num_threads / set_num_threads
 #include "core/types.h"
 #include "regularizers/mar.h"
@@ -45,5 +48,15 @@ template <typename S>
 vi::LogJoint vi_log_joint(const ModelSpec& spec, const Params<S>& p, const vi::Latent<S>& latent,
                           const vi::Observations<S>& obs, index_t B, index_t T, const S* z, const S* s,
                           const vi::Weights& w, const Grads<S>* grads, S* gz);
+
+// The built-in benchmark ODEs (csrc/data/systems.h: lorenz63, lorenz96, rossler, hindmarsh_rose,
+// van_der_pol, duffing; parameters in the order of python/plrnn_native/data/generators.py) integrated
+// from t0 to t1 > t0 by DOP853 (csrc/data/dop853.h, the steps of SciPy's solve_ivp). u [n] holds the
+// state at t0 and receives the state at t1; the states at t_eval (n_eval ascending times in [t0, t1])
+// go to out [n_eval, n]. Throws std::invalid_argument for a bad call, std::runtime_error when the step
+// size underflows or the state stops being finite.
+index_t ode_dimension(const std::string& system, const std::vector<double>& params);
+void ode_integrate(const std::string& system, const std::vector<double>& params, double t0, double t1,
+                   double* u, double rtol, double atol, const double* t_eval, index_t n_eval, double* out);
 
 }  // namespace plrnn

@@ -4,7 +4,7 @@ param_shapes, rollout, loss_and_grad, generate and mar_penalty are the model API
 modules bind through one template (bindings/model_api.h); _cuda re-exports these signatures. The CPU
 core has one device, 0."""
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -81,6 +81,12 @@ def adam_step(
 def pinv_B(B: np.ndarray) -> np.ndarray:
     """pinv(B) [M, N] of B [N, M] in B's dtype (csrc/observation/pinv.h): the forcing operator of the
     linear observation, the one routine of PLRNN.pinv_B and both trainers."""
+    ...
+
+def ode_integrate(system: str, params: Sequence[float], u0: np.ndarray, t0: float, t1: float, rtol: float,
+                  atol: float, t_eval: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """(u(t1) [n], u(t_eval) [k, n] or None): a built-in benchmark ODE (csrc/data/systems.h) integrated by
+    DOP853 with SciPy's steps (csrc/data/dop853.h). RuntimeError when the step size underflows."""
     ...
 
 class HostTrainer:

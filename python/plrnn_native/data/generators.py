@@ -76,18 +76,20 @@ def _generate(name: str, system: System, params: Dict[str, Any], lyap: Optional[
     t_eval = transient + dt * np.arange(T)  # [T]
 
     if process_noise == 0.0:
-        x = solve(system.rhs, 0.0, float(t_eval[-1]), u0, rtol, atol, t_eval=t_eval)
+        x = solve(system.rhs, 0.0, float(t_eval[-1]), u0, rtol, atol, t_eval=t_eval,
+                  native=system.native)
     else:
         u = u0.copy()
         n_tr = math.ceil(transient / dt - 1e-9) if transient > 0 else 0
         for j in range(n_tr):  # the transient, with kicks after every (at most dt long) interval
             ta, tb = j * dt, min((j + 1) * dt, transient)
-            u = solve(system.rhs, ta, tb, u, rtol, atol)
+            u = solve(system.rhs, ta, tb, u, rtol, atol, native=system.native)
             u = u + process_noise * rng_process.standard_normal(system.n)
         x = np.empty((T, system.n))
         x[0] = u
         for k in range(1, T):
-            u = solve(system.rhs, float(t_eval[k - 1]), float(t_eval[k]), u, rtol, atol)
+            u = solve(system.rhs, float(t_eval[k - 1]), float(t_eval[k]), u, rtol, atol,
+                      native=system.native)
             u = u + process_noise * rng_process.standard_normal(system.n)
             x[k] = u
     x = np.ascontiguousarray(x, dtype=np.float64)  # [T, n]
@@ -364,7 +366,7 @@ def lyapunov_max(name: str, t_total: float = 200.0, *, t_renorm: float = 1.0,
     n = system.n
     u = system.sample_x0(rng_x0) if x0 is None else as_vector("x0", x0, n)
     if transient > 0:
-        u = solve(system.rhs, 0.0, transient, u, rtol, atol)
+        u = solve(system.rhs, 0.0, transient, u, rtol, atol, native=system.native)
     v = rng_v.standard_normal(n)
     v /= np.linalg.norm(v)
 
