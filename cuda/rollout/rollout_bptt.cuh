@@ -144,6 +144,46 @@ __device__ __forceinline__ void block_sum(double* red, double v) {
   }
 }
 
+// The step's forward F(u, s) for the ns rows of a block, the one device statement of it (the rollout
+// forward below and the VI transitions, cuda/vi/log_joint.cuh). The caller has put each row's u
+// [ns, M], s [ns, K] and, for the W-phi kinds, phi(u) [ns, M] (in ph) in shared memory, followed by a
+// barrier. The callers read the matrices in their own layouts (the rollout forward: the transposed
+// copies, so that consecutive threads read consecutive addresses; VI: row-major) through
+//   w2(j, k) = W2[j, k] (shallow)   wf(i, j) = W[i, j] or W1[i, j]   c(i, k) = C[i, k]
+// and take the results through
+//   on_hidden(q, j, v, f)  shallow: v = (W2 u)_j and f = hidden(v), after ph[q, j] = f
+//   out(q, i, x)           x = F(u, s)_i = (W phi(u))_i (or (W1 hidden)_i) + A_i u_i + h_i + (C s)_i
+// The shallow kinds have a block barrier after the hidden layer; there is none at the end.
+template <typename S, Kind KD, class W2At, class WfAt, class CAt, class OnHidden, class Out>
+__device__ __forceinline__ void step_rows(const RolloutArgs<S>& m, int ns, const S* u, S* ph, const S* sx,
+                                          W2At w2, WfAt wf, CAt c, OnHidden on_hidden, Out out) {
+  constexpr bool kShallow = is_shallow_kind(KD);
+  const int M = m.M, K = m.K, H = m.H, F = kShallow ? H : M, tid = threadIdx.x, nt = blockDim.x;
+  if constexpr (kShallow) {
+    for (int it = tid; it < ns * H; it += nt) {
+      const int q = it / H, j = it - q * H;
+      S acc = 0;
+      for (int k = 0; k < M; ++k) acc += w2(j, k) * u[q * M + k];
+      const S f = DeviceModel<S, KD>::hidden(acc, m.h2[j]);
+      ph[q * H + j] = f;
+      on_hidden(q, j, acc, f);
+    }
+    __syncthreads();
+  } else {
+    (void)w2;
+    (void)on_hidden;
+  }
+  for (int it = tid; it < ns * M; it += nt) {
+    const int q = it / M, i = it - q * M;
+    S acc = 0;
+    const S* f = ph + q * F;
+    for (int j = 0; j < F; ++j) acc += wf(i, j) * f[j];
+    acc += m.A[i] * u[q * M + i] + m.h[i];
+    for (int k = 0; k < K; ++k) acc += c(i, k) * sx[q * K + k];
+    out(q, i, acc);
+  }
+}
+
 // =================================================================================================
 // Forward: z_0 = init(x_0) (or given z0); for t = 1..T-1: u = force(z_{t-1}, x_{t-1}, a(t-1)),
 // z_t = F(u, s_t) [+ eps_t]; xhat_t = obs(z_t); sse += |xhat_t - x_t|^2.
@@ -233,32 +273,23 @@ __global__ void __launch_bounds__(1024) rollout_forward_kernel(const RolloutArgs
       sx[q * K + k] = a.s[(std::size_t(b0 + q) * T + t) * K + k];
     }
     __syncthreads();
-    if constexpr (kShallow) {  // hidden layer: v = W2 u, phi = relu(v + h2) [- relu(v)]
-      for (int it = tid; it < ns * H; it += nt) {
-        const int q = it / H, j = it - q * H;
-        S acc = 0;
-        for (int m = 0; m < M; ++m) acc += W2t[m * H + j] * u[q * M + m];
-        const S f = DeviceModel<S, KD>::hidden(acc, a.h2[j]);
-        ph[q * H + j] = f;
-        const std::size_t row = std::size_t(b0 + q) * (T - 1) + (t - 1);
-        if (a.V) a.V[row * H + j] = acc;
-        if (a.Phi) a.Phi[row * H + j] = f;
-      }
-      __syncthreads();
-    }
-    // (2) z_t = A*u + W phi (or W1 hidden) + h + C s_t [+ eps_t]
-    const S* Wf = kShallow ? W1t : Wt;
-    for (int it = tid; it < ns * M; it += nt) {
-      const int q = it / M, i = it - q * M;
-      const std::size_t b = b0 + q;
-      S acc = 0;
-      const S* f = ph + q * F;
-      for (int j = 0; j < F; ++j) acc += Wf[j * M + i] * f[j];
-      acc += a.A[i] * u[q * M + i] + a.h[i];
-      for (int k = 0; k < K; ++k) acc += a.Ct[k * M + i] * sx[q * K + k];
-      if (a.eps) acc += a.eps[(b * T + t) * M + i];
-      z[q * M + i] = acc;
-      if (a.z) a.z[(b * T + t) * M + i] = acc;
+    // (2) z_t = F(u, s_t) [+ eps_t] (shallow: the hidden layer v = W2 u, hidden(v) first)
+    {
+      const S* Wf = kShallow ? W1t : Wt;
+      auto row_of = [&](int q) { return std::size_t(b0 + q) * (T - 1) + (t - 1); };
+      step_rows<S, KD>(
+          a, ns, u, ph, sx, [&](int j, int k) { return W2t[k * H + j]; }, [&](int i, int j) { return Wf[j * M + i]; },
+          [&](int i, int k) { return a.Ct[k * M + i]; },
+          [&](int q, int j, S v, S f) {
+            if (a.V) a.V[row_of(q) * H + j] = v;
+            if (a.Phi) a.Phi[row_of(q) * H + j] = f;
+          },
+          [&](int q, int i, S x) {
+            const std::size_t b = b0 + q;
+            if (a.eps) x += a.eps[(b * T + t) * M + i];
+            z[q * M + i] = x;
+            if (a.z) a.z[(b * T + t) * M + i] = x;
+          });
     }
     __syncthreads();
     // (3) observation, residual and loss of step t

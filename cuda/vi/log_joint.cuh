@@ -110,41 +110,31 @@ __global__ void __launch_bounds__(1024) vi_transition_kernel(const ViTransitionA
       sx[q * K + k] = a.s[(b * T + t) * K + k];
     }
     __syncthreads();
-    if constexpr (kShallow) {  // hidden layer: v = W2 u, hidden(v, h2)
-      for (int it = tid; it < ns * H; it += nt) {
-        const int q = it / H, j = it - q * H;
-        const long long r = r0 + q;
-        S acc = 0;
-        for (int k = 0; k < M; ++k) acc += m.W2[j * M + k] * u[q * M + k];
-        const S f = Model::hidden(acc, m.h2[j]);
-        ph[q * H + j] = f;
-        if (a.V) a.V[r * H + j] = acc;
-        if (a.Phi) a.Phi[r * H + j] = f;
-      }
-      __syncthreads();
-    }
-    // (2) F(u, s_t) = A u + W phi (or W1 hidden) + h + C s_t; e = z_t - F; the Gaussian term
-    for (int it = tid; it < ns * M; it += nt) {
-      const int q = it / M, i = it - q * M;
-      const long long r = r0 + q, b = r / (T - 1), t = 1 + r % (T - 1);
-      S acc = 0;
-      for (int j = 0; j < F; ++j) acc += Wf[i * F + j] * ph[q * F + j];
-      acc += m.A[i] * u[q * M + i] + m.h[i];
-      for (int k = 0; k < K; ++k) acc += a.C[i * K + k] * sx[q * K + k];
-      const S e = a.z[(b * T + t) * M + i] - acc;
-      const S sigma = a.floor + vi_exp(a.log_sigma_z[i]);
-      const S uu = e / sigma;
-      value += -0.5 * kViLog2Pi - log(static_cast<double>(sigma)) - 0.5 * double(uu) * double(uu);
-      const S G = a.wl * e / (sigma * sigma);
-      g[q * M + i] = G;
-      if (grad) {
-        a.G[r * M + i] = G;
-        a.g_next[r * M + i] = -G;
-        a.Lz[r * M + i] = a.wl * (uu * uu - S(1)) * ((sigma - a.floor) / sigma);
-      }
-    }
+    // (2) F(u, s_t) (shallow: the hidden layer v = W2 u, hidden(v) first, rollout/rollout_bptt.cuh);
+    // e = z_t - F; the Gaussian term
+    step_rows<S, KD>(
+        m, ns, u, ph, sx, [&](int j, int k) { return m.W2[j * M + k]; }, [&](int i, int j) { return Wf[i * F + j]; },
+        [&](int i, int k) { return a.C[i * K + k]; },
+        [&](int q, int j, S v, S f) {
+          if (a.V) a.V[(r0 + q) * H + j] = v;
+          if (a.Phi) a.Phi[(r0 + q) * H + j] = f;
+        },
+        [&](int q, int i, S x) {
+          const long long r = r0 + q, b = r / (T - 1), t = 1 + r % (T - 1);
+          const S e = a.z[(b * T + t) * M + i] - x;
+          const S sigma = a.floor + vi_exp(a.log_sigma_z[i]);
+          const S uu = e / sigma;
+          value += -0.5 * kViLog2Pi - log(static_cast<double>(sigma)) - 0.5 * double(uu) * double(uu);
+          const S G = a.wl * e / (sigma * sigma);
+          g[q * M + i] = G;
+          if (grad) {
+            a.G[r * M + i] = G;
+            a.g_next[r * M + i] = -G;
+            a.Lz[r * M + i] = a.wl * (uu * uu - S(1)) * ((sigma - a.floor) / sigma);
+          }
+        });
     __syncthreads();
-    // (3) the step's vector-Jacobian product: d log p / d z_{t-1} (shallow: W2 u recomputed, as in (1))
+    // (3) the step's vector-Jacobian product: d log p / d z_{t-1} (shallow: W2 u recomputed, as in (2))
     if (grad)
       step_vjp_rows<S, KD>(
           m, m.W, m.W1, m.W2, ns, g, dl, a.R, a.D1, alpha_sum, [&](int q, int j) { return u[q * M + j]; },
