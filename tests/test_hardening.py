@@ -89,10 +89,12 @@ work = lambda: [model.loss_and_grad(x, forcing="sparse", tau=10) for _ in range(
 from plrnn_native.training import Trainer, TrainConfig
 model = pn.PLRNN("standard", M=200, N=3, dtype="float32", seed=0)
 x = np.random.default_rng(0).standard_normal((5000, 3)).astype(np.float32)
-trainer = Trainer(model, x, config=TrainConfig(epochs=10_000, seq_len=500, batch_size=32))
+good = {"epoch": 0, "t": 0, "params": {k: v.copy() for k, v in model.items()}}
+def remember(tr, record):  # the state at the end of each complete epoch
+    good.update(epoch=tr.epoch, t=tr.optimizer.t, params={k: v.copy() for k, v in tr.model.items()})
+trainer = Trainer(model, x, config=TrainConfig(epochs=10_000, seq_len=500, batch_size=32), callback=remember)
 work = lambda: trainer.train()
 def state_ok():  # back at the end of the last complete epoch
-    good = trainer._good
     return (trainer.epoch == good["epoch"] == len(trainer.history) and trainer.optimizer.t == good["t"]
             and all(np.array_equal(trainer.model[k], good["params"][k]) for k in trainer.model.keys()))
 """,

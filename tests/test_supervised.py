@@ -414,11 +414,14 @@ def test_training_is_reproducible():
 def test_divergence_stops_and_keeps_the_last_finite_state():
     test = pn.tasks.addition(50, 30, rng=1)
     net = SupervisedPLRNN("standard", M=8, K=2, O=1, seed=0)
-    cfg = SupervisedConfig(updates=200, lr=1e4, lr_end=1e4, grad_clip=0.0, seed=0)
-    result = pn.train_supervised(net, lambda n, rng: pn.tasks.addition(n, 30, rng), test, cfg)
+    cfg = SupervisedConfig(updates=200, lr=1e4, lr_end=1e4, grad_clip=0.0, seed=0, eval_every=1)
+    good = [{k: v.copy() for k, v in net.params.items()}]
+    result = pn.train_supervised(net, lambda n, rng: pn.tasks.addition(n, 30, rng), test, cfg,
+                                 callback=lambda record: good.append({k: v.copy() for k, v in net.params.items()}))
     assert result.status == "diverged", result.message
-    assert result.updates_done < 200
-    assert all(np.isfinite(v).all() for v in net.params.values())
+    assert result.updates_done < 200 and len(good) == result.updates_done + 1
+    for k, v in net.params.items():  # the state after the last complete update
+        np.testing.assert_array_equal(v, good[-1][k])
     assert "finite" in result.metrics
 
 

@@ -133,3 +133,61 @@ def test_best_model_selector_keeps_the_best_scored_parameters():
     assert selector.score(model) == pytest.approx(selector.best_score, rel=1e-12)
     with pytest.raises(ValueError, match="x_val"):
         BestModelSelector(np.full((50, 3), np.nan))
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop every trainer runs (optim.guarded_loop)
+# ----------------------------------------------------------------------------------------------
+def _loop_state():
+    """A parameter dict, an optimiser over it, and the loop's snapshot/restore on both."""
+    from plrnn_native import optim
+
+    params = {"w": np.zeros(3)}
+    opt = optim.Adam(params, "adam", (0.9, 0.999), 1e-8)
+    return (params, opt, lambda: optim.optimizer_snapshot(params, opt),
+            lambda snap: optim.optimizer_restore(params, opt, snap))
+
+
+def _unit(params, opt, diverge_at=None, interrupt_at=None):
+    def run(i):
+        opt.step(params, {"w": np.full(3, 1.0 + i)}, 0.1)
+        if i == interrupt_at:
+            raise KeyboardInterrupt
+        if i == diverge_at:
+            params["w"][0] = np.nan
+            return f"unit {i} diverged"
+        return None
+    return run
+
+
+def test_guarded_loop_restores_the_last_good_state_on_divergence():
+    from plrnn_native.optim import guarded_loop
+
+    params, opt, snapshot, restore = _loop_state()
+    done = []
+    assert guarded_loop(range(5), _unit(params, opt), snapshot, restore, done.append) is None
+    assert done == [0, 1, 2, 3, 4] and opt.t == 5
+    params, opt, snapshot, restore = _loop_state()
+    expected, eopt, *_ = _loop_state()
+    _unit(expected, eopt)(0)
+    _unit(expected, eopt)(1)  # the state after the two units that complete
+    done = []
+    assert guarded_loop(range(5), _unit(params, opt, diverge_at=2), snapshot, restore, done.append) == "unit 2 diverged"
+    assert done == [0, 1] and opt.t == 2
+    np.testing.assert_array_equal(params["w"], expected["w"])
+    np.testing.assert_array_equal(opt.m["w"], eopt.m["w"])
+    np.testing.assert_array_equal(opt.v["w"], eopt.v["w"])
+
+
+def test_guarded_loop_restores_on_ctrl_c_and_reraises():
+    from plrnn_native.optim import guarded_loop
+
+    params, opt, snapshot, restore = _loop_state()
+    expected, eopt, *_ = _loop_state()
+    _unit(expected, eopt)(0)
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        guarded_loop(range(5), _unit(params, opt, interrupt_at=1), snapshot, restore, done.append)
+    assert done == [0] and opt.t == 1
+    np.testing.assert_array_equal(params["w"], expected["w"])
+    np.testing.assert_array_equal(opt.m["w"], eopt.m["w"])

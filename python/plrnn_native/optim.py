@@ -1,6 +1,7 @@
-"""The optimiser of both trainers (:mod:`.training`, :mod:`.supervised`): Adam or RAdam on a dict
-of arrays, global-norm gradient clipping, the guarded update step they share, and the small loop
-helpers both use (parameter snapshots for the divergence guard, the progress bar).
+"""The optimiser and the loop of every trainer (:mod:`.training`, :mod:`.supervised`, :mod:`.vi`):
+Adam or RAdam on a dict of arrays, global-norm gradient clipping, the guarded update step, the guarded
+loop (:func:`guarded_loop`: the divergence guard and Ctrl-C, both back to the last good state) and
+its helpers (parameter snapshots, the progress bar).
 
 The update itself is native and shared by every trainer (``csrc/training/adam.h``): the native loops
 (``csrc/training/train_step.h`` on the CPU, ``cuda/training/train_step.cu`` on a GPU) apply it to their
@@ -11,13 +12,14 @@ are read into and written from :class:`Adam`'s ``m``/``v`` so that checkpoints a
 from __future__ import annotations
 
 import math
-from typing import Dict, Tuple
+from typing import Callable, Dict, Iterable, Optional, Tuple, TypeVar
 
 import numpy as np
 
 from . import _core
 
 ArrayDict = Dict[str, np.ndarray]
+State = TypeVar("State")
 
 
 class Adam:
@@ -103,3 +105,43 @@ def progress_bar(iterable, enabled: bool, desc: str = "epochs", unit: str = "epo
     except ImportError:
         return iterable
     return tqdm(iterable, desc=desc, unit=unit)
+
+
+def optimizer_snapshot(params: ArrayDict, optimizer: Adam) -> dict:
+    """Copies of the parameters and of the optimiser's state: what a trainer restores."""
+    return {"params": copy_params(params), "m": copy_params(optimizer.m), "v": copy_params(optimizer.v),
+            "t": optimizer.t}
+
+
+def optimizer_restore(params: ArrayDict, optimizer: Adam, snap: dict) -> None:
+    """Writes an :func:`optimizer_snapshot` back (in place)."""
+    restore_params(params, snap["params"])
+    optimizer.load_state(snap["t"], snap["m"], snap["v"])
+
+
+def guarded_loop(units: Iterable[int], run_unit: Callable[[int], Optional[str]],
+                 snapshot: Callable[[], State], restore: Callable[[State], None],
+                 after_unit: Optional[Callable[[int], None]] = None) -> Optional[str]:
+    """The loop of every trainer: ``run_unit(i)`` for each unit (an epoch, or one update), which
+    returns None when it completed with finite results or a message saying how it diverged.
+
+    The last good state (``snapshot()``, taken before the first unit and after each completed one)
+    is restored when a unit diverges (its message is returned; None when every unit completed) and
+    when Ctrl-C interrupts a unit (the KeyboardInterrupt propagates after the restore), so that the
+    trainer can be saved or continued as if it had stopped after the last completed unit.
+    ``after_unit(i)`` runs after each completed unit, once its state counts as good.
+    """
+    good = snapshot()
+    try:
+        for i in units:
+            failure = run_unit(i)
+            if failure is not None:
+                restore(good)
+                return failure
+            good = snapshot()
+            if after_unit is not None:
+                after_unit(i)
+    except KeyboardInterrupt:
+        restore(good)
+        raise
+    return None

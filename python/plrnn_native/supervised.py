@@ -23,7 +23,7 @@ from ._io import atomic_savez, load_model_npz
 from ._validation import (as_rng, check_array, check_betas, check_choice, check_float, check_instance, check_int,
                           check_ndarray)
 from .models import PLRNN
-from .optim import Adam, copy_params, guarded_step, params_finite, progress_bar, restore_params
+from .optim import Adam, guarded_loop, guarded_step, optimizer_restore, optimizer_snapshot, params_finite, progress_bar
 from .regularizers import MAR
 
 LOSSES = ("mse", "ce")
@@ -393,54 +393,47 @@ def train_supervised(net: SupervisedPLRNN, train, evaluation, config: Optional[S
     params = {**{k: net.dynamics._params[k] for k in net._model_names()}, **net._readout}
     opt = Adam(params, cfg.optimizer, tuple(cfg.betas), cfg.eps)
     decay = (cfg.lr_end / cfg.lr) ** (1.0 / max(cfg.updates - 1, 1))
-    good = copy_params(params)
     history: List[dict] = []
     t0 = time.perf_counter()
     losses: List[float] = []
-    status, message = "completed", f"trained {cfg.updates} updates"
-    bar = progress_bar(range(cfg.updates), progress, "updates", "update")
     done = 0
-    updating = False
-    try:
-        for it in bar:
-            if fresh:
-                task = train(cfg.batch_size, rng)
-                s, target, mask = task.batch(np.arange(task.n), dtype=net.dtype)
-            else:
-                s, target, mask = train.batch(rng.integers(0, train.n, cfg.batch_size), dtype=net.dtype)
-            loss, grads = net.loss_and_grad(s, target, mask, loss=(task if fresh else train).loss, mar=mar)
-            updating = True
-            norm, stepped = guarded_step(opt, params, loss, grads, cfg.lr * decay**it, cfg.grad_clip)
-            if not stepped:
-                status = "diverged"
-                message = (f"training diverged at update {it} (loss {loss}, gradient norm {norm}); "
-                           f"restored the last finite parameters")
-                break
-            if not params_finite(params):
-                status = "diverged"
-                message = f"parameters became non-finite at update {it}; restored the last finite parameters"
-                break
-            good = copy_params(params)  # replaced in one step (Ctrl-C below)
-            done = it + 1
-            updating = False
-            losses.append(loss)
-            if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.updates:
-                record = {"update": done, "train_loss": float(np.mean(losses)), "lr": cfg.lr * decay**it,
-                          "seconds": time.perf_counter() - t0,
-                          **{f"eval_{k}": v for k, v in evaluate(net, evaluation, cfg.eval_batch).items()
-                             if isinstance(v, (int, float, bool, np.floating, np.integer, np.bool_))}}
-                history.append({k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()})
-                losses = []
-                if callback is not None:
-                    callback(record)
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{record['train_loss']:.4g}")
-    except KeyboardInterrupt:
-        # Ctrl-C (the native calls check for it): leave the network as after the last complete update
-        if updating:
-            restore_params(params, good)
-        raise
-    if status == "diverged":
-        restore_params(params, good)
+
+    def update(it: int) -> Optional[str]:
+        nonlocal done
+        if fresh:
+            task = train(cfg.batch_size, rng)
+            s, target, mask = task.batch(np.arange(task.n), dtype=net.dtype)
+        else:
+            s, target, mask = train.batch(rng.integers(0, train.n, cfg.batch_size), dtype=net.dtype)
+        loss, grads = net.loss_and_grad(s, target, mask, loss=(task if fresh else train).loss, mar=mar)
+        norm, stepped = guarded_step(opt, params, loss, grads, cfg.lr * decay**it, cfg.grad_clip)
+        if not stepped:
+            return (f"training diverged at update {it} (loss {loss}, gradient norm {norm}); "
+                    f"restored the last finite parameters")
+        if not params_finite(params):
+            return f"parameters became non-finite at update {it}; restored the last finite parameters"
+        done = it + 1
+        losses.append(loss)
+        return None
+
+    def after_update(it: int) -> None:
+        if not ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.updates):
+            return
+        record = {"update": done, "train_loss": float(np.mean(losses)), "lr": cfg.lr * decay**it,
+                  "seconds": time.perf_counter() - t0,
+                  **{f"eval_{k}": v for k, v in evaluate(net, evaluation, cfg.eval_batch).items()
+                     if isinstance(v, (int, float, bool, np.floating, np.integer, np.bool_))}}
+        history.append({k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()})
+        losses.clear()
+        if callback is not None:
+            callback(record)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{record['train_loss']:.4g}")
+
+    bar = progress_bar(range(cfg.updates), progress, "updates", "update")
+    # the divergence guard and Ctrl-C (the native calls check for it): back to the last complete update
+    failure = guarded_loop(bar, update, lambda: optimizer_snapshot(params, opt),
+                           lambda snap: optimizer_restore(params, opt, snap), after_update)
+    status, message = ("diverged", failure) if failure is not None else ("completed", f"trained {cfg.updates} updates")
     metrics = evaluate(net, evaluation, cfg.eval_batch)
     return SupervisedResult(status, message, done, metrics, history, time.perf_counter() - t0)

@@ -26,7 +26,8 @@ from ._io import NpzReader, atomic_savez
 from ._validation import (check_array, check_betas, check_bool, check_choice, check_float,
                           check_instance, check_int, check_ndarray)
 from .models import PLRNN, check_alpha, check_tau
-from .optim import Adam, copy_params, exponential_lr, guarded_step, params_finite, progress_bar, restore_params
+from .optim import (Adam, copy_params, exponential_lr, guarded_loop, guarded_step, params_finite, progress_bar,
+                    restore_params)
 from .regularizers import MAR
 from .selection import BestModelSelector
 
@@ -256,7 +257,6 @@ class Trainer:
         self.history: List[dict] = []
         self._native = None
         self._mar = self.config.mar()
-        self._good = self._snapshot()
         self._windows = np.cumsum([0] + [xi.shape[0] - self.config.seq_len + 1 for xi, _, _ in self.series])
         self._native_params_finite = True
         #: the native training loop (csrc/training/train_step.h on the CPU, cuda/training/train_step.h on a
@@ -372,40 +372,37 @@ class Trainer:
         """
         target = self.config.epochs if epochs is None else check_int("epochs", epochs, 0)
         bar = progress_bar(range(self.epoch, target), progress)
-        try:
-            return self._train_epochs(bar)
-        except KeyboardInterrupt:
-            # Ctrl-C (the native calls check for it): back to the end of the last complete epoch,
-            # so that the trainer can be saved or continued as if it had stopped there
-            self._restore(self._good)
-            del self.history[self._good["epoch"]:]
-            raise
+
+        def after_epoch(_):
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{self.history[-1]['loss']:.4g}")
+            if self.callback is not None:
+                self.callback(self, self.history[-1])
+
+        try:  # the divergence guard and Ctrl-C: back to the end of the last complete epoch
+            failure = guarded_loop(bar, self._run_epoch, self._snapshot, self._restore, after_epoch)
         finally:
             if hasattr(bar, "close"):
                 bar.close()
-
-    def _train_epochs(self, bar) -> TrainResult:
-        for _ in bar:
-            t0 = time.perf_counter()
-            lr = self.lr_at(self.epoch)
-            losses, norms = self.train_epoch_steps(lr)
-            loss, norm = losses[-1], norms[-1]
-            if not (math.isfinite(loss) and math.isfinite(norm)) or not self._params_finite():
-                self._restore(self._good)
-                msg = (f"training diverged in epoch {self.epoch} (loss {loss}, gradient norm {norm}); "
-                       f"restored the model and optimiser to the end of epoch {self.epoch - 1}")
-                return TrainResult("diverged", msg, self.epoch, self.history)
-            record = {"epoch": self.epoch, "loss": float(np.mean(losses)), "grad_norm": float(np.mean(norms)),
-                      "lr": lr, "alpha": float(self.alpha) if self.config.forcing == "generalized" else None,
-                      "seconds": time.perf_counter() - t0}
-            self.history.append(record)
-            self.epoch += 1
-            self._good = self._snapshot()
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{record['loss']:.4g}")
-            if self.callback is not None:
-                self.callback(self, record)
+        if failure is not None:
+            return TrainResult("diverged", failure, self.epoch, self.history)
         return TrainResult("completed", f"trained {self.epoch} epochs", self.epoch, self.history)
+
+    def _run_epoch(self, _) -> Optional[str]:
+        """One epoch; None when it completed (its record appended), else how it diverged."""
+        t0 = time.perf_counter()
+        lr = self.lr_at(self.epoch)
+        losses, norms = self.train_epoch_steps(lr)
+        loss, norm = losses[-1], norms[-1]
+        if not (math.isfinite(loss) and math.isfinite(norm)) or not self._params_finite():
+            return (f"training diverged in epoch {self.epoch} (loss {loss}, gradient norm {norm}); "
+                    f"restored the model and optimiser to the end of epoch {self.epoch - 1}")
+        record = {"epoch": self.epoch, "loss": float(np.mean(losses)), "grad_norm": float(np.mean(norms)),
+                  "lr": lr, "alpha": float(self.alpha) if self.config.forcing == "generalized" else None,
+                  "seconds": time.perf_counter() - t0}
+        self.history.append(record)
+        self.epoch += 1
+        return None
 
     # ---- state ---------------------------------------------------------------------------------
     def _params_finite(self) -> bool:
@@ -426,11 +423,13 @@ class Trainer:
         }
 
     def _restore(self, snap: dict) -> None:
+        """Back to a :meth:`_snapshot` (the records of later epochs dropped)."""
         restore_params(self.model._params, snap["params"])
         self.optimizer.load_state(snap["t"], snap["m"], snap["v"])
         self.alpha = snap["alpha"]
         self.epoch = snap["epoch"]
         self.batches_done = snap["batches_done"]
+        del self.history[snap["epoch"]:]
         self._push_to_native()
         self._native_params_finite = True
 
@@ -462,7 +461,6 @@ class Trainer:
         trainer.batches_done = meta["batches_done"]
         trainer.history = meta["history"]
         trainer._push_to_native()
-        trainer._good = trainer._snapshot()
         return trainer
 
 

@@ -536,10 +536,7 @@ class VITrainer:
         total = epochs
         try:
             self._fit(total, batches_per_epoch, checkpoint, checkpoint_every)
-        except KeyboardInterrupt:  # back to the start of the interrupted epoch, then saved
-            params, m, v, t = self._epoch_start
-            self._optim.restore_params(self._all, params)
-            self.optimizer.load_state(t, m, v)
+        except KeyboardInterrupt:  # back at the start of the interrupted epoch (optim.guarded_loop): saved
             if checkpoint is not None:
                 self.save_checkpoint(checkpoint)
             raise
@@ -548,10 +545,10 @@ class VITrainer:
         return self.history
 
     def _fit(self, total: int, batches_per_epoch: int, checkpoint, checkpoint_every: int) -> None:
-        while self.epoch < total and self.stopped is None:
-            good = self._optim.copy_params(self._all)
-            self._epoch_start = (good, self._optim.copy_params(self.optimizer.m),
-                                 self._optim.copy_params(self.optimizer.v), self.optimizer.t)
+        if self.stopped is not None:
+            return
+
+        def epoch(_) -> Optional[str]:
             rng = np.random.default_rng([self.seed, 1, self.epoch])
             lr = self._optim.exponential_lr(self.lr, self.lr_end, self.epoch, total)
             a = self.weight(self.epoch)
@@ -562,17 +559,24 @@ class VITrainer:
                 if stepped:
                     losses.append(loss)
             if not self._optim.params_finite(self._all):
-                self._optim.restore_params(self._all, good)
-                self.stopped = f"epoch {self.epoch}: parameters became non-finite; restored the last good state"
-                break
+                return f"epoch {self.epoch}: parameters became non-finite; restored the last good state"
             record = {"epoch": self.epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                       "likelihood_weight": a, "skipped_steps": skipped, "lr": lr}
             self.history.append(record)
             self.epoch += 1
+            return None
+
+        def after_epoch(_) -> None:
             if self.callback is not None:
-                self.callback(self, record)
+                self.callback(self, self.history[-1])
             if checkpoint is not None and self.epoch % checkpoint_every == 0:
                 self.save_checkpoint(checkpoint)
+
+        # the trainers' loop (optim.guarded_loop): a diverged epoch, or Ctrl-C, goes back to the last good
+        # state (parameters and optimiser)
+        self.stopped = self._optim.guarded_loop(
+            range(self.epoch, total), epoch, lambda: self._optim.optimizer_snapshot(self._all, self.optimizer),
+            lambda snap: self._optim.optimizer_restore(self._all, self.optimizer, snap), after_epoch)
 
     CHECKPOINT_FORMAT = "plrnn_native.vi.checkpoint/1"
 
