@@ -85,6 +85,11 @@ model = pn.PLRNN("standard", M=400, N=3, dtype="float32", seed=0)
 x = np.random.default_rng(0).standard_normal((8, 3000, 3)).astype(np.float32)
 work = lambda: [model.loss_and_grad(x, forcing="sparse", tau=10) for _ in range(1000)]
 """,
+    "ode": """
+from plrnn_native import _core
+u0 = np.array([1.0, 2.0, 20.0])
+work = lambda: _core.ode_integrate("lorenz63", [10.0, 28.0, 8.0 / 3.0], u0, 0.0, 1e9, 1e-10, 1e-12)
+""",
     "training": """
 from plrnn_native.training import Trainer, TrainConfig
 model = pn.PLRNN("standard", M=200, N=3, dtype="float32", seed=0)
