@@ -196,6 +196,11 @@ PYBIND11_MODULE(_core, m) {
 
   def_model_api<CpuBackend>(m);
   def_adam(m);
+  m.def("kind_names", [] {
+    py::list out;
+    for (const plrnn::KindName& k : plrnn::kKindNames) out.append(py::make_tuple(k.name, k.clipped));
+    return out;
+  }, "[(name, clipped)] of every model kind, in the order of csrc/kinds.h (the one list of kinds).");
   m.def("check_forcing", [](const std::string& mode, index_t tau, double alpha) { parse_forcing(mode, tau, alpha); },
         py::arg("mode"), py::arg("tau"), py::arg("alpha"),
         "ValueError naming tau or alpha where the forcing mode does not take their value (csrc/core/param_layout.h).");

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/kind_names.h"
 #include "core/param_layout.h"
 
 namespace plrnn::bind {
@@ -113,11 +114,9 @@ inline ModelSpec parse_spec(const py::dict& cfg) {
   ModelSpec spec;
   const std::string kind = cfg_str(cfg, "kind", nullptr);
   const bool clipped = cfg_bool(cfg, "clipped");
-  if (kind == "standard") spec.kind = Kind::Standard;
-  else if (kind == "alrnn") spec.kind = Kind::ALRNN;
-  else if (kind == "dendritic") spec.kind = clipped ? Kind::DendriticClipped : Kind::Dendritic;
-  else if (kind == "shallow") spec.kind = clipped ? Kind::ShallowClipped : Kind::Shallow;
-  else throw py::value_error("kind: unknown model kind '" + kind + "' (standard, alrnn, dendritic, shallow)");
+  const auto k = kind_from_name(kind, clipped);  // the names of csrc/kinds.h
+  if (!k) throw py::value_error("kind: unknown model kind '" + kind + "' (" + kind_name_list() + ")");
+  spec.kind = *k;
   const std::string obs = cfg_str(cfg, "obs", "identity");
   if (obs == "identity") spec.obs = Obs::Identity;
   else if (obs == "linear") spec.obs = Obs::Linear;

@@ -9,8 +9,8 @@
 //      PLRNN_INSTANTIATE_ROLLOUT_KIND, listed in CMakeLists.txt (PLRNN_CUDA_SOURCES);
 //   4. its parameters: core/param_layout.h (param_shape, check_spec) and the family predicates of
 //      core/types.h (has_W, is_dendritic, is_shallow);
-//   5. its name: bindings/model_args.h (parse_spec) and python/plrnn_native/models.py (KINDS), with its
-//      NumPy reference (reference.py) and piecewise-linear form (piecewise.py) for the tests and analysis.
+//   5. its NumPy reference (reference.py) and piecewise-linear form (piecewise.py) for the tests and
+//      analysis (its name, and its clipped variant if any, come from the entry here).
 // A new family (another step shape) also needs its branch in the CUDA kernels (rollout/rollout_bptt.cuh).
 //
 //   Standard          A*z + W relu(z) + h + C s                    (W zero diagonal)
@@ -21,4 +21,13 @@
 //   ShallowClipped    A*z + W1 (relu(W2 z + h2) - relu(W2 z)) + h1 + C s
 #pragma once
 
-#define PLRNN_KINDS(X) X(Standard) X(ALRNN) X(Dendritic) X(DendriticClipped) X(Shallow) X(ShallowClipped)
+// X(enumerator, name, clipped): the name a model's configuration gives ("kind", as PLRNN(kind=...) and
+// the plrnn command line take it) and whether this is the clipped variant of that name
+// (core/kind_names.h turns them into the configuration's rule; Python reads them via _core.kind_names).
+#define PLRNN_KINDS(X)                 \
+  X(Standard, "standard", false)       \
+  X(ALRNN, "alrnn", false)             \
+  X(Dendritic, "dendritic", false)     \
+  X(DendriticClipped, "dendritic", true) \
+  X(Shallow, "shallow", false)         \
+  X(ShallowClipped, "shallow", true)

@@ -11,7 +11,7 @@ namespace plrnn {
 using index_t = std::int64_t;
 
 // Values in the order of the list in kinds.h (Standard = 0, ...), formulas there.
-#define PLRNN_KIND_ENUMERATOR(k) k,
+#define PLRNN_KIND_ENUMERATOR(k, name, clipped) k,
 enum class Kind : int { PLRNN_KINDS(PLRNN_KIND_ENUMERATOR) };
 #undef PLRNN_KIND_ENUMERATOR
 

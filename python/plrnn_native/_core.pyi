@@ -78,6 +78,10 @@ def adam_step(
     """One Adam/RAdam update in place (csrc/training/adam.h; t: the step count after it)."""
     ...
 
+def kind_names() -> List[Tuple[str, bool]]:
+    """[(name, clipped)] of every model kind, in the order of csrc/kinds.h."""
+    ...
+
 def pinv_B(B: np.ndarray) -> np.ndarray:
     """pinv(B) [M, N] of B [N, M] in B's dtype (csrc/observation/pinv.h): the forcing operator of the
     linear observation, the one routine of PLRNN.pinv_B and both trainers."""

@@ -28,7 +28,9 @@ from ._validation import (
 )
 from .regularizers import MAR
 
-KINDS = ("standard", "alrnn", "dendritic", "shallow")
+#: The model kinds (csrc/kinds.h, the one list) and those with a clipped variant.
+KINDS = tuple(dict.fromkeys(name for name, _ in _core.kind_names()))
+CLIPPED_KINDS = tuple(name for name, clipped in _core.kind_names() if clipped)
 OBSERVATIONS = ("identity", "linear")
 FORCINGS = ("none", "sparse", "generalized")
 
@@ -128,8 +130,9 @@ class PLRNN:
             hidden = check_int("hidden", hidden, 1)
         elif hidden is not None:
             raise ValueError(f"hidden: only the 'shallow' kind has hidden, got kind={kind!r}")
-        if clipped and kind not in ("dendritic", "shallow"):
-            raise ValueError(f"clipped: only the dendritic and shallow kinds have a clipped variant, got {kind!r}")
+        if clipped and kind not in CLIPPED_KINDS:
+            raise ValueError(f"clipped: only the {' and '.join(CLIPPED_KINDS)} kinds have a clipped variant, "
+                             f"got {kind!r}")
         return dict(kind=kind, M=M, N=N, K=K, obs=obs, P=P, bases=bases, hidden=hidden,
                     clipped=bool(clipped), dtype=str(as_dtype(dtype)))
 
