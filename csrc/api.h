@@ -55,6 +55,7 @@ vi::LogJoint vi_log_joint(const ModelSpec& spec, const Params<S>& p, const vi::L
 // state at t0 and receives the state at t1; the states at t_eval (n_eval ascending times in [t0, t1])
 // go to out [n_eval, n]. Throws std::invalid_argument for a bad call, std::runtime_error when the step
 // size underflows or the state stops being finite.
+// ode_dimension: the state dimension n of `system` (its parameters checked).
 index_t ode_dimension(const std::string& system, const std::vector<double>& params);
 void ode_integrate(const std::string& system, const std::vector<double>& params, double t0, double t1,
                    double* u, double rtol, double atol, const double* t_eval, index_t n_eval, double* out);

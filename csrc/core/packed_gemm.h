@@ -1,8 +1,9 @@
 // Register-blocked matrix products for the per-step work of the CPU core, where Eigen's general
 // GEMM (which re-packs both operands on every call) reaches about half of the FMA peak at M ~ 128:
 //
-//   Z = A X     A [M, K] packed once per call (PackedRows), X [K, n] a block of states packed per
-//               step (pack_cols); the forward step (A = W) and the backward step (A = W^T).
+//   Z = A X     A [M, K] packed once per call (PackedRows), X [K, n] a block of states read in place
+//               (packed per step by pack_cols when n is not a multiple of kNR); the forward step
+//               (A = W) and the backward step (A = W^T).
 //   D += G X^T  G [M, c], X [K, c] column-major, reduced over c (all steps of a chunk at once);
 //               the gradient of W.
 //
@@ -140,28 +141,19 @@ inline void panel_times_rows_t(const S* g, index_t ldg, const S* x, index_t ldx,
 }  // namespace detail
 
 // out [round_up(A.M(), kRows), col_groups(n) * kNR] column-major (leading dimension ld at least
-// the row count) = A X, with xp = pack_cols(X) of n columns. Rows past A.M() and columns past n are zero.
-template <typename S>
-void gemm(const PackedRows<S>& A, const S* xp, index_t n, S* out, index_t ld) {
+// the row count) = A X for n columns of X: x = pack_cols(X) (ldx unused), or, with Strided, X [A.K(), n]
+// column-major (leading dimension ldx) read in place (then n % kNR == 0). Rows past A.M() and columns
+// past n are zero.
+template <bool Strided, typename S>
+void gemm(const PackedRows<S>& A, const S* x, index_t ldx, index_t n, S* out, index_t ld) {
   constexpr int NR = Tile<S>::kNR;
   constexpr index_t R = Tile<S>::kRows;
-  const index_t K = A.K();
+  PLRNN_ASSERT(!Strided || n % NR == 0);
+  const index_t group = Strided ? NR * ldx : A.K() * NR;  // from one column group of X to the next
   for (index_t g = 0; g < col_groups<S>(n); ++g)
     for (index_t p = 0; p < A.panels(); ++p)
-      detail::panel_times_cols<S, NR>(A.panel(p), xp + g * K * NR, 0, K, out + g * NR * ld + p * R,
-                                      ld);
-}
-
-// The same for X [A.K(), n] column-major (leading dimension ldx) read in place; n % kNR == 0.
-template <typename S>
-void gemm_in_place(const PackedRows<S>& A, const S* x, index_t ldx, index_t n, S* out, index_t ld) {
-  constexpr int NR = Tile<S>::kNR;
-  constexpr index_t R = Tile<S>::kRows;
-  PLRNN_ASSERT(n % NR == 0);
-  for (index_t g = 0; g < n / NR; ++g)
-    for (index_t p = 0; p < A.panels(); ++p)
-      detail::panel_times_cols<S, NR, true>(A.panel(p), x + g * NR * ldx, ldx, A.K(),
-                                            out + g * NR * ld + p * R, ld);
+      detail::panel_times_cols<S, NR, Strided>(A.panel(p), x + g * group, ldx, A.K(), out + g * NR * ld + p * R,
+                                               ld);
 }
 
 // D [M, K] (column-major, leading dimension ldd) += G X^T, summed over the `cols` columns of
@@ -231,10 +223,10 @@ Eigen::Block<Mat<S>> multiply(const PackedRows<S>& A, typename NonDeduced<CRef<S
                               ProductBuffers<S>& buf) {
   PLRNN_ASSERT(X.rows() == A.K());
   if (X.cols() % Tile<S>::kNR == 0) {  // whole column groups: no copy of X
-    gemm_in_place(A, X.data(), X.outerStride(), X.cols(), buf.out.data(), buf.out.rows());
+    gemm<true>(A, X.data(), X.outerStride(), X.cols(), buf.out.data(), buf.out.rows());
   } else {
     pack_cols(X.data(), X.outerStride(), A.K(), X.cols(), buf.packed.data());
-    gemm(A, buf.packed.data(), X.cols(), buf.out.data(), buf.out.rows());
+    gemm<false>(A, buf.packed.data(), 0, X.cols(), buf.out.data(), buf.out.rows());
   }
   return buf.out.topLeftCorner(A.M(), X.cols());
 }

@@ -26,8 +26,8 @@ from ._io import NpzReader, atomic_savez
 from ._validation import (check_array, check_betas, check_bool, check_choice, check_float,
                           check_instance, check_int, check_ndarray)
 from .models import PLRNN, check_alpha, check_tau
-from .optim import (Adam, copy_params, exponential_lr, guarded_loop, guarded_step, params_finite, progress_bar,
-                    restore_params)
+from .optim import (Adam, exponential_lr, guarded_loop, guarded_step, optimizer_restore, optimizer_snapshot,
+                    params_finite, progress_bar)
 from .regularizers import MAR
 from .selection import BestModelSelector
 
@@ -412,20 +412,12 @@ class Trainer:
 
     def _snapshot(self) -> dict:
         self._pull_from_native()
-        return {
-            "params": copy_params(self.model._params),
-            "m": copy_params(self.optimizer.m),
-            "v": copy_params(self.optimizer.v),
-            "t": self.optimizer.t,
-            "alpha": self.alpha,
-            "epoch": self.epoch,
-            "batches_done": self.batches_done,
-        }
+        return {**optimizer_snapshot(self.model._params, self.optimizer), "alpha": self.alpha,
+                "epoch": self.epoch, "batches_done": self.batches_done}
 
     def _restore(self, snap: dict) -> None:
         """Back to a :meth:`_snapshot` (the records of later epochs dropped)."""
-        restore_params(self.model._params, snap["params"])
-        self.optimizer.load_state(snap["t"], snap["m"], snap["v"])
+        optimizer_restore(self.model._params, self.optimizer, snap)
         self.alpha = snap["alpha"]
         self.epoch = snap["epoch"]
         self.batches_done = snap["batches_done"]
