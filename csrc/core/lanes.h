@@ -2,19 +2,26 @@
 // H = 100..200 hidden units), where the register-blocked products of packed_gemm.h waste most of a
 // SIMD register on M < kRows rows and each step is a chain of small, latency-bound products.
 //
-// Layout: a "lane block" of R rows holds R packets of kL sequences, row r at buf[r * kL, +kL): one
-// sequence per SIMD lane. A product with a weight matrix (its entries read as broadcast scalars) is
-// then kL independent matrix-vector products in one stream of FMAs, with no padding of the rows and
-// no horizontal work (the fused steps of csrc/models/shallow_plrnn.h). The packet is 256 bits
-// (8 floats, 4 doubles) where AVX exists: the chunks of the training default (B = 16 on 2 threads)
-// hold 8 sequences.
+// Layout: a "lane block" of R rows holds R rows of kS values, row r at buf[r * kS, +kS): one sequence
+// per lane. A packet (kP = kS * kQ values) holds kQ consecutive hidden units of the kS sequences, lane
+// s * kQ + q = (sequence s, unit q). The kernels run over the hidden units a packet at a time: the
+// weights of its kQ units are one short load broadcast to every sequence (load_units), the state of a
+// sequence is repeated over the kQ units (load_state), and a sum over units ends with store_reduced.
+// With AVX-512 a packet is 16 floats (8 doubles): 4 units of 4 (2) sequences, so one instruction does
+// the work of two 256-bit lane blocks and the weights stay a compact [rows, H] array. Elsewhere kQ = 1:
+// the packet is 8 floats (4 doubles) of 8 (4) sequences and a weight is a broadcast scalar.
 //
-//   load_lanes / store_lanes   a column-major [R, n] block  <->  lane block (n <= kL, rest zero)
+//   load_lanes / store_lanes   a column-major [R, n] block  <->  lane block (n <= kS, rest zero)
+//   Lane::load_state           a lane block's row repeated over the kQ units of a packet
+//   Lane::load_units           kQ weights (units q) repeated over the kS sequences of a packet
+//   Lane::store_reduced        a row of a lane block = the packet summed over its units ((0+1)+(2+3))
+//   Lane::where_positive       r where a > 0, else 0 (a ReLU's derivative times r)
 //   outer_acc                  D += sum_k X_k (x) Y_k  per lane (the weight gradients over steps)
-//   lane_sum                   the per-lane partial sums of one entry of D, added in lane order
+//   unit_sum                   the entry of unit q of a packet of per-lane partial sums, the kS
+//                              sequences added in order
 //
-// Every sum runs in an order fixed by the sizes and by which sequences share a chunk, so results
-// are reproducible at a given thread count (like the rest of the BPTT core).
+// Every sum runs in an order fixed by the sizes, the ISA and which sequences share a chunk, so
+// results are reproducible at a given thread count (like the rest of the BPTT core).
 #pragma once
 #include <algorithm>
 
@@ -40,22 +47,86 @@ struct LanePacket<double> {
 };
 #endif
 
+// One sequence per lane, one unit per packet (kQ = 1): the packet is the lane block's row.
 template <typename S>
 struct Lane {
   using Packet = typename LanePacket<S>::type;
-  static constexpr int kL = Eigen::internal::unpacket_traits<Packet>::size;
+  using Block = Packet;  // a lane block's row
+  static constexpr int kP = Eigen::internal::unpacket_traits<Packet>::size, kQ = 1, kS = kP;
 #if defined(EIGEN_VECTORIZE_AVX512)
   static constexpr int kOuterRA = 4, kOuterRC = 6;  // 24 accumulators of 32 registers (RA <= 4)
 #else
   static constexpr int kOuterRA = 2, kOuterRC = 5;  // 10 accumulators of 16 registers
 #endif
+  static Packet load_state(const S* p) { return Eigen::internal::pload<Packet>(p); }
+  static Packet load_units(const S* w) { return Eigen::internal::pset1<Packet>(w[0]); }
+  static void store_reduced(const Packet& a, S* p) { Eigen::internal::pstore(p, a); }
+  static Packet where_positive(const Packet& a, const Packet& r) {
+    using namespace Eigen::internal;
+    const Packet zero = pset1<Packet>(S(0));
+    return pselect(pcmp_lt(zero, a), r, zero);
+  }
 };
+
+#if defined(EIGEN_VECTORIZE_AVX512)
+template <>
+struct Lane<float> {  // 4 units x 4 sequences
+  using Packet = Eigen::internal::Packet16f;
+  using Block = Eigen::internal::Packet4f;
+  static constexpr int kP = 16, kQ = 4, kS = 4;
+  static constexpr int kOuterRA = 4, kOuterRC = 6;
+  static Packet load_state(const float* p) {  // lane (s, q) = p[s]
+    return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
+                                 _mm512_castps128_ps512(_mm_load_ps(p)));
+  }
+  static Packet load_units(const float* w) {  // lane (s, q) = w[q]: vbroadcastf32x4, one load
+    return _mm512_broadcast_f32x4(_mm_loadu_ps(w));
+  }
+  static void store_reduced(Packet a, float* p) {  // p[s] = (a(s,0) + a(s,1)) + (a(s,2) + a(s,3))
+    a = _mm512_add_ps(a, _mm512_permute_ps(a, 0xB1));  // lane q += lane q ^ 1
+    a = _mm512_add_ps(a, _mm512_permute_ps(a, 0x4E));  // lane q += lane q ^ 2
+    const __m512i first = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
+    _mm_store_ps(p, _mm512_castps512_ps128(_mm512_permutexvar_ps(first, a)));
+  }
+  static Packet where_positive(const Packet& a, const Packet& r) {  // a compare into a mask register
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GT_OQ), r);
+  }
+};
+template <>
+struct Lane<double> {  // 4 units x 2 sequences
+  using Packet = Eigen::internal::Packet8d;
+  using Block = Eigen::internal::Packet2d;
+  static constexpr int kP = 8, kQ = 4, kS = 2;
+  static constexpr int kOuterRA = 4, kOuterRC = 6;
+  static Packet load_state(const double* p) {  // lane (s, q) = p[s]
+    return _mm512_permutexvar_pd(_mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0),
+                                 _mm512_castpd128_pd512(_mm_load_pd(p)));
+  }
+  static Packet load_units(const double* w) {  // lane (s, q) = w[q]: vbroadcastf64x4, one load
+    return _mm512_broadcast_f64x4(_mm256_loadu_pd(w));
+  }
+  static void store_reduced(Packet a, double* p) {  // p[s] = (a(s,0) + a(s,1)) + (a(s,2) + a(s,3))
+    a = _mm512_add_pd(a, _mm512_permute_pd(a, 0x55));   // lane q += lane q ^ 1
+    a = _mm512_add_pd(a, _mm512_permutex_pd(a, 0x4E));  // lane q += lane q ^ 2
+    const __m512i first = _mm512_set_epi64(0, 0, 0, 0, 0, 0, 4, 0);
+    _mm_store_pd(p, _mm512_castpd512_pd128(_mm512_permutexvar_pd(first, a)));
+  }
+  static Packet where_positive(const Packet& a, const Packet& r) {
+    return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(a, _mm512_setzero_pd(), _CMP_GT_OQ), r);
+  }
+};
+#endif
 
 // dst (lane block, R rows) = columns [c0, c0 + n) of the column-major X [R, *] (leading dimension
 // ld); lanes past n are zero.
 template <typename S>
 inline void load_lanes(const S* x, index_t ld, index_t R, index_t c0, index_t n, S* dst) {
-  constexpr int L = Lane<S>::kL;
+  constexpr int L = Lane<S>::kS;
+  if (n == L) {  // a full group (the common case: a loop of known length per row)
+    for (index_t r = 0; r < R; ++r)
+      PLRNN_UNROLL for (int l = 0; l < L; ++l) dst[r * L + l] = x[(c0 + l) * ld + r];
+    return;
+  }
   for (index_t r = 0; r < R; ++r)
     for (int l = 0; l < L; ++l) dst[r * L + l] = l < n ? x[(c0 + l) * ld + r] : S(0);
 }
@@ -63,7 +134,12 @@ inline void load_lanes(const S* x, index_t ld, index_t R, index_t c0, index_t n,
 // Columns [c0, c0 + n) of the column-major Y [R, *] (leading dimension ld) = lanes [0, n) of src.
 template <typename S>
 inline void store_lanes(const S* src, index_t R, index_t c0, index_t n, S* y, index_t ld) {
-  constexpr int L = Lane<S>::kL;
+  constexpr int L = Lane<S>::kS;
+  if (n == L) {
+    for (index_t r = 0; r < R; ++r)
+      PLRNN_UNROLL for (int l = 0; l < L; ++l) y[(c0 + l) * ld + r] = src[r * L + l];
+    return;
+  }
   for (index_t l = 0; l < n; ++l)
     for (index_t r = 0; r < R; ++r) y[(c0 + l) * ld + r] = src[r * L + l];
 }
@@ -75,7 +151,7 @@ inline void outer_block(const S* X, index_t ldx, const S* Y, index_t ldy, index_
                         index_t c0, S* D, index_t C) {
   using namespace Eigen::internal;
   using Pk = typename Lane<S>::Packet;
-  constexpr int L = Lane<S>::kL;
+  constexpr int L = Lane<S>::kP;
   Pk acc[RA][RC];
   for (int a = 0; a < RA; ++a)
     for (int c = 0; c < RC; ++c) acc[a][c] = pload<Pk>(D + ((a0 + a) * C + c0 + c) * L);
@@ -104,8 +180,8 @@ inline void outer_rows(const S* X, index_t ldx, const S* Y, index_t ldy, index_t
 
 }  // namespace detail
 
-// D[a][c] (lanes) += sum_k X_k[a] * Y_k[c] for k < n, where X_k = X + k ldx is a lane block of A rows
-// and Y_k = Y + k ldy one of C rows; D is A x C lane packets, (a, c) at D + (a C + c) kL.
+// D[a][c] (lanes) += sum_k X_k[a] * Y_k[c] for k < n, where X_k = X + k ldx is A packets and
+// Y_k = Y + k ldy is C packets; D is A x C packets, (a, c) at D + (a C + c) kP.
 template <typename S>
 inline void outer_acc(const S* X, index_t ldx, index_t A, const S* Y, index_t ldy, index_t C,
                       index_t n, S* D) {
@@ -120,11 +196,12 @@ inline void outer_acc(const S* X, index_t ldx, index_t A, const S* Y, index_t ld
   }
 }
 
-// out(a, c) = sum over the lanes of D[a][c] (lanes summed in ascending order).
+// Unit q of a packet of per-lane partial sums: the kS sequences' lanes added in ascending order.
 template <typename S>
-inline S lane_sum(const S* d) {
-  S s = d[0];
-  for (int l = 1; l < Lane<S>::kL; ++l) s += d[l];
+inline S unit_sum(const S* d, int q) {
+  constexpr int Q = Lane<S>::kQ;
+  S s = d[q];
+  for (int l = 1; l < Lane<S>::kS; ++l) s += d[l * Q + q];
   return s;
 }
 

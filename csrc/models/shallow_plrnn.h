@@ -13,17 +13,19 @@ namespace plrnn {
 
 template <typename S, bool Clipped>
 class ShallowPLRNN {
-  using Pk = typename lanes::Lane<S>::Packet;
-  static constexpr int L = lanes::Lane<S>::kL;
+  using LN = lanes::Lane<S>;
+  using Pk = typename LN::Packet;
+  static constexpr int P = LN::kP, Q = LN::kQ, L = LN::kS;  // packet = Q hidden units x L sequences
 
  public:
   // Two implementations of the same step, chosen once per call by `lanes_`:
   //  - lanes (M <= kLanesMaxM, the shipped defaults): one sequence per SIMD lane (core/lanes.h),
   //    a chunk's nb sequences in groups of L, the state padded to Mc rows (one of kLaneRows) and H to
-  //    a multiple of 8. One pass over the hidden units does a whole step with the state and the
-  //    partial sums in registers. The backward pass recomputes the hidden layer from the step's
-  //    input (nothing is taped in the forward pass) and collects the records (u, 1, g, phi, 1, delta)
-  //    of kRecords group-steps before it adds their outer products to per-lane sums in one
+  //    a multiple of 8; a packet holds Q hidden units of the group (Q = 4 with AVX-512, else 1). One
+  //    pass over the hidden units does a whole step with the state and the partial sums in
+  //    registers. The backward pass recomputes the hidden layer from the step's input (nothing is
+  //    taped in the forward pass) and collects the records (u, 1, g, phi, 1, delta) of kRecords
+  //    group-steps, in packets, before it adds their outer products to per-lane sums in one
   //    register-blocked pass: g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta gives dW2^T and dh2.
   //  - packed (larger M): register-blocked tiles (core/packed_gemm.h), V, Phi and Delta on the tape
   //    and the weight gradients as one product over all steps at the end.
@@ -46,7 +48,7 @@ class ShallowPLRNN {
         C_(p.C, M_, K_),
         h2p_(Hp_, S(0)),
         W2p_(Hp_ * Mc_, S(0)),
-        W1tp_(Hp_ * Mc_, S(0)),
+        W1p_(Hp_ * Mc_, S(0)),
         W1_packed_(p.W1, H_, 1, lanes_ ? 0 : M_, H_),   // W1   (row-major: W1(i, j) = W1[i H + j])
         W2_packed_(p.W2, M_, 1, lanes_ ? 0 : H_, M_),   // W2   (row-major: W2(j, i) = W2[j M + i])
         W1t_packed_(p.W1, 1, H_, lanes_ ? 0 : H_, M_),  // W1^T
@@ -55,14 +57,14 @@ class ShallowPLRNN {
     for (index_t j = 0; j < H_; ++j) {
       h2p_[j] = p.h2[j];
       for (index_t i = 0; i < M_; ++i) {
-        W2p_[j * Mc_ + i] = p.W2[j * M_ + i];   // W2 [H, M]
-        W1tp_[j * Mc_ + i] = p.W1[i * H_ + j];  // W1^T [H, M]
+        W2p_[i * Hp_ + j] = p.W2[j * M_ + i];  // W2^T [M, H]
+        W1p_[i * Hp_ + j] = p.W1[i * H_ + j];  // W1 [M, H]
       }
     }
   }
 
   struct Workspace {                 // per chunk
-    AlignedVector<S> u, z, g;        // lanes: [Mc] lane blocks of one group (padding rows stay 0)
+    AlignedVector<S> u, z, g;        // lanes: [Mc, L] lane blocks of one group (padding rows stay 0)
     Mat<S> v, phi;                   // packed: [H, nb] without the tape
     packed::ProductBuffers<S> prod;  // packed: the four products with W1, W2 and their transposes
     Workspace(const ShallowPLRNN& m, index_t nb)
@@ -91,12 +93,10 @@ class ShallowPLRNN {
       if (!m.lanes_ || cols == 0) return;
       acc.setZero();
       const Layout& y = m.lay_;
-      for (index_t k = 0; k < kRecords; ++k) {
+      for (index_t k = 0; k < kRecords; ++k) {  // the ones rows (u and g are written whole)
         S* r = rec.col(k).data();
-        std::fill(r + y.u + m.M_ * L, r + y.u + m.Mc_ * L, S(0));
-        std::fill(r + y.u + m.Mc_ * L, r + y.g, S(1));  // the ones row after u
-        std::fill(r + y.g + m.M_ * L, r + y.g + m.Mc_ * L, S(0));
-        std::fill(r + y.phi + m.Hp_ * L, r + y.delta, S(1));  // the ones row after phi
+        std::fill(r + y.u + m.Mc_ * P, r + y.g, S(1));  // (u, 1): 1 for every unit
+        for (int l = 0; l < P; ++l) r[y.delta - P + l] = l % Q == 0 ? S(1) : S(0);  // (phi, 1): unit 0
       }
     }
   };
@@ -119,8 +119,9 @@ class ShallowPLRNN {
         lanes::load_lanes(U.data(), U.outerStride(), M_, c0, n, ws.u.data());
         forward_lanes(ws.u.data(), ws.z.data());
         for (index_t i = 0; i < M_; ++i) {
-          const Pk au = pmadd(pset1<Pk>(A_[i]), pload<Pk>(ws.u.data() + i * L), pset1<Pk>(h1_[i]));
-          pstore(ws.z.data() + i * L, padd(pload<Pk>(ws.z.data() + i * L), au));
+          using Bk = typename LN::Block;
+          const Bk au = pmadd(pset1<Bk>(A_[i]), pload<Bk>(ws.u.data() + i * L), pset1<Bk>(h1_[i]));
+          pstore(ws.z.data() + i * L, padd(pload<Bk>(ws.z.data() + i * L), au));
         }
         lanes::store_lanes(ws.z.data(), M_, c0, n, Z.data(), Z.outerStride());
       }
@@ -198,57 +199,60 @@ class ShallowPLRNN {
     return M;
   }
 
-  // Offsets (elements) in a record and in the sums (lanes).
+  // Offsets (elements) in a record and in the sums, in packets of P (nq = Hp / Q packets per row of
+  // hidden units). Record: u [Mc] and g [Mc] repeated over the units (load_state), the ones row,
+  // phi [nq], the ones packet (1 for unit 0 of every sequence), delta [nq]. Sums: dW1 | dh1
+  // [Mc][nq + 1], dW2^T ; dh2 [Mc + 1][nq], g_A [Mc] (unit 0 of each sequence), dh2 [nq] (clipped).
   struct Layout {
-    index_t u, g, phi, delta, rec_size;  // record: u [Mc], 1, g [Mc], phi [Hp], 1, delta [Hp]
-    index_t dW1, dW2t, g_A, g_h2, acc_size;  // [Mc][Hp+1], [Mc+1][Hp], [Mc], [Hp] (clipped)
-    Layout(index_t Mc, index_t Hp) {
-      u = 0, g = (Mc + 1) * L, phi = g + Mc * L, delta = phi + (Hp + 1) * L, rec_size = delta + Hp * L;
-      dW1 = 0, dW2t = Mc * (Hp + 1) * L, g_A = dW2t + (Mc + 1) * Hp * L, g_h2 = g_A + Mc * L;
-      acc_size = g_h2 + (Clipped ? Hp * L : 0);
+    index_t u, g, phi, delta, rec_size;
+    index_t dW1, dW2t, g_A, g_h2, acc_size;
+    Layout(index_t Mc, index_t nq) {
+      u = 0, g = (Mc + 1) * P, phi = g + Mc * P, delta = phi + (nq + 1) * P, rec_size = delta + nq * P;
+      dW1 = 0, dW2t = Mc * (nq + 1) * P, g_A = dW2t + (Mc + 1) * nq * P, g_h2 = g_A + Mc * P;
+      acc_size = g_h2 + (Clipped ? nq * P : 0);
     }
   };
 
   // GU = A*G + W2^T Delta group by group, the records and the sums g_A (and, clipped, dh2) (lanes)
   void step_grad_lanes(CRef<S> U, CRef<S> G, Ref<S> GU, Workspace& ws, Tape& tape) const {
     using namespace Eigen::internal;
+    using Bk = typename LN::Block;
     const index_t nb = U.cols();
-    S* g_A = tape.acc.data() + lay_.g_A;
     for (index_t c0 = 0; c0 < nb; c0 += L) {
       const index_t n = std::min<index_t>(L, nb - c0);
       if (tape.count == kRecords) flush(tape);
       S* r = tape.rec.col(tape.count++).data();
-      S* u = r + lay_.u;
-      S* g = r + lay_.g;
-      lanes::load_lanes(U.data(), U.outerStride(), M_, c0, n, u);
-      lanes::load_lanes(G.data(), G.outerStride(), M_, c0, n, g);
-      backward_lanes(u, g, r + lay_.phi, r + lay_.delta, ws.g.data(), tape.acc.data() + lay_.g_h2);
-      for (index_t i = 0; i < M_; ++i) {
-        const Pk gi = pload<Pk>(g + i * L), ui = pload<Pk>(u + i * L);
-        pstore(ws.g.data() + i * L, pmadd(pset1<Pk>(A_[i]), gi, pload<Pk>(ws.g.data() + i * L)));
-        pstore(g_A + i * L, pmadd(gi, ui, pload<Pk>(g_A + i * L)));
+      lanes::load_lanes(U.data(), U.outerStride(), M_, c0, n, ws.u.data());
+      lanes::load_lanes(G.data(), G.outerStride(), M_, c0, n, ws.g.data());
+      backward_lanes(ws.u.data(), ws.g.data(), r, ws.z.data(), tape.acc.data());
+      for (index_t i = 0; i < M_; ++i) {  // gu += A g
+        const Bk gu = pmadd(pset1<Bk>(A_[i]), pload<Bk>(ws.g.data() + i * L), pload<Bk>(ws.z.data() + i * L));
+        pstore(ws.z.data() + i * L, gu);
       }
-      lanes::store_lanes(ws.g.data(), M_, c0, n, GU.data(), GU.outerStride());
+      lanes::store_lanes(ws.z.data(), M_, c0, n, GU.data(), GU.outerStride());
     }
   }
 
   void param_grads_lanes(Tape& tape, GradBuffers<S>& g) const {
     flush(tape);
+    const index_t nq = Hp_ / Q;
     const S* acc = tape.acc.data();
-    const S* dW1 = acc + lay_.dW1;    // [Mc][Hp + 1]: dW1, then dh1
-    const S* dW2t = acc + lay_.dW2t;  // [Mc + 1][Hp]: dW2^T, then dh2 (not clipped)
+    const S* dW1 = acc + lay_.dW1;    // [Mc][nq + 1] packets: dW1, then dh1
+    const S* dW2t = acc + lay_.dW2t;  // [Mc + 1][nq] packets: dW2^T, then dh2 (not clipped)
+    // unit j of a row of nq packets
+    auto unit = [](const S* row, index_t j) { return lanes::unit_sum(row + j / Q * P, static_cast<int>(j % Q)); };
     auto W1g = g.mat(pW1);
     auto W2g = g.mat(pW2);
     for (index_t i = 0; i < M_; ++i) {
       for (index_t j = 0; j < H_; ++j) {
-        W1g(i, j) = lanes::lane_sum(dW1 + (i * (Hp_ + 1) + j) * L);
-        W2g(j, i) = lanes::lane_sum(dW2t + (i * Hp_ + j) * L);
+        W1g(i, j) = unit(dW1 + i * (nq + 1) * P, j);
+        W2g(j, i) = unit(dW2t + i * nq * P, j);
       }
-      g.vec(pA)[i] = lanes::lane_sum(acc + lay_.g_A + i * L);
-      g.vec(ph1)[i] = lanes::lane_sum(dW1 + (i * (Hp_ + 1) + Hp_) * L);
+      g.vec(pA)[i] = lanes::unit_sum(acc + lay_.g_A + i * P, 0);
+      g.vec(ph1)[i] = lanes::unit_sum(dW1 + (i * (nq + 1) + nq) * P, 0);
     }
-    const S* dh2 = Clipped ? acc + lay_.g_h2 : dW2t + Mc_ * Hp_ * L;
-    for (index_t j = 0; j < H_; ++j) g.vec(ph2)[j] = lanes::lane_sum(dh2 + j * L);
+    const S* dh2 = Clipped ? acc + lay_.g_h2 : dW2t + Mc_ * nq * P;
+    for (index_t j = 0; j < H_; ++j) g.vec(ph2)[j] = unit(dh2, j);
   }
 
   // z [Mc lanes] = W1 hidden(W2 u) for one group
@@ -264,120 +268,118 @@ class ShallowPLRNN {
     }
   }
 
-  // For one group: phi, delta [Hp lanes] and gu [Mc lanes] = W2^T delta; clipped: dh2 += d1
-  void backward_lanes(const S* u, const S* g, S* phi, S* delta, S* gu, S* dh2) const {
+  // For one group (u, g [Mc, L] lane blocks): the record rec (u, g, phi, delta), gu [Mc, L] = W2^T
+  // delta and the sums g_A += g u, clipped dh2 += d1 in acc
+  void backward_lanes(const S* u, const S* g, S* rec, S* gu, S* acc) const {
     switch (Mc_) {
-      case 1: return backward_fused<1>(u, g, phi, delta, gu, dh2);
-      case 2: return backward_fused<2>(u, g, phi, delta, gu, dh2);
-      case 3: return backward_fused<3>(u, g, phi, delta, gu, dh2);
-      case 4: return backward_fused<4>(u, g, phi, delta, gu, dh2);
-      case 6: return backward_fused<6>(u, g, phi, delta, gu, dh2);
-      case 8: return backward_fused<8>(u, g, phi, delta, gu, dh2);
-      default: return backward_fused<12>(u, g, phi, delta, gu, dh2);
+      case 1: return backward_fused<1>(u, g, rec, gu, acc);
+      case 2: return backward_fused<2>(u, g, rec, gu, acc);
+      case 3: return backward_fused<3>(u, g, rec, gu, acc);
+      case 4: return backward_fused<4>(u, g, rec, gu, acc);
+      case 6: return backward_fused<6>(u, g, rec, gu, acc);
+      case 8: return backward_fused<8>(u, g, rec, gu, acc);
+      default: return backward_fused<12>(u, g, rec, gu, acc);
     }
   }
 
-  // partial sums per accumulator (about 8 independent FMA chains), rows of W per pass
-  template <int MC> static constexpr int kSplit = MC >= 8 ? 1 : MC >= 4 ? 2 : MC >= 3 ? 3 : 4;
-  template <int MC> static constexpr int kRowsPerPass = MC >= 8 ? 4 : 8;
+  // Two interleaved partial sums per accumulator where a pass over a packet of units has few FMAs
+  // (small states), so that a sum's chain of FMAs does not bound the pass; added in order at the end.
+  template <int MC> static constexpr int kSplit = MC <= 4 ? 2 : 1;
 
-  // MC sums of FMAs, each kept as kSplit<MC> interleaved partial sums (term r goes to r mod kSplit),
-  // added in order at the end: about 8 independent FMA chains however small the state.
-  template <int MC>
-  struct SplitSums {
-    static constexpr int NS = kSplit<MC>;
-    Pk s[NS][MC];
-    SplitSums() {
-      PLRNN_UNROLL for (int k = 0; k < NS; ++k)
-        PLRNN_UNROLL for (int i = 0; i < MC; ++i) s[k][i] = Eigen::internal::pset1<Pk>(S(0));
-    }
-    void add(int r, const S* w, Pk f) {  // sums[i] += w[i] f
-      PLRNN_UNROLL for (int i = 0; i < MC; ++i)
-        s[r % NS][i] = Eigen::internal::pmadd(Eigen::internal::pset1<Pk>(w[i]), f, s[r % NS][i]);
-    }
-    void store(S* out) const {  // out [MC lanes]
-      PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
-        Pk t = s[0][i];
-        PLRNN_UNROLL for (int k = 1; k < NS; ++k) t = Eigen::internal::padd(t, s[k][i]);
-        Eigen::internal::pstore(out + i * L, t);
-      }
-    }
-  };
-
-  // the hidden activation of one unit from v = (W2 u)_j and its bias: relu(v + h2) [- relu(v)]
-  static Pk activation(S h2, Pk v) {
+  // the hidden activation of a packet of units from v = W2 u and the bias: relu(v + h2) [- relu(v)]
+  static Pk activation(Pk h2, Pk v) {
     using namespace Eigen::internal;
     const Pk zero = pset1<Pk>(S(0));
-    Pk f = pmax(padd(v, pset1<Pk>(h2)), zero);
+    Pk f = pmax(padd(v, h2), zero);
     if constexpr (Clipped) f = psub(f, pmax(v, zero));
     return f;
   }
 
-  // W2 row j times u (i ascending), the same in both passes
+  // sum_i w[i, units of the packet] x[i] (i ascending) for a [MC, Hp] weight array w
   template <int MC>
-  static Pk row_times(const S* w, const Pk* x) {
+  Pk units_times(const S* w, const Pk* x) const {
     using namespace Eigen::internal;
-    Pk s = pmul(pset1<Pk>(w[0]), x[0]);
-    PLRNN_UNROLL for (int i = 1; i < MC; ++i) s = pmadd(pset1<Pk>(w[i]), x[i], s);
+    Pk s = pmul(LN::load_units(w), x[0]);
+    PLRNN_UNROLL for (int i = 1; i < MC; ++i) s = pmadd(LN::load_units(w + i * Hp_), x[i], s);
     return s;
+  }
+
+  // acc[k][i] += w[i, units of the packet] f for a [MC, Hp] weight array w
+  template <int MC>
+  void add_units(Pk (&acc)[MC], const S* w, Pk f) const {
+    PLRNN_UNROLL for (int i = 0; i < MC; ++i)
+      acc[i] = Eigen::internal::pmadd(LN::load_units(w + i * Hp_), f, acc[i]);
+  }
+
+  // out [MC, L] = the partial sums acc[k] added in order, reduced over the units of each packet
+  template <int MC, int NS>
+  static void store_sums(Pk (&acc)[NS][MC], S* out) {
+    PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
+      Pk t = acc[0][i];
+      PLRNN_UNROLL for (int k = 1; k < NS; ++k) t = Eigen::internal::padd(t, acc[k][i]);
+      LN::store_reduced(t, out + i * L);
+    }
   }
 
   template <int MC>
   void forward_fused(const S* u, S* z) const {
     using namespace Eigen::internal;
-    constexpr int JR = kRowsPerPass<MC>;
-    const S* __restrict w2p = W2p_.data();
-    const S* __restrict w1tp = W1tp_.data();
-    const S* __restrict h2p = h2p_.data();
-    const index_t Hp = Hp_;
-    Pk x[MC];
-    PLRNN_UNROLL for (int i = 0; i < MC; ++i) x[i] = pload<Pk>(u + i * L);
-    SplitSums<MC> zsum;
-    for (index_t j0 = 0; j0 < Hp; j0 += JR) {
-      Pk v[JR];
-      PLRNN_UNROLL for (int r = 0; r < JR; ++r) v[r] = row_times<MC>(w2p + (j0 + r) * MC, x);
-      PLRNN_UNROLL for (int r = 0; r < JR; ++r) zsum.add(r, w1tp + (j0 + r) * MC, activation(h2p[j0 + r], v[r]));
+    constexpr int NS = kSplit<MC>;
+    const index_t nq = Hp_ / Q;  // a multiple of NS (Hp is a multiple of 8)
+    Pk x[MC], acc[NS][MC];
+    PLRNN_UNROLL for (int i = 0; i < MC; ++i) x[i] = LN::load_state(u + i * L);
+    PLRNN_UNROLL for (int k = 0; k < NS; ++k)
+      PLRNN_UNROLL for (int i = 0; i < MC; ++i) acc[k][i] = pset1<Pk>(S(0));
+    for (index_t q0 = 0; q0 < nq; q0 += NS) {
+      PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
+        const index_t j = (q0 + k) * Q;  // the packet's first unit
+        const Pk f = activation(LN::load_units(h2p_.data() + j), units_times<MC>(W2p_.data() + j, x));
+        add_units<MC>(acc[k], W1p_.data() + j, f);
+      }
     }
-    zsum.store(z);
+    store_sums<MC, NS>(acc, z);
   }
 
   template <int MC>
-  void backward_fused(const S* u, const S* g, S* __restrict phi, S* __restrict delta, S* gu,
-                      S* __restrict dh2) const {
+  void backward_fused(const S* u, const S* g, S* __restrict rec, S* gu, S* __restrict acc_all) const {
     using namespace Eigen::internal;
-    constexpr int JR = kRowsPerPass<MC>;
-    const S* __restrict w2p = W2p_.data();
-    const S* __restrict w1tp = W1tp_.data();
-    const S* __restrict h2p = h2p_.data();
-    const index_t Hp = Hp_;
-    Pk x[MC], y[MC];
+    constexpr int NS = kSplit<MC>;
+    const index_t nq = Hp_ / Q;
+    S* __restrict phi = rec + lay_.phi;
+    S* __restrict delta = rec + lay_.delta;
+    S* __restrict dh2 = acc_all + lay_.g_h2;
+    S* __restrict g_A = acc_all + lay_.g_A;
+    Pk x[MC], y[MC], acc[NS][MC];
     PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
-      x[i] = pload<Pk>(u + i * L);
-      y[i] = pload<Pk>(g + i * L);
+      x[i] = LN::load_state(u + i * L);
+      y[i] = LN::load_state(g + i * L);
+      pstore(rec + lay_.u + i * P, x[i]);
+      pstore(rec + lay_.g + i * P, y[i]);
+      pstore(g_A + i * P, pmadd(x[i], y[i], pload<Pk>(g_A + i * P)));
     }
-    SplitSums<MC> gusum;
-    for (index_t j0 = 0; j0 < Hp; j0 += JR) {
-      PLRNN_UNROLL for (int r = 0; r < JR; ++r) {
-        const index_t j = j0 + r;
-        const S* w2 = w2p + j * MC;
-        const Pk d = hidden_grad(h2p[j], row_times<MC>(w2, x), row_times<MC>(w1tp + j * MC, y),
-                                 phi + j * L, delta + j * L, dh2 + j * L);
-        gusum.add(r, w2, d);
+    PLRNN_UNROLL for (int k = 0; k < NS; ++k)
+      PLRNN_UNROLL for (int i = 0; i < MC; ++i) acc[k][i] = pset1<Pk>(S(0));
+    for (index_t q0 = 0; q0 < nq; q0 += NS) {
+      PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
+        const index_t jq = q0 + k, j = jq * Q;
+        const Pk d = hidden_grad(LN::load_units(h2p_.data() + j), units_times<MC>(W2p_.data() + j, x),
+                                 units_times<MC>(W1p_.data() + j, y), phi + jq * P, delta + jq * P,
+                                 dh2 + jq * P);
+        add_units<MC>(acc[k], W2p_.data() + j, d);
       }
     }
-    gusum.store(gu);
+    store_sums<MC, NS>(acc, gu);
   }
 
-  // one hidden unit of a group from v = (W2 u)_j, r = (W1^T g)_j and the bias h2_j: stores the
-  // activation phi_j and delta_j = r (1[v + h2 > 0] [- 1[v > 0]]) into the record and returns delta_j;
+  // one packet of hidden units of a group from v = W2 u, r = W1^T g and the bias h2: stores the
+  // activation phi and delta = r (1[v + h2 > 0] [- 1[v > 0]]) into the record and returns delta;
   // clipped: *dh2 += r 1[v + h2 > 0] (otherwise dh2 is the ones row's outer product)
-  static Pk hidden_grad(S h2, Pk v, Pk r, S* phi, S* delta, S* dh2) {
+  static Pk hidden_grad(Pk h2, Pk v, Pk r, S* phi, S* delta, S* dh2) {
     using namespace Eigen::internal;
-    const Pk zero = pset1<Pk>(S(0));
-    const Pk d1 = pselect(pcmp_lt(zero, padd(v, pset1<Pk>(h2))), r, zero);
+    const Pk d1 = LN::where_positive(padd(v, h2), r);
     Pk d = d1;
     if constexpr (Clipped) {
-      d = psub(d1, pselect(pcmp_lt(zero, v), r, zero));
+      d = psub(d1, LN::where_positive(v, r));
       pstore(dh2, padd(pload<Pk>(dh2), d1));
     } else {
       (void)dh2;
@@ -391,10 +393,10 @@ class ShallowPLRNN {
   void flush(Tape& tape) const {
     if (tape.count == 0) return;
     const S* r = tape.rec.data();
-    const index_t ld = lay_.rec_size;
+    const index_t ld = lay_.rec_size, nq = Hp_ / Q;
     S* acc = tape.acc.data();
-    lanes::outer_acc(r + lay_.g, ld, Mc_, r + lay_.phi, ld, Hp_ + 1, tape.count, acc + lay_.dW1);
-    lanes::outer_acc(r + lay_.u, ld, Mc_ + 1, r + lay_.delta, ld, Hp_, tape.count, acc + lay_.dW2t);
+    lanes::outer_acc(r + lay_.g, ld, Mc_, r + lay_.phi, ld, nq + 1, tape.count, acc + lay_.dW1);
+    lanes::outer_acc(r + lay_.u, ld, Mc_ + 1, r + lay_.delta, ld, nq, tape.count, acc + lay_.dW2t);
     tape.count = 0;
   }
 
@@ -403,9 +405,9 @@ class ShallowPLRNN {
   index_t Mc_, Hp_;
   CMapVec<S> A_, h1_, h2_;
   CMapRow<S> C_;
-  AlignedVector<S> h2p_, W2p_, W1tp_;  // lanes: [Hp], W2 [Hp, Mc], W1^T [Hp, Mc] zero-padded, once per call
+  AlignedVector<S> h2p_, W2p_, W1p_;  // lanes: h2 [Hp], W2^T [Mc, Hp], W1 [Mc, Hp] zero-padded, once per call
   packed::PackedRows<S> W1_packed_, W2_packed_, W1t_packed_, W2t_packed_;  // packed: once per call
-  Layout lay_{Mc_, Hp_};
+  Layout lay_{Mc_, Hp_ / Q};
 };
 
 template <typename S> struct ModelFor<S, Kind::Shallow> { using type = ShallowPLRNN<S, false>; };

@@ -33,9 +33,23 @@ class IdentityObs {
   // xhat = z[:N]                                      Z [M, nb] -> Xhat [N, nb]
   void observe(CRef<S> Z, Ref<S> Xhat) const { Xhat = Z.topRows(N_); }
   // E = xhat - x                                      Z [M, nb], X, E [N, nb]
-  void residual(CRef<S> Z, CRef<S> X, Ref<S> E) const { E = Z.topRows(N_) - X; }
+  // (plain loops: for the few rows of the small models Eigen's per-column work costs more than the
+  // subtractions)
+  void residual(CRef<S> Z, CRef<S> X, Ref<S> E) const {
+    const index_t nb = E.cols(), ldz = Z.outerStride(), ldx = X.outerStride(), lde = E.outerStride();
+    const S *z = Z.data(), *x = X.data();
+    S* e = E.data();
+    for (index_t c = 0; c < nb; ++c)
+      for (index_t r = 0; r < N_; ++r) e[c * lde + r] = z[c * ldz + r] - x[c * ldx + r];
+  }
   // grad: G += d/dz of <E, xhat>                      E [N, nb] (already scaled), G [M, nb]
-  void observe_grad(CRef<S> E, Ref<S> G) const { G.topRows(N_) += E; }
+  void observe_grad(CRef<S> E, Ref<S> G) const {
+    const index_t nb = E.cols(), lde = E.outerStride(), ldg = G.outerStride();
+    const S* e = E.data();
+    S* g = G.data();
+    for (index_t c = 0; c < nb; ++c)
+      for (index_t r = 0; r < N_; ++r) g[c * ldg + r] += e[c * lde + r];
+  }
 
   // Z <- force(Z, X, a), in place                     Z [M, nb], X [N, nb]
   void force(Ref<S> Z, CRef<S> X, S a) const {

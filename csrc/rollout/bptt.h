@@ -59,11 +59,9 @@ class ChunkBPTT {
       model_.step(state(t - 1), inputs_at(t), Z, ws_, keep ? &tape_ : nullptr, c0);
       obs_.residual(Z, x_at(t), E);
       if (batch_.mask) E.array() *= mask_at(t).array();
-      sse += static_cast<double>(E.squaredNorm());
-      if (keep) {
-        E_all_.middleCols(c0, nb) = grad_scale * E;
-        if constexpr (Observation::kNeedsStates) Z_all_.middleCols(c0, nb) = Z;
-      }
+      sse += score(E, keep ? E_all_.data() + c0 * N_ : nullptr, grad_scale);
+      if constexpr (Observation::kNeedsStates)
+        if (keep) Z_all_.middleCols(c0, nb) = Z;
       emit(t, Z, Xhat);
       if (t < T_ - 1) force_at(t, Z);
     }
@@ -104,6 +102,19 @@ class ChunkBPTT {
       obs_.force_masked(Z, x_at(t), mask_at(t), a);
     else
       obs_.force(Z, x_at(t), a);
+  }
+
+  // The squared error of a step's residuals E [N, nb] and, where e is not null, e [N, nb] = scale * E
+  // (the tape's block). One pass in plain loops: E has a few rows (N = 3 in the shipped defaults),
+  // where Eigen's per-column work would cost more than the arithmetic.
+  static double score(const Mat<S>& E, S* e, S grad_scale) {
+    const index_t n = E.size();
+    const S* r = E.data();
+    S sum = S(0);
+    for (index_t k = 0; k < n; ++k) sum += r[k] * r[k];
+    if (e)
+      for (index_t k = 0; k < n; ++k) e[k] = grad_scale * r[k];
+    return static_cast<double>(sum);
   }
 
   CMapSlice<S> x_at(index_t t) const { return slice(batch_.x, T_, N_, b0_, nb_, t); }
