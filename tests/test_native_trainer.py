@@ -64,13 +64,16 @@ def test_native_steps_equal_the_reference_steps(case):
           "generalized": {"forcing": "generalized", "alpha": cfg.alpha}}[cfg.forcing]
     for k in range(4):
         xb, sb, mb = trainer.sample_batch(k)  # the reference sampler
+        same_params = all(np.array_equal(trainer.model[name], p) for name, p in ref.items())
         want, grads = ref.loss_and_grad(xb, sb, mar=cfg.mar(), mask=mb, **fk)
         norm = optim.global_norm(grads)
         optim.clip_(grads, norm, cfg.grad_clip)
         adam.step(ref._params, grads, cfg.lr)
         loss, got_norm = trainer.train_batch(cfg.lr)
-        if cfg.teacher_noise == 0 and obs == "identity":
-            assert loss == want, k  # the same windows through the same core call
+        if same_params and cfg.teacher_noise == 0 and obs == "identity":
+            # the same windows and parameters through the same core call (the two Adam updates
+            # may differ in the last bit, after which only the tolerance below applies)
+            assert loss == want, k
         assert loss == pytest.approx(want, rel=1e-12), k
         assert got_norm == pytest.approx(norm, rel=1e-12), k
     assert trainer.optimizer.t == adam.t == trainer.batches_done == 4
