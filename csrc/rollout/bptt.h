@@ -13,6 +13,7 @@
 #include "core/interrupt.h"
 #include "core/scratch.h"
 #include "core/thread_pool.h"
+#include "rollout/forcing.h"
 
 namespace plrnn {
 
@@ -21,7 +22,7 @@ class ChunkBPTT {
  public:
   ChunkBPTT(const ModelSpec& spec, const Model& model, const Observation& obs,
             const ForcingRule& forcing, const Batch<S>& batch, index_t b0, index_t nb, bool keep_tape)
-      : model_(model), obs_(obs), forcing_(forcing), batch_(batch),
+      : model_(model), obs_(obs), weight_(forcing_weights<S>(forcing, batch.T)), batch_(batch),
         M_(spec.dims.M), N_(spec.dims.N), K_(spec.dims.K), T_(batch.T), b0_(b0), nb_(nb),
         cols_(keep_tape ? (batch.T - 1) * nb : 0), work_(step_work(spec, nb)),
         ws_(model, nb),
@@ -82,7 +83,7 @@ class ChunkBPTT {
       obs_.observe_grad(E_all_.middleCols(c0, nb), Gt);  // loss at t
       Ref<S> Gprev = t >= 2 ? Ref<S>(G_all_.middleCols(c0 - nb, nb)) : Ref<S>(G0);
       model_.step_grad(U_all_.middleCols(c0, nb), Gt, Gprev, ws_, tape_, c0);
-      const S a = static_cast<S>(forcing_.weight(t - 1));
+      const S a = weight_[t - 1];
       if (a == S(0)) continue;
       if (batch_.mask)
         obs_.force_grad_masked(Gprev, states_before_forcing(t - 1), mask_at(t - 1), a, g);
@@ -96,7 +97,7 @@ class ChunkBPTT {
 
  private:
   void force_at(index_t t, Ref<S> Z) {
-    const S a = static_cast<S>(forcing_.weight(t));
+    const S a = weight_[t];
     if (a == S(0)) return;
     if (batch_.mask)
       obs_.force_masked(Z, x_at(t), mask_at(t), a);
@@ -151,7 +152,7 @@ class ChunkBPTT {
 
   const Model& model_;
   const Observation& obs_;
-  const ForcingRule& forcing_;
+  std::vector<S> weight_;  // the forcing weight a(t) of every step (the rule evaluated once)
   const Batch<S>& batch_;
   index_t M_, N_, K_, T_, b0_, nb_, cols_;
   double work_;  // of one step (interruption points)

@@ -2,6 +2,8 @@
 // the data before the next step (docs/model.md). Template parameters of the rollout, so the
 // no-forcing path carries no forcing code at all.
 #pragma once
+#include <vector>
+
 #include "core/types.h"
 
 namespace plrnn {
@@ -27,5 +29,14 @@ struct GeneralizedForcing {
   double weight(index_t t) const { return t >= 1 ? alpha : 0.0; }
   double alpha;
 };
+
+// The weights a(0), ..., a(T-1) of a rule as S, evaluated once per call: the loops of the small
+// models would otherwise repeat the sparse rule's integer division twice per step.
+template <typename S, class Rule>
+std::vector<S> forcing_weights(const Rule& rule, index_t T) {
+  std::vector<S> a(static_cast<size_t>(T));
+  for (index_t t = 0; t < T; ++t) a[t] = static_cast<S>(rule.weight(t));
+  return a;
+}
 
 }  // namespace plrnn
