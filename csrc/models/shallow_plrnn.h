@@ -29,9 +29,11 @@ class ShallowPLRNN {
   //    register-blocked pass: g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta gives dW2^T and dh2.
   //  - packed (larger M): register-blocked tiles (core/packed_gemm.h), V, Phi and Delta on the tape
   //    and the weight gradients as one product over all steps at the end.
-  // Measured (float32, 1 thread, Intel Xeon AVX-512): lanes 2-4x faster at M = 3..8, 1.2x at
-  // M = 12, H = 50; packed 1.3x faster at M = 16, H = 64 and 1.5-4x at M >= 32 (there the per-lane
-  // sums, Mc (H + 1) L floats, no longer fit in L1).
+  // Measured with the earlier lane kernels (one unit of 8 sequences per 256-bit packet; float32,
+  // 1 thread, Intel Xeon AVX-512): lanes 2-4x faster at M = 3..8, 1.2x at M = 12, H = 50; packed 1.3x
+  // faster at M = 16, H = 64 and 1.5-4x at M >= 32 (there the per-lane sums, Mc (H + 1) L floats, no
+  // longer fit in L1). The 4-unit packets made the lanes 1.4x faster at M = 10, H = 200 (2 threads);
+  // the crossover was not measured again.
   static constexpr index_t kRecords = 16;
   static constexpr index_t kLanesMaxM = 12;
 
