@@ -4,7 +4,7 @@ For each configuration (default: the shipped defaults, the Lorenz-63 shallow PLR
 standard PLRNN M=32, B=16, T=200, sparse teacher forcing tau=25, float32), per optimiser step:
 
 * ``loss_and_grad``: the model's forward + BPTT on a fixed batch, one native call each (the floor);
-* ``native run``: ``HostTrainer.run`` of one epoch (sampling, gather, forward + BPTT, norm, Adam, all
+* ``native run``: ``_core.Trainer.run`` of one epoch (sampling, gather, forward + BPTT, norm, Adam, all
   native, one call);
 * ``Trainer epoch``: ``Trainer.train`` for one epoch (the native run plus the Python epoch work:
   snapshots for the divergence guard, history);

@@ -34,7 +34,6 @@ namespace {
 struct CpuBackend {
   static constexpr const char* kName = "CPU core";
   static constexpr bool kMasks = true;
-  static constexpr bool kViDevice = false;  // vi_log_joint keeps its signature without `device`
   static void check_device(int device) {
     if (device != 0) throw py::value_error("device: the CPU core has one device (0), got " + std::to_string(device));
   }
@@ -262,9 +261,8 @@ PYBIND11_MODULE(_core, m) {
      "(u(t1) [n], u(t_eval) [k, n] or None): a built-in benchmark ODE integrated by DOP853 (csrc/data/dop853.h, "
      "the steps of SciPy's solve_ivp); RuntimeError when the step size underflows or the state is not finite.");
   def_trainer<plrnn::HostTrainer, CpuBackend>(
-      m, "HostTrainer",
-      "The CPU trainer (csrc/training/train_step.h): many optimiser steps per native call (counter-based batch "
-      "sampling, forward + BPTT, MAR, clipping, Adam/RAdam); the interface of the CUDA module's DeviceTrainer.");
+      m, "The CPU trainer (csrc/training/train_step.h): many optimiser steps per native call (counter-based batch "
+         "sampling, forward + BPTT, MAR, clipping, Adam/RAdam); the interface of the CUDA module's Trainer.");
 
   m.def("supervised", [](const py::object& cfg, const py::dict& params, const py::array& B, const py::array& b,
                          const py::object& s, const py::object& z0, const py::array& mask, const py::object& target,

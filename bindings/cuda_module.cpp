@@ -4,8 +4,8 @@
 // Entry points: device discovery, the exhaustive fixed-point search, the model API shared with the CPU
 // module through one template (model_api.h: param_shapes, rollout, loss_and_grad, generate, mar_penalty,
 // with the same arguments, `device` last), the log-joint of the probabilistic PLRNN (vi_binding.h, `device`
-// last), and DeviceTrainer (device-resident training steps, cuda/training/train_step.h; its binding is
-// shared with the CPU's HostTrainer: trainer_binding.h).
+// last), and Trainer (device-resident training steps, cuda/training/train_step.h's DeviceTrainer; its
+// binding is shared with the CPU's: trainer_binding.h).
 //
 // The adapter checks the arrays (dtype, contiguity, shape: no silent conversion) and the limits of the
 // kernels before anything touches the GPU, so a caller's mistake is a TypeError/ValueError naming the
@@ -146,7 +146,6 @@ py::tuple fixed_points_exhaustive(const py::handle& J0_, const py::handle& b_, c
 struct CudaBackend {
   static constexpr const char* kName = "CUDA";
   static constexpr bool kMasks = false;
-  static constexpr bool kViDevice = true;
   static void check_device(int device) { check_device_index(device); }
   template <class Fn>
   static auto run(Fn&& fn) {
@@ -219,9 +218,8 @@ PYBIND11_MODULE(_cuda, m) {
   def_model_api<CudaBackend>(m);
   def_vi<CudaBackend>(m);
   def_trainer<plrnn::cuda::DeviceTrainer, CudaBackend>(
-      m, "DeviceTrainer",
-      "Device-resident training steps (cuda/training/train_step.h): data, parameters, gradients and Adam moments "
-      "on the GPU; the interface of the CPU module's HostTrainer (bindings/trainer_binding.h).");
+      m, "Device-resident training steps (cuda/training/train_step.h): data, parameters, gradients and Adam "
+         "moments on the GPU; the interface of the CPU module's Trainer (bindings/trainer_binding.h).");
   m.attr("runtime_version") = plrnn::cuda::runtime_version();
   m.attr("emulated") = kEmulated;
 }

@@ -1,7 +1,7 @@
-// The one binding of the native trainers (csrc/training/train_options.h): _core's HostTrainer (CPU,
-// csrc/training/train_step.h) and _cuda's DeviceTrainer (cuda/training/train_step.h) have the same
-// constructor arguments, methods, checks and dtype rule (the dtype of the parameter A); each module
-// calls def_trainer<Trainer, Run>(m, name) with its trainer class and the way it runs native work
+// The one binding of the native trainers (csrc/training/train_options.h): _core.Trainer (the CPU's
+// HostTrainer, csrc/training/train_step.h) and _cuda.Trainer (DeviceTrainer, cuda/training/train_step.h)
+// have the same name, constructor arguments, methods, checks and dtype rule (the dtype of the parameter A);
+// each module calls def_trainer<Trainer, Run>(m, doc) with its trainer class and the way it runs native work
 // (the CPU: interruptibly, Ctrl-C raising KeyboardInterrupt; CUDA: without the GIL).
 #pragma once
 #include <pybind11/numpy.h>
@@ -57,28 +57,28 @@ class PyTrainer {
     }
     if (xs.size() != ss.size() || xs.size() != masks.size())
       throw py::value_error("ss, masks: one input series (or None) and one mask (or None) per data series");
-    std::vector<const void*> xp, sp, mp;
-    std::vector<index_t> lengths;
+    TrainingSeries data;
     for (std::size_t i = 0; i < xs.size(); ++i) {
       const std::string nm = "x[" + std::to_string(i) + "]";
       const py::array xa = as_array(xs[i], nm);
       if (xa.ndim() != 2) throw py::value_error(nm + ": expected shape [T, N]");
       const index_t T = xa.shape(0);
-      lengths.push_back(T);
+      data.lengths.push_back(T);
       keep_.append(xa);
-      xp.push_back(series<const void*>(xa, nm, {T, spec_.dims.N}));
-      sp.push_back(spec_.dims.K > 0 ? series<const void*>(ss[i], "s[" + std::to_string(i) + "]", {T, spec_.dims.K})
-                                    : nullptr);
+      data.x.push_back(series<const void*>(xa, nm, {T, spec_.dims.N}));
+      data.s.push_back(spec_.dims.K > 0
+                           ? series<const void*>(ss[i], "s[" + std::to_string(i) + "]", {T, spec_.dims.K})
+                           : nullptr);
       if (spec_.dims.K > 0) keep_.append(ss[i]);
       if (masks[i].is_none()) {
-        mp.push_back(nullptr);
+        data.mask.push_back(nullptr);
       } else {
-        mp.push_back(series<const void*>(masks[i], "masks[" + std::to_string(i) + "]", {T, spec_.dims.N}));
+        data.mask.push_back(series<const void*>(masks[i], "masks[" + std::to_string(i) + "]", {T, spec_.dims.N}));
         keep_.append(masks[i]);
       }
     }
     const auto host = arrays(params);
-    impl_ = Run::run([&] { return std::make_unique<Trainer>(spec_, f64_, host, xp, sp, mp, lengths, o); });
+    impl_ = Run::run([&] { return std::make_unique<Trainer>(spec_, f64_, host, data, o); });
   }
 
   py::tuple step(double lr, double alpha, std::int64_t adam_t, std::uint64_t step_index) {
@@ -143,9 +143,9 @@ class PyTrainer {
 };
 
 template <typename Trainer, typename Run>
-void def_trainer(py::module_& m, const char* name, const char* doc) {
+void def_trainer(py::module_& m, const char* doc) {
   using T = PyTrainer<Trainer, Run>;
-  py::class_<T>(m, name, doc)
+  py::class_<T>(m, "Trainer", doc)
       .def(py::init<const py::object&, const py::dict&, const py::list&, const py::list&, const py::list&, index_t,
                     index_t, const std::string&, index_t, double, double, const std::string&, double, double, double,
                     double, std::uint64_t, const py::object&, double, const std::string&, int>(),

@@ -4,8 +4,8 @@
 // host API (csrc/api.h, or cuda/api.h with the device index last) through Backend::run (without the GIL).
 //
 // A Backend provides, besides what model_api.h asks for (kName, check_device, run):
-//   static constexpr bool kViDevice;  // the Python function takes `device` as its last argument
 //   vi_log_joint<S>(spec, p, latent, obs, B, T, z, s, w, grads, gz, device)
+// Both modules' Python function takes `device` last, as the model API does (the CPU core's one device is 0).
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -210,20 +210,10 @@ template <class Backend>
 void def_vi(py::module_& m) {
   const std::string doc = std::string("Log-joint of the probabilistic PLRNN at z [B,T,M] (docs/probabilistic.md; ") +
                           Backend::kName + "): (total, parts, grads by name or None, d total / dz [B,T,M] or None).";
-  if constexpr (Backend::kViDevice) {
-    m.def("vi_log_joint", &vi_log_joint_call<Backend>, py::arg("config"), py::arg("params"), py::arg("latent"),
-          py::arg("z").noconvert(), py::arg("s") = py::none(), py::arg("channels") = py::dict(),
-          py::arg("floor") = 1e-3, py::arg("w_latent") = 1.0, py::arg("w_obs") = 1.0, py::arg("grad") = true,
-          py::arg("device") = 0, doc.c_str());
-  } else {
-    m.def("vi_log_joint", [](const py::object& cfg, const py::dict& params, const py::dict& latent, const py::array& z,
-                             const py::object& s, const py::dict& channels, double floor, double w_latent,
-                             double w_obs, bool grad) {
-      return vi_log_joint_call<Backend>(cfg, params, latent, z, s, channels, floor, w_latent, w_obs, grad, 0);
-    }, py::arg("config"), py::arg("params"), py::arg("latent"), py::arg("z").noconvert(), py::arg("s") = py::none(),
-       py::arg("channels") = py::dict(), py::arg("floor") = 1e-3, py::arg("w_latent") = 1.0, py::arg("w_obs") = 1.0,
-       py::arg("grad") = true, doc.c_str());
-  }
+  m.def("vi_log_joint", &vi_log_joint_call<Backend>, py::arg("config"), py::arg("params"), py::arg("latent"),
+        py::arg("z").noconvert(), py::arg("s") = py::none(), py::arg("channels") = py::dict(),
+        py::arg("floor") = 1e-3, py::arg("w_latent") = 1.0, py::arg("w_obs") = 1.0, py::arg("grad") = true,
+        py::arg("device") = 0, doc.c_str());
 }
 
 }  // namespace plrnn::bind

@@ -744,7 +744,7 @@ def test_cuda_binding_checks_types_before_casts():
 
     model = pn.PLRNN("standard", M=3, N=2, seed=0)
     with pytest.raises(TypeError, match=named("mar_units")):
-        _cuda.DeviceTrainer(model.config, model.params, [np.zeros((10, 2))], [None], [None], 2, 5, "none", 1, 0.0,
+        _cuda.Trainer(model.config, model.params, [np.zeros((10, 2))], [None], [None], 2, 5, "none", 1, 0.0,
                             0.0, "adam", 0.9, 0.999, 1e-8, 0.0, 0, [0, 1], 1.0, "sum", 0)
     # the scalar type of a call is the dtype of its main array (bindings/model_api.h), as on the CPU
     with pytest.raises(TypeError, match=named("dtype")):

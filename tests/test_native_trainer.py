@@ -168,15 +168,15 @@ def test_binding_checks_its_arguments():
                                   batch_size=2, seq_len=10, forcing="sparse", tau=5, alpha=0.0, grad_clip=0.0,
                                   optimizer="adam", beta1=0.9, beta2=0.999, eps=1e-8, teacher_noise=0.0, seed=0,
                                   mar_units=None, mar_weight=0.0, mar_reduce="sum"), **kw)
-    pn._core.HostTrainer(**args())
+    pn._core.Trainer(**args())
     for kw, err, word in ((dict(masks=[]), ValueError, "masks"), (dict(xs=[x.astype(np.float32)]), TypeError, "x[0]"),
                           (dict(masks=[np.ones((30, 2), bool)]), TypeError, "masks[0]"),
                           (dict(seq_len=31), ValueError, "seq_len"), (dict(optimizer="sgd"), ValueError, "optimizer"),
                           (dict(device=1), ValueError, "device"), (dict(mar_reduce="max"), ValueError, "mar_reduce"),
                           (dict(mar_units=np.array([0, 9]), mar_weight=1.0), ValueError, "units")):
         with pytest.raises(err, match=__import__("re").escape(word)):
-            pn._core.HostTrainer(**args(**kw))
-    trainer = pn._core.HostTrainer(**args())
+            pn._core.Trainer(**args(**kw))
+    trainer = pn._core.Trainer(**args())
     with pytest.raises(ValueError, match="steps"):
         trainer.run(0, 1e-3, 0.0, 1, 0)
     loss, norm, updated, finite = trainer.run(3, 1e-3, 0.0, 1, 0)

@@ -41,20 +41,43 @@ struct StepResult {
 using HostArrays = std::array<const void*, kNumParams>;  // per ParamId, nullptr where absent
 using HostOutArrays = std::array<void*, kNumParams>;
 
+// The training data a trainer copies at construction, as host arrays of the dtype its `f64` selects:
+// series i has lengths[i] steps; x[i]: [lengths[i], N] (0 where missing); s[i]: [lengths[i], K] (nullptr
+// when K == 0); mask[i]: [lengths[i], N], 1 observed / 0 missing, or nullptr (every entry observed).
+struct TrainingSeries {
+  std::vector<const void*> x, s, mask;
+  std::vector<index_t> lengths;
+};
+
+// The series concatenated row after row: series i starts at row offsets[i]; prefix[i] counts the windows
+// of seq_len steps in the series before i (prefix.back(): all windows, the range counter_rng.h samples).
+struct SeriesLayout {
+  std::vector<long long> offsets, prefix{0};
+  long long rows = 0;
+};
+
+inline SeriesLayout series_layout(const std::vector<index_t>& lengths, index_t seq_len) {
+  SeriesLayout l;
+  for (const index_t len : lengths) {
+    l.offsets.push_back(l.rows);
+    l.prefix.push_back(l.prefix.back() + (len - seq_len + 1));
+    l.rows += len;
+  }
+  return l;
+}
+
 // The checks both trainers make of their construction arguments (sizes, one input and mask slot per
 // series, every series at least seq_len long, the forcing, the MAR units).
-inline void check_trainer_args(const ModelSpec& spec, const std::vector<const void*>& series_x,
-                               const std::vector<const void*>& series_s, const std::vector<const void*>& series_mask,
-                               const std::vector<index_t>& lengths, const TrainOptions& options) {
+inline void check_trainer_args(const ModelSpec& spec, const TrainingSeries& data, const TrainOptions& options) {
   check_spec(spec);
   PLRNN_CHECK(options.batch_size >= 1, "batch_size: must be >= 1, got ", options.batch_size);
   PLRNN_CHECK(options.seq_len >= 2, "seq_len: must be >= 2, got ", options.seq_len);
-  PLRNN_CHECK(!series_x.empty() && series_x.size() == lengths.size() && series_s.size() == lengths.size() &&
-                  series_mask.size() == lengths.size(),
+  const std::size_t n = data.lengths.size();
+  PLRNN_CHECK(n > 0 && data.x.size() == n && data.s.size() == n && data.mask.size() == n,
               "x: one length, one input series and one mask per data series");
-  for (std::size_t i = 0; i < lengths.size(); ++i)
-    PLRNN_CHECK(lengths[i] >= options.seq_len, "x: series ", i, " has ", lengths[i], " steps, fewer than seq_len=",
-                options.seq_len);
+  for (std::size_t i = 0; i < n; ++i)
+    PLRNN_CHECK(data.lengths[i] >= options.seq_len, "x: series ", i, " has ", data.lengths[i],
+                " steps, fewer than seq_len=", options.seq_len);
   check_call(spec, options.forcing, options.batch_size, options.seq_len, 2);
   if (options.mar_weight > 0)
     check_mar(spec, options.mar_units.data(), static_cast<index_t>(options.mar_units.size()), options.mar_weight);
@@ -115,6 +138,12 @@ class TrainerHandle {
  protected:
   virtual void enter() const {}
   virtual void between() const {}
+  // A backend's constructor: impl_ = make_impl<ItsImpl>(f64, args...) (ItsImpl<double> or ItsImpl<float>).
+  template <template <typename> class ImplOf, typename... Args>
+  static std::unique_ptr<Impl> make_impl(bool f64, const Args&... args) {
+    if (f64) return std::make_unique<ImplOf<double>>(args...);
+    return std::make_unique<ImplOf<float>>(args...);
+  }
   std::unique_ptr<Impl> impl_;
 };
 

@@ -20,9 +20,7 @@ namespace {
 template <typename S>
 class TrainerImpl final : public TrainerHandle::Impl {
  public:
-  TrainerImpl(const ModelSpec& spec, const HostArrays& params, const std::vector<const void*>& xs,
-              const std::vector<const void*>& ss, const std::vector<const void*>& masks,
-              const std::vector<index_t>& lengths, const TrainOptions& opt)
+  TrainerImpl(const ModelSpec& spec, const HostArrays& params, const TrainingSeries& data, const TrainOptions& opt)
       : spec_(spec), opt_(opt) {
     for (int id = 0; id < kNumParams; ++id) {
       const ParamShape sh = param_shape(spec, id);
@@ -34,23 +32,20 @@ class TrainerImpl final : public TrainerHandle::Impl {
     }
     set(0, params);
     const index_t N = spec.dims.N, K = spec.dims.K;
-    long long rows = 0;
-    prefix_.push_back(0);
-    bool any_mask = false;
-    for (std::size_t i = 0; i < xs.size(); ++i) {
-      offsets_.push_back(rows);
-      prefix_.push_back(prefix_.back() + (lengths[i] - opt.seq_len + 1));
-      rows += lengths[i];
-      any_mask |= masks[i] != nullptr;
-    }
+    SeriesLayout layout = series_layout(data.lengths, opt.seq_len);
+    offsets_ = std::move(layout.offsets);
+    prefix_ = std::move(layout.prefix);
+    const long long rows = layout.rows;
+    const bool any_mask = std::any_of(data.mask.begin(), data.mask.end(), [](const void* m) { return m != nullptr; });
     x_all_.resize(std::size_t(rows * N));
     if (K > 0) s_all_.resize(std::size_t(rows * K));
     if (any_mask) mask_all_.assign(std::size_t(rows * N), S(1));
-    for (std::size_t i = 0; i < xs.size(); ++i) {
-      const auto cnt = std::size_t(lengths[i]);
-      std::copy_n(static_cast<const S*>(xs[i]), cnt * N, x_all_.begin() + offsets_[i] * N);
-      if (K > 0) std::copy_n(static_cast<const S*>(ss[i]), cnt * K, s_all_.begin() + offsets_[i] * K);
-      if (masks[i]) std::copy_n(static_cast<const S*>(masks[i]), cnt * N, mask_all_.begin() + offsets_[i] * N);
+    for (std::size_t i = 0; i < data.lengths.size(); ++i) {
+      const auto cnt = std::size_t(data.lengths[i]);
+      std::copy_n(static_cast<const S*>(data.x[i]), cnt * N, x_all_.begin() + offsets_[i] * N);
+      if (K > 0) std::copy_n(static_cast<const S*>(data.s[i]), cnt * K, s_all_.begin() + offsets_[i] * K);
+      if (data.mask[i])
+        std::copy_n(static_cast<const S*>(data.mask[i]), cnt * N, mask_all_.begin() + offsets_[i] * N);
     }
     const std::size_t bt = std::size_t(opt.batch_size * opt.seq_len);
     xb_.resize(bt * N);
@@ -166,13 +161,10 @@ class TrainerImpl final : public TrainerHandle::Impl {
 
 }  // namespace
 
-HostTrainer::HostTrainer(const ModelSpec& spec, bool f64, const HostArrays& params,
-                         const std::vector<const void*>& series_x, const std::vector<const void*>& series_s,
-                         const std::vector<const void*>& series_mask, const std::vector<index_t>& lengths,
+HostTrainer::HostTrainer(const ModelSpec& spec, bool f64, const HostArrays& params, const TrainingSeries& data,
                          const TrainOptions& options) {
-  check_trainer_args(spec, series_x, series_s, series_mask, lengths, options);
-  if (f64) impl_ = std::make_unique<TrainerImpl<double>>(spec, params, series_x, series_s, series_mask, lengths, options);
-  else impl_ = std::make_unique<TrainerImpl<float>>(spec, params, series_x, series_s, series_mask, lengths, options);
+  check_trainer_args(spec, data, options);
+  impl_ = make_impl<TrainerImpl>(f64, spec, params, data, options);
 }
 
 void HostTrainer::between() const { interruption_point(); }

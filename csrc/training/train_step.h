@@ -16,12 +16,9 @@ namespace plrnn {
 
 class HostTrainer final : public TrainerHandle {
  public:
-  // series_x[i]: [lengths[i], N] (0 where missing), series_s[i]: [lengths[i], K] (nullptr when K == 0),
-  // series_mask[i]: [lengths[i], N] 1 observed / 0 missing, or nullptr (every entry observed); all of
-  // the dtype selected by `f64`; every series has at least seq_len steps.
-  HostTrainer(const ModelSpec& spec, bool f64, const HostArrays& params, const std::vector<const void*>& series_x,
-              const std::vector<const void*>& series_s, const std::vector<const void*>& series_mask,
-              const std::vector<index_t>& lengths, const TrainOptions& options);
+  // Every series has at least seq_len steps; params and data of the dtype selected by `f64`.
+  HostTrainer(const ModelSpec& spec, bool f64, const HostArrays& params, const TrainingSeries& data,
+              const TrainOptions& options);
 
  protected:
   void between() const override;  // Ctrl-C between the steps of run() (core/interrupt.h)

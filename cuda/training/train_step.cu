@@ -123,32 +123,27 @@ ParamSet<const S> host_set_const(const HostArrays& a) {
 template <typename S>
 class TrainerImpl final : public TrainerHandle::Impl {
  public:
-  TrainerImpl(const ModelSpec& spec, const HostArrays& params, const std::vector<const void*>& xs,
-              const std::vector<const void*>& ss, const std::vector<index_t>& lengths, const TrainOptions& opt)
+  TrainerImpl(const ModelSpec& spec, const HostArrays& params, const TrainingSeries& data, const TrainOptions& opt)
       : spec_(spec), opt_(opt), params_(spec), grads_(spec), m_(spec), v_(spec), engine_(spec) {
     params_.upload(host_set_const<S>(params));
     m_.zero();
     v_.zero();
     grads_.zero();
     const index_t N = spec.dims.N, K = spec.dims.K;
-    std::vector<long long> prefix(1, 0), offsets;
-    long long rows = 0;
-    for (std::size_t i = 0; i < xs.size(); ++i) {
-      offsets.push_back(rows);
-      prefix.push_back(prefix.back() + (lengths[i] - opt.seq_len + 1));
-      rows += lengths[i];
-    }
-    n_series_ = static_cast<int>(xs.size());
-    x_all_.reserve(std::size_t(rows * N));
-    if (K > 0) s_all_.reserve(std::size_t(rows * K));
-    for (std::size_t i = 0; i < xs.size(); ++i) {
-      PLRNN_CUDA_CHECK(cudaMemcpy(x_all_.data() + offsets[i] * N, xs[i], std::size_t(lengths[i] * N) * sizeof(S),
+    const SeriesLayout layout = series_layout(data.lengths, opt.seq_len);
+    const std::vector<long long>& offsets = layout.offsets;
+    n_series_ = static_cast<int>(data.lengths.size());
+    x_all_.reserve(std::size_t(layout.rows * N));
+    if (K > 0) s_all_.reserve(std::size_t(layout.rows * K));
+    for (std::size_t i = 0; i < data.lengths.size(); ++i) {
+      const auto cnt = std::size_t(data.lengths[i]);
+      PLRNN_CUDA_CHECK(cudaMemcpy(x_all_.data() + offsets[i] * N, data.x[i], cnt * N * sizeof(S),
                                   cudaMemcpyHostToDevice));
       if (K > 0)
-        PLRNN_CUDA_CHECK(cudaMemcpy(s_all_.data() + offsets[i] * K, ss[i], std::size_t(lengths[i] * K) * sizeof(S),
+        PLRNN_CUDA_CHECK(cudaMemcpy(s_all_.data() + offsets[i] * K, data.s[i], cnt * K * sizeof(S),
                                     cudaMemcpyHostToDevice));
     }
-    prefix_.upload(prefix.data(), prefix.size());
+    prefix_.upload(layout.prefix.data(), layout.prefix.size());
     offsets_.upload(offsets.data(), offsets.size());
     windows_.reserve(std::size_t(opt.batch_size));
     const std::size_t bt = std::size_t(opt.batch_size * opt.seq_len);
@@ -262,17 +257,14 @@ void TrainerImpl<S>::refresh_pinv() {
 
 }  // namespace
 
-DeviceTrainer::DeviceTrainer(const ModelSpec& spec, bool f64, const HostArrays& params,
-                             const std::vector<const void*>& series_x, const std::vector<const void*>& series_s,
-                             const std::vector<const void*>& series_mask, const std::vector<index_t>& lengths,
+DeviceTrainer::DeviceTrainer(const ModelSpec& spec, bool f64, const HostArrays& params, const TrainingSeries& data,
                              const TrainOptions& options) {
-  check_trainer_args(spec, series_x, series_s, series_mask, lengths, options);
-  for (const void* mask : series_mask)
+  check_trainer_args(spec, data, options);
+  for (const void* mask : data.mask)
     PLRNN_CHECK(mask == nullptr, "x: missing values (NaN) are not supported by the CUDA trainer; use device='cpu'");
   check_cuda_limits(spec, options.batch_size);
   select_device(options.device);
-  if (f64) impl_ = std::make_unique<TrainerImpl<double>>(spec, params, series_x, series_s, lengths, options);
-  else impl_ = std::make_unique<TrainerImpl<float>>(spec, params, series_x, series_s, lengths, options);
+  impl_ = make_impl<TrainerImpl>(f64, spec, params, data, options);
   device_ = options.device;
 }
 

@@ -23,16 +23,14 @@ using plrnn::HostArrays;
 using plrnn::HostOutArrays;
 using plrnn::StepResult;
 using plrnn::TrainerHandle;
+using plrnn::TrainingSeries;
 using plrnn::TrainOptions;
 
 class DeviceTrainer final : public TrainerHandle {
  public:
-  // series_x[i]: [lengths[i], N] host data, series_s[i]: [lengths[i], K] (nullptr when K == 0),
-  // all of the dtype selected by `f64`; every series has at least seq_len steps. series_mask: as the
-  // CPU trainer's, but every entry must be nullptr (missing values are a CPU-only feature).
-  DeviceTrainer(const ModelSpec& spec, bool f64, const HostArrays& params, const std::vector<const void*>& series_x,
-                const std::vector<const void*>& series_s, const std::vector<const void*>& series_mask,
-                const std::vector<index_t>& lengths, const TrainOptions& options);
+  // As the CPU trainer's, but every data.mask[i] must be nullptr (missing values are a CPU-only feature).
+  DeviceTrainer(const ModelSpec& spec, bool f64, const HostArrays& params, const TrainingSeries& data,
+                const TrainOptions& options);
 
  protected:
   void enter() const override;  // cudaSetDevice(device_)

@@ -119,19 +119,12 @@ class Backend:
                      grad: bool):
         """The probabilistic PLRNN's log-joint (``bindings/vi_binding.h``): ``(total, parts, grads, gz)``."""
         return self._module.vi_log_joint(config, params, latent, z, s, channels, floor, w_latent, w_obs, grad,
-                                         **self._device_kw())
-
-    def _device_kw(self) -> dict:
-        """The device argument of the calls whose CPU signature has none (``vi_log_joint``)."""
-        return {}
+                                         device=self.index)
 
     def fixed_points_exhaustive(self, form, progress=None):
         """Every fixed point of a piecewise-linear form: ``(points [c,M], pieces [c,n], degenerate [d,n],
         n_degenerate, regions_visited)``."""
         raise NotImplementedError
-
-    #: the native trainer class of the module (bindings/trainer_binding.h)
-    trainer_class = ""
 
     def native_trainer(self, model, series, cfg, alpha: float, mar, missing_fraction: float):
         """The native training loop for :class:`plrnn_native.Trainer` (``csrc/training/train_step.h`` on the
@@ -144,7 +137,7 @@ class Backend:
             self._refuse("x", "missing values (NaN)")
         units = None if mar is None else np.ascontiguousarray(mar.resolve_units(model.M), dtype=np.int64)
         masks = [None if oi is None else np.ascontiguousarray(oi, dtype=model.dtype) for _, _, oi in series]
-        return getattr(self._module, self.trainer_class)(
+        return self._module.Trainer(
             model._spec, model._params, [xi for xi, _, _ in series], [si for _, si, _ in series], masks,
             cfg.batch_size, cfg.seq_len, cfg.forcing, cfg.tau, alpha, cfg.grad_clip, cfg.optimizer,
             cfg.betas[0], cfg.betas[1], cfg.eps, cfg.teacher_noise, cfg.seed, units,
@@ -157,7 +150,6 @@ class Backend:
 class CpuBackend(Backend):
     kind = "cpu"
     reports_progress = True
-    trainer_class = "HostTrainer"
 
     def __init__(self):
         super().__init__(_core, 0)  # the CPU core has one device
@@ -172,9 +164,6 @@ class CudaBackend(Backend):
 
     def __init__(self, index: int):
         super().__init__(_cuda_api._cuda, index)
-
-    def _device_kw(self) -> dict:
-        return {"device": self.index}
 
     def fixed_points_exhaustive(self, form, progress=None):
         """The exhaustive search on the GPU (cuda/analysis/fixed_points.cu): two-piece units only;
@@ -208,8 +197,6 @@ class CudaBackend(Backend):
         pts = np.array([pts[i] for i in order]).reshape(-1, form.M)
         pcs = np.array([pcs[i] for i in order], dtype=np.int64).reshape(-1, n)
         return pts, pcs, np.zeros((0, n), np.int32), int(n_deg), int(visited)
-
-    trainer_class = "DeviceTrainer"
 
     def _adaptive_alpha(self):
         raise ValueError("adaptive_alpha: not available with a CUDA device (the Jacobian estimate runs on "

@@ -62,6 +62,7 @@ def vi_log_joint(
     w_latent: float = 1.0,
     w_obs: float = 1.0,
     grad: bool = True,
+    device: int = 0,
 ) -> Tuple[float, Dict[str, float], Optional[Params], Optional[np.ndarray]]: ...
 def adam_step(
     params: Dict[str, np.ndarray],
@@ -93,8 +94,8 @@ def ode_integrate(system: str, params: Sequence[float], u0: np.ndarray, t0: floa
     DOP853 with SciPy's steps (csrc/data/dop853.h). RuntimeError when the step size underflows."""
     ...
 
-class HostTrainer:
-    """The CPU trainer (csrc/training/train_step.h); the CUDA module's DeviceTrainer has the same binding
+class Trainer:
+    """The CPU trainer (csrc/training/train_step.h); the CUDA module's Trainer has the same binding
     (bindings/trainer_binding.h)."""
 
     def __init__(

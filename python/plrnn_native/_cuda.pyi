@@ -32,21 +32,8 @@ from ._core import param_shapes as param_shapes
 from ._core import rollout as rollout
 
 # ---- the probabilistic PLRNN's log-joint (cuda/vi/log_joint.cu): _core's binding (bindings/vi_binding.h)
-# with `device` last
-def vi_log_joint(
-    config: Dict,
-    params: Dict[str, np.ndarray],
-    latent: Dict[str, np.ndarray],
-    z: np.ndarray,
-    s: Optional[np.ndarray] = None,
-    channels: Dict[str, Dict[str, np.ndarray]] = ...,
-    floor: float = 1e-3,
-    w_latent: float = 1.0,
-    w_obs: float = 1.0,
-    grad: bool = True,
-    device: int = 0,
-) -> Tuple[float, Dict[str, float], Optional[Dict[str, np.ndarray]], Optional[np.ndarray]]: ...
+from ._core import vi_log_joint as vi_log_joint
 
-# ---- the device-resident trainer (cuda/training/train_step.h): _core.HostTrainer's binding and methods
+# ---- the device-resident trainer (cuda/training/train_step.h): _core.Trainer's binding and methods
 # (bindings/trainer_binding.h); missing-value masks must be None
-from ._core import HostTrainer as DeviceTrainer
+from ._core import Trainer as Trainer
