@@ -20,8 +20,9 @@
 //   unit_sum                   the entry of unit q of a packet of per-lane partial sums, the kS
 //                              sequences added in order
 //
-// Every sum runs in an order fixed by the sizes, the ISA and which sequences share a chunk, so
-// results are reproducible at a given thread count (like the rest of the BPTT core).
+// Every sum runs in an order fixed by the sizes, the ISA and which sequences share a chunk (a split
+// fixed by the batch size: core/thread_pool.h, batch_chunks), so results are the same on any number of
+// threads (like the rest of the BPTT core).
 #pragma once
 #include <algorithm>
 

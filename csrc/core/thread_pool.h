@@ -1,11 +1,30 @@
 // A small persistent pool: parallel_for(n, fn) runs fn(0..n-1) on the pool's workers and the
-// calling thread, and returns when all are done. The native entry points split a batch into
-// per-thread chunks and reduce the partial results in chunk order, so a result depends on the
-// thread count only through float rounding of that reduction.
+// calling thread, and returns when all are done. The native entry points split their work into
+// tasks whose number depends on the sizes only (never on the thread count: batch_chunks below, the
+// log-joint's task_count) and reduce the partial results in task order, so a result is the same bits
+// on any number of threads.
 #pragma once
+#include <algorithm>
 #include <functional>
+#include <utility>
+
+#include "core/types.h"
 
 namespace plrnn {
+
+// The split of n items into `parts` contiguous ranges: part c is [begin, end).
+inline std::pair<index_t, index_t> chunk_range(index_t n, int parts, int c) {
+  return {n * c / parts, n * (c + 1) / parts};
+}
+
+// The number of chunks a batch of B sequences is cut into (the BPTT core, free runs, the supervised
+// model): B / kChunkSeqs, at least 1 and at most kMaxBatchChunks. A chunk of 8 sequences fills one
+// register tile of the step's products (core/packed_gemm.h) and two lane packets (core/lanes.h).
+constexpr index_t kChunkSeqs = 8;
+constexpr int kMaxBatchChunks = 16;
+inline int batch_chunks(index_t B) {
+  return static_cast<int>(std::clamp<index_t>(B / kChunkSeqs, 1, kMaxBatchChunks));
+}
 
 // Number of threads the native calls use (default: std::thread::hardware_concurrency()).
 int get_num_threads();

@@ -1,5 +1,6 @@
 // Batched rollout with teacher forcing (forward) and its exact gradient (BPTT), side by side.
-// The batch is split into one chunk of sequences per thread; each chunk runs the whole time loop
+// The batch is split into chunks of sequences (core/thread_pool.h: batch_chunks, a number that depends
+// on B only), which the threads take in turn; each chunk runs the whole time loop
 // with [rows, nb] column-major blocks, stores what the backward pass needs (the tape), and the
 // parameter gradients are formed at the end with one matrix product per matrix over all steps.
 // With a mask (batch.mask, missing values) the residuals of missing entries are zeroed, the
@@ -162,11 +163,6 @@ class ChunkBPTT {
   Eigen::Map<Mat<S>> U_all_, G_all_, E_all_, Z_all_, S_all_;  // [*, cols], this thread's scratch
 };
 
-// Contiguous split of B sequences into n chunks: chunk c is [begin, end).
-inline std::pair<index_t, index_t> chunk_range(index_t B, int n, int c) {
-  return {B * c / n, B * (c + 1) / n};
-}
-
 // Number of scored entries (t >= 1): B (T-1) N, or the observed ones among them with a mask.
 template <typename S>
 double scored_entries(const Batch<S>& batch, index_t N) {
@@ -189,7 +185,7 @@ LossResult rollout_or_bptt(const ModelSpec& spec, const Params<S>& p, const Forc
   const Observation obs(spec, p, batch.Binv);
   const ForcingRule forcing(fs);
   const index_t B = batch.B, T = batch.T;
-  const int n_chunks = static_cast<int>(std::min<index_t>(get_num_threads(), B));
+  const int n_chunks = batch_chunks(B);
   const double scored = scored_entries(batch, spec.dims.N);
   const S grad_scale = scored > 0 ? S(2) / static_cast<S>(scored) : S(0);
 
@@ -220,7 +216,7 @@ void free_run(const ModelSpec& spec, const Params<S>& p, index_t B, index_t T, c
   const Model model(spec, p);
   const Observation obs(spec, p, nullptr);
   const index_t M = spec.dims.M, N = spec.dims.N, K = spec.dims.K;
-  const int n_chunks = static_cast<int>(std::min<index_t>(get_num_threads(), B));
+  const int n_chunks = batch_chunks(B);
   parallel_for(n_chunks, [&](int c) {
     const auto [b0, b1] = chunk_range(B, n_chunks, c);
     const index_t nb = b1 - b0;

@@ -2,7 +2,7 @@
 //   z_{-1} = z0 (zeros by default),  z_t = F(z_{t-1}, s_t),  y_t = Bo z_t + bo     (t = 0 .. T-1)
 // scored at the steps with mask[b, t] != 0 by a weighted MSE or softmax cross-entropy
 // (types.h: SupervisedLoss; docs/model.md, "Supervised"). No teacher forcing: the inputs drive the
-// model. The batch is split into one chunk of sequences per thread as in bptt.h; a chunk keeps the
+// model. The batch is split into chunks of sequences as in bptt.h (batch_chunks); a chunk keeps the
 // states of all steps (the tape), sweeps back in time, and forms the parameter gradients at the end
 // with one matrix product per matrix over all steps.
 #pragma once
@@ -191,7 +191,7 @@ SupervisedLoss rollout_supervised(const ModelSpec& spec, const Params<S>& p,
   const double norm = weight * (kind == SupLoss::MSE ? static_cast<double>(O) : 1.0);
   const S grad_scale = norm > 0 ? static_cast<S>(1.0 / norm) : S(0);
 
-  const int n_chunks = static_cast<int>(std::min<index_t>(get_num_threads(), B));
+  const int n_chunks = batch_chunks(B);
   std::vector<double> sums(n_chunks, 0.0);
   std::vector<GradBuffers<S>> parts;
   std::vector<ReadoutGradBuffers<S>> rparts;
@@ -200,7 +200,7 @@ SupervisedLoss rollout_supervised(const ModelSpec& spec, const Params<S>& p,
     rparts.assign(n_chunks, ReadoutGradBuffers<S>(O, M));
   }
   parallel_for(n_chunks, [&](int c) {
-    const index_t b0 = B * c / n_chunks, b1 = B * (c + 1) / n_chunks;
+    const auto [b0, b1] = chunk_range(B, n_chunks, c);
     ChunkSupervised<S, Model> run(spec, model, readout, loss, batch, b0, b1 - b0, grads != nullptr);
     sums[c] = run.forward(grad_scale);
     if (grads) run.backward(parts[c], rparts[c], gz0);

@@ -34,7 +34,6 @@ constexpr int kMaxTasks = 64;
 inline int task_count(index_t columns) {
   return static_cast<int>(std::clamp<index_t>((columns + kTaskColumns - 1) / kTaskColumns, 1, kMaxTasks));
 }
-inline std::pair<index_t, index_t> task_range(index_t n, int tasks, int c) { return {n * c / tasks, n * (c + 1) / tasks}; }
 
 // sigma = floor + exp(log_sigma) and d log N / d log_sigma = (u^2 - 1) (sigma - floor) / sigma.
 template <typename S>
@@ -118,7 +117,7 @@ LogJoint log_joint_impl(const ModelSpec& spec, const Params<S>& p, const Latent<
   std::vector<Vec<S>> tr_gls(tr_tasks, Vec<S>::Zero(M));
   if (want_grad) tr_grads.assign(tr_tasks, GradBuffers<S>(spec));
   parallel_for(tr_tasks, [&](int c) {
-    const auto [i0, i1] = task_range(n_tr, tr_tasks, c);
+    const auto [i0, i1] = chunk_range(n_tr, tr_tasks, c);
     const index_t n = i1 - i0;
     Mat<S> U(M, n), E(M, n), Sx(K, n), GU;
     for (index_t i = i0; i < i1; ++i) {  // transition i: b = i / (T-1), t = 1 + i % (T-1)
@@ -172,7 +171,7 @@ LogJoint log_joint_impl(const ModelSpec& spec, const Params<S>& p, const Latent<
   const Vec<S> sigma_x[2] = {noise_std(obs.gaussian.log_sigma, obs.gaussian.N, w.floor),
                              noise_std(obs.fmri.log_sigma, obs.fmri.N, w.floor)};
   parallel_for(obs_tasks, [&](int c) {
-    const auto [c0, c1] = task_range(n_bt, obs_tasks, c);
+    const auto [c0, c1] = chunk_range(n_bt, obs_tasks, c);
     const index_t n = c1 - c0;
     ObsPart<S>& part = parts[c];
     zero_obs_part(part, obs, M);
@@ -327,7 +326,7 @@ LogJoint log_joint_impl(const ModelSpec& spec, const Params<S>& p, const Latent<
   const index_t taps = obs.fmri.N > 0 ? obs.fmri.taps : 0;
   const int as_tasks = task_count(n_bt);
   parallel_for(as_tasks, [&](int c) {
-    const auto [c0, c1] = task_range(n_bt, as_tasks, c);
+    const auto [c0, c1] = chunk_range(n_bt, as_tasks, c);
     for (index_t bt = c0; bt < c1; ++bt) {
       const index_t b = bt / T, t = bt % T;
       MapVec<S> g(gz + bt * M, M);

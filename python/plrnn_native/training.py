@@ -235,7 +235,8 @@ class Trainer:
         callback: called as ``callback(trainer, record)`` after every epoch.
 
     The batch of optimiser step ``k`` depends only on ``(config.seed, k)`` (:meth:`sample_batch`), the same
-    on every backend; results are bit-for-bit reproducible for a seed and thread count, and a resumed run
+    on every backend; on the CPU, results are bit-for-bit reproducible for a seed, on any number of threads
+    (``csrc/core/thread_pool.h``: the batch is cut into chunks by its size alone), and a resumed run
     continues exactly.
     """
 
@@ -444,7 +445,7 @@ class Trainer:
     def resume(cls, path: Union[str, os.PathLike], x, s=None,
                callback: Optional[Callable[["Trainer", dict], None]] = None) -> "Trainer":
         """A trainer continued from :meth:`save_checkpoint` on the same data: the run proceeds exactly
-        (bit for bit, at the same thread count) as if it had not been interrupted."""
+        (bit for bit) as if it had not been interrupted."""
         model, config, meta, m, v = _read_checkpoint(path)
         trainer = cls(model, x, s, config, callback)
         trainer.optimizer.load_state(meta["t"], m, v)
