@@ -80,7 +80,9 @@ def time_interleaved(
     a training loop (so a call is not timed right after the other implementation has evicted its
     caches and put its worker threads to sleep). Blocks of the callables alternate, their order
     rotating each round, so that all see the same machine noise. The garbage collector is disabled
-    while timing (as :mod:`timeit` does) and run between blocks.
+    while timing (as :mod:`timeit` does); its young generations are collected between blocks (the
+    callables' garbage; a full collection would cost a third of a second per block in a large process,
+    e.g. under pytest).
 
     Returns the wall-clock duration of every timed call, in seconds, per name.
     """
@@ -100,7 +102,7 @@ def time_interleaved(
             shift = r % len(names)
             for name in names[shift:] + names[:shift]:
                 fn = fns[name]
-                gc.collect()
+                gc.collect(1)
                 gc.disable()
                 fn()  # re-entry call of the block, untimed
                 for _ in range(min(block, repeats - len(samples[name]))):
