@@ -28,6 +28,8 @@ import plrnn_native as pn
 from plrnn_native import analysis
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _timing import machine_info  # noqa: E402
 
 
 def make_model(M: int, seed: int) -> pn.PLRNN:
@@ -96,7 +98,8 @@ def main(argv=None) -> int:
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"command": ["fixed_points.py", *(argv or sys.argv[1:])],
-                                       "threads": pn.get_num_threads(), "rows": rows}, indent=1))
+                                       "machine": machine_info(REPO), "threads": pn.get_num_threads(),
+                                       "rows": rows}, indent=1))
     print("\n| M | regions | fixed points | native s (median) | NumPy batched s | speed-up | same result |")
     print("|--:|--:|--:|--:|--:|--:|---|")
     for r in rows:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -50,6 +49,7 @@ from plrnn_native.supervised import SupervisedConfig, SupervisedPLRNN, train_sup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 REPO = Path(__file__).resolve().parent.parent
+from _timing import machine_info  # noqa: E402
 MODELS = ("plrnn", "plrnn_mar", "lstm")
 #: Optional: the MAR initialisation of the issue alone (A = 1, W row = 0, h = 0; C random).
 EXTRA_MODELS = ("plrnn_mar_awh",)
@@ -110,7 +110,7 @@ def key(rec: dict) -> tuple:
 def load(path: Path) -> dict:
     if path.exists():
         return json.loads(path.read_text())
-    return {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "runs": []}
+    return {"runs": []}
 
 
 def save(path: Path, data: dict) -> None:
@@ -123,6 +123,8 @@ def sweep(args) -> Path:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     data = load(out)
+    machine = machine_info(REPO)
+    data["machine"] = machine  # of the latest invocation; each run records its own CPU and revision
     done = {key(r) for r in data["runs"]}
     pn.set_num_threads(args.threads)
     for task in args.tasks:
@@ -147,6 +149,7 @@ def sweep(args) -> Path:
                     else:
                         rec.update(run_plrnn(model, task, T, seed, args, train, test, fresh))
                     rec["wall_seconds"] = time.perf_counter() - t0
+                    rec["cpu_model"], rec["git_revision"] = machine["cpu_model"], machine.get("git_revision")
                     rec["seq_steps_per_second"] = args.updates * args.batch_size * T / max(rec["train_seconds"], 1e-9)
                     data["runs"].append(rec)
                     save(out, data)

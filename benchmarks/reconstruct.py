@@ -28,6 +28,8 @@ import numpy as np
 from plrnn_native import cli
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _timing import machine_info  # noqa: E402
 
 #: Per-system settings on top of plrnn's defaults (``plrnn_native.cli.DEFAULTS``).
 SYSTEMS = {
@@ -74,7 +76,8 @@ def main(argv=None) -> int:
 
     folder = args.keep or tempfile.mkdtemp(prefix="plrnn-reconstruct-")
     results = {"command": ["reconstruct.py", *(argv if argv is not None else sys.argv[1:])],
-               "cpu_count": os.cpu_count(), "defaults": cli.DEFAULTS, "systems": {}}
+               "machine": machine_info(REPO), "cpu_count": os.cpu_count(), "defaults": cli.DEFAULTS,
+               "systems": {}}
     for system in args.systems:
         extra = SYSTEMS[system] + args.set
         runs = []
