@@ -195,12 +195,14 @@ PYBIND11_MODULE(_core, m) {
 
   def_model_api<CpuBackend>(m);
   def_adam(m);
-  m.def("kind_names", [] {
+  m.def("kinds", [] {
     py::list out;
-    for (const plrnn::KindName& k : plrnn::kKindNames) out.append(py::make_tuple(k.name, k.clipped));
+    for (const plrnn::KindName& k : plrnn::kKindNames)
+      out.append(py::dict(py::arg("name") = k.name, py::arg("clipped") = k.clipped, py::arg("family") = k.family,
+                          py::arg("zero_diag_W") = k.zero_diag_W));
     return out;
-  }, "[(name, clipped)] of every model kind, in the order of csrc/kinds.h (the one list of kinds).");
-  m.def("check_forcing", [](const std::string& mode, index_t tau, double alpha) { parse_forcing(mode, tau, alpha); },
+  }, "Every model kind as {name, clipped, family, zero_diag_W}, in the order of csrc/kinds.h (the one list).");
+  m.def("check_forcing", [](const std::string& mode, index_t tau, double alpha) { check_forcing(parse_forcing(mode, tau, alpha)); },
         py::arg("mode"), py::arg("tau"), py::arg("alpha"),
         "ValueError naming tau or alpha where the forcing mode does not take their value (csrc/core/param_layout.h).");
   m.def("pinv_B", [](const py::array& B) {

@@ -158,6 +158,8 @@ inline void def_model_spec(py::module_& m) {
       });
 }
 
+// The forcing mode by name; tau and alpha as given (their values are check_forcing's, which the core's
+// check_call runs once per call, csrc/core/param_layout.h).
 inline ForcingSpec parse_forcing(const std::string& mode, index_t tau, double alpha) {
   ForcingSpec f;
   if (mode == "none") f.mode = Forcing::None;
@@ -166,7 +168,6 @@ inline ForcingSpec parse_forcing(const std::string& mode, index_t tau, double al
   else throw py::value_error("forcing: unknown mode '" + mode + "' (none, sparse, generalized)");
   f.tau = tau;
   f.alpha = alpha;
-  check_forcing(f);
   return f;
 }
 

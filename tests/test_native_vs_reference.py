@@ -485,6 +485,26 @@ def test_params_layout_and_assignment_copies(kind, extra, obs):
     np.testing.assert_array_equal(model.params["A"], np.full(shapes["A"], 0.25))
 
 
+def test_kind_table_agrees_with_the_reference():
+    """csrc/kinds.h, as Python reads it (_core.kinds), against the reference's own statement of the
+    kinds: the names, the zero diagonal of W, and each family's parameters; both variants of a name
+    share the family and the constraint."""
+    from plrnn_native import models
+
+    table = models._core.kinds()
+    assert models.KINDS == ref.KINDS
+    # every kind is in the parametrised suites
+    assert {(v[1], v[2].get("clipped", False)) for v in VARIANTS} == {(k["name"], k["clipped"]) for k in table}
+    assert set(models.ZERO_DIAGONAL_W_KINDS) == set(ref.ZERO_DIAGONAL_KINDS)
+    for name in models.KINDS:
+        rows = [k for k in table if k["name"] == name]
+        assert len({(k["family"], k["zero_diag_W"]) for k in rows}) == 1, rows
+    own = {"WPhi": {"W", "h"}, "Dendritic": {"W", "h", "alpha", "theta"}, "Shallow": {"W1", "W2", "h1", "h2"}}
+    for name in models.KINDS:
+        model = build_model(name, 6, 3, 2, "identity", 2, False)
+        assert set(model.params) - {"A", "C", "L"} == own[models.KIND_FAMILY[name]], name
+
+
 # The batch is cut into chunks whose number depends on B only (csrc/core/thread_pool.h: batch_chunks),
 # reduced in chunk order: the same bits on any number of threads, for every kind (the lane kernels of
 # the small shallow models and the register-blocked tiles of the others), with and without a chunk

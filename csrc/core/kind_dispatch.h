@@ -19,7 +19,7 @@ template <typename E, E V> using Tag = std::integral_constant<E, V>;
 template <class Fn>
 decltype(auto) dispatch_kind(Kind kind, Fn&& fn) {
   switch (kind) {
-#define PLRNN_KIND_CASE(k, name, clipped) \
+#define PLRNN_KIND_CASE(k, name, clipped, family, zero_diag_W) \
     case Kind::k: return fn(Tag<Kind, Kind::k>{});
     PLRNN_KINDS(PLRNN_KIND_CASE)
 #undef PLRNN_KIND_CASE

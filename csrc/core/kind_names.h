@@ -12,10 +12,12 @@ namespace plrnn {
 struct KindName {
   Kind kind;
   const char* name;
-  bool clipped;  // the clipped variant of `name`
+  bool clipped;        // the clipped variant of `name`
+  const char* family;  // the Family enumerator's name: "WPhi", "Dendritic", "Shallow"
+  bool zero_diag_W;
 };
 
-#define PLRNN_KIND_NAME(k, name, clipped) KindName{Kind::k, name, clipped},
+#define PLRNN_KIND_NAME(k, name, clipped, family, zero_diag_W) KindName{Kind::k, name, clipped, #family, zero_diag_W},
 inline constexpr KindName kKindNames[] = {PLRNN_KINDS(PLRNN_KIND_NAME)};
 #undef PLRNN_KIND_NAME
 

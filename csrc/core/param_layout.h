@@ -79,8 +79,9 @@ inline bool needs_binv(const ModelSpec& spec, const ForcingSpec& f) {
   return spec.obs == Obs::Linear && f.mode != Forcing::None;
 }
 
-// The values a forcing mode takes (the one statement of these rules: the bindings check a forcing with it
-// when they parse it, and Python's models.check_tau / check_alpha call it through _core.check_forcing).
+// The values a forcing mode takes (the one statement of these rules): run once per native call by
+// check_call, and by Python's models.check_tau / check_alpha (TrainConfig: a run's settings are checked
+// when they are made) through _core.check_forcing.
 inline void check_forcing(const ForcingSpec& f) {
   if (f.mode == Forcing::Sparse) PLRNN_CHECK(f.tau >= 1, "tau: must be an integer >= 1, got ", f.tau);
   if (f.mode == Forcing::Generalized)

@@ -11,9 +11,36 @@ namespace plrnn {
 using index_t = std::int64_t;
 
 // Values in the order of the list in kinds.h (Standard = 0, ...), formulas there.
-#define PLRNN_KIND_ENUMERATOR(k, name, clipped) k,
+#define PLRNN_KIND_ENUMERATOR(k, name, clipped, family, zero_diag_W) k,
 enum class Kind : int { PLRNN_KINDS(PLRNN_KIND_ENUMERATOR) };
 #undef PLRNN_KIND_ENUMERATOR
+
+// The shape of a kind's step (kinds.h): W phi(z), W phi(z) with the dendritic bases, W1 act(W2 z).
+enum class Family : int { WPhi = 0, Dendritic = 1, Shallow = 2 };
+
+// A kind's entry in kinds.h. constexpr: usable in device code and in `if constexpr`.
+struct KindTraits {
+  Family family;
+  bool clipped;
+  bool zero_diag_W;
+};
+
+constexpr KindTraits kind_traits(Kind k) {
+  switch (k) {
+#define PLRNN_KIND_TRAITS(k, name, clipped, family, zero_diag_W) \
+    case Kind::k: return KindTraits{Family::family, clipped, zero_diag_W};
+    PLRNN_KINDS(PLRNN_KIND_TRAITS)
+#undef PLRNN_KIND_TRAITS
+  }
+  return KindTraits{Family::WPhi, false, false};  // not reached: every enumerator has its case
+}
+
+// The family predicates every path uses (parameters: core/param_layout.h; the kernels' branches).
+constexpr bool is_shallow(Kind k) { return kind_traits(k).family == Family::Shallow; }
+constexpr bool is_dendritic(Kind k) { return kind_traits(k).family == Family::Dendritic; }
+constexpr bool has_W(Kind k) { return !is_shallow(k); }
+constexpr bool is_clipped(Kind k) { return kind_traits(k).clipped; }
+constexpr bool zero_diag_W(Kind k) { return kind_traits(k).zero_diag_W; }
 
 enum class Forcing : int { None = 0, Sparse = 1, Generalized = 2 };
 // None: no observation model (the supervised path, csrc/rollout/supervised.h, reads out with its
@@ -124,9 +151,5 @@ struct SupervisedLoss {
   double loss = 0.0;
   double weight = 0.0;  // sum of the mask
 };
-
-inline bool has_W(Kind k) { return k == Kind::Standard || k == Kind::ALRNN || k == Kind::Dendritic || k == Kind::DendriticClipped; }
-inline bool is_dendritic(Kind k) { return k == Kind::Dendritic || k == Kind::DendriticClipped; }
-inline bool is_shallow(Kind k) { return k == Kind::Shallow || k == Kind::ShallowClipped; }
 
 }  // namespace plrnn

@@ -8,7 +8,6 @@ namespace plrnn {
 template <typename S>
 struct PartialReluPhi {
   static constexpr bool kHasParams = false;
-  static constexpr bool kZeroDiagW = false;
   PartialReluPhi(const ModelSpec& spec, const Params<S>&) : M(spec.dims.M), P(spec.dims.P) {}
 
   // fwd: Phi = [U_lin; relu(U_last P)]                      U, Phi [M, n]

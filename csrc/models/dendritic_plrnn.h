@@ -12,7 +12,6 @@ namespace plrnn {
 template <typename S, bool Clipped>
 struct DendriticPhi {
   static constexpr bool kHasParams = true;
-  static constexpr bool kZeroDiagW = true;
   DendriticPhi(const ModelSpec& spec, const Params<S>& p)
       : M(spec.dims.M), Bb(spec.dims.Bb), alpha(p.alpha, Bb), theta(p.theta, M, Bb), alpha_sum(alpha.sum()) {}
 

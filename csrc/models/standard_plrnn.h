@@ -7,7 +7,6 @@ namespace plrnn {
 template <typename S>
 struct ReluPhi {
   static constexpr bool kHasParams = false;
-  static constexpr bool kZeroDiagW = true;
   ReluPhi(const ModelSpec&, const Params<S>&) {}
 
   // fwd: Phi = relu(U)                                      U, Phi [M, n]

@@ -18,6 +18,7 @@ class WPhiModel {
   WPhiModel(const ModelSpec& spec, const Params<S>& p)
       : M_(spec.dims.M),
         K_(spec.dims.K),
+        zero_diag_W_(zero_diag_W(spec.kind)),
         A_(p.A, M_),
         h_(p.h, M_),
         C_(p.C, M_, K_),
@@ -80,7 +81,7 @@ class WPhiModel {
                    GradBuffers<S>& g) const {
     g.vec(pA) = tape.g_A;
     g.mat(pW) = packed::times_transpose(G_all, CRef<S>(tape.PhiU));
-    if constexpr (Phi::kZeroDiagW) g.mat(pW).diagonal().setZero();
+    if (zero_diag_W_) g.mat(pW).diagonal().setZero();  // kinds.h: a constraint of the kind
     g.vec(ph) = tape.g_h;
     if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();
     if constexpr (Phi::kHasParams) phi_.param_grads(U_all, tape.R, g);
@@ -90,6 +91,7 @@ class WPhiModel {
 
  private:
   index_t M_, K_;
+  bool zero_diag_W_;
   CMapVec<S> A_;
   CMapVec<S> h_;
   CMapRow<S> C_;

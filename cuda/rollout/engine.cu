@@ -153,7 +153,7 @@ void Engine<S>::run(const Params<S>& p, const ForcingSpec& forcing, const Batch<
     if (shallow) a.V = V_.reserve(r * H);
     if (shallow) a.R = R_.reserve(r * H);
     if (is_dendritic(kind)) a.R = R_.reserve(r * M);
-    if (kind == Kind::ShallowClipped) a.D1 = D1_.reserve(r * H);
+    if (shallow && is_clipped(kind)) a.D1 = D1_.reserve(r * H);
     if (linear) {
       a.Ebar = Ebar_.reserve(r * N);
       if (!a.z) a.z = zbuf_.reserve(std::size_t(B * T * M));  // dL/dB needs the pre-forcing states
@@ -229,12 +229,11 @@ void Engine<S>::model_param_grads(const Params<S>& p, const StepTape<S>& tape, l
   column(gsum, rows, M, shallow ? g.h1 : g.h);
   if (K > 0) outer(Gv, steps_view<S>(s, K, T), rows, M, K, g.C, 0);
   if (!shallow) {
-    const bool zero_diag = kind == Kind::Standard || is_dendritic(kind);
-    outer(Gv, tape_view<S>(tape.Phi, M), rows, M, M, g.W, zero_diag ? M : 0);
+    outer(Gv, tape_view<S>(tape.Phi, M), rows, M, M, g.W, zero_diag_W(kind) ? M : 0);
     if (is_dendritic(kind)) {
       S* pa = pa_.reserve(std::size_t(M) * Bb);
       S* pt = pt_.reserve(std::size_t(M) * Bb);
-      if (kind == Kind::DendriticClipped) {
+      if (is_clipped(kind)) {
         column(DendriticTerm<S, true, false>{tape.U, tape.R, p.theta, M, Bb}, rows, M * Bb, pa);
         column(DendriticTerm<S, true, true>{tape.U, tape.R, p.theta, M, Bb}, rows, M * Bb, pt);
       } else {
@@ -246,7 +245,7 @@ void Engine<S>::model_param_grads(const Params<S>& p, const StepTape<S>& tape, l
     }
   } else {
     const RowView<S> Dv = tape_view<S>(tape.R, H);
-    ProductTerm<S> gh2{kind == Kind::ShallowClipped ? tape_view<S>(tape.D1, H) : Dv, Dv, false};
+    ProductTerm<S> gh2{is_clipped(kind) ? tape_view<S>(tape.D1, H) : Dv, Dv, false};
     column(gh2, rows, H, g.h2);
     outer(Gv, tape_view<S>(tape.Phi, H), rows, M, H, g.W1, 0);
     outer(Dv, Uv, rows, H, M, g.W2, 0);

@@ -90,10 +90,6 @@ struct RolloutArgs {
   double* sse_part = nullptr;  // [gridDim.x] per-block sum of squared errors
 };
 
-constexpr bool is_shallow_kind(Kind k) { return k == Kind::Shallow || k == Kind::ShallowClipped; }
-constexpr bool is_clipped_kind(Kind k) { return k == Kind::ShallowClipped || k == Kind::DendriticClipped; }
-constexpr bool is_dendritic_kind(Kind k) { return k == Kind::Dendritic || k == Kind::DendriticClipped; }
-
 // Elements of the big matrices that the persistent path keeps in shared memory.
 inline __host__ __device__ std::size_t big_matrix_elems(bool shallow, int M, int H) {
   return shallow ? 2 * std::size_t(M) * H : std::size_t(M) * M;
@@ -157,7 +153,7 @@ __device__ __forceinline__ void block_sum(double* red, double v) {
 template <typename S, Kind KD, class W2At, class WfAt, class CAt, class OnHidden, class Out>
 __device__ __forceinline__ void step_rows(const RolloutArgs<S>& m, int ns, const S* u, S* ph, const S* sx,
                                           W2At w2, WfAt wf, CAt c, OnHidden on_hidden, Out out) {
-  constexpr bool kShallow = is_shallow_kind(KD);
+  constexpr bool kShallow = is_shallow(KD);
   const int M = m.M, K = m.K, H = m.H, F = kShallow ? H : M, tid = threadIdx.x, nt = blockDim.x;
   if constexpr (kShallow) {
     for (int it = tid; it < ns * H; it += nt) {
@@ -192,7 +188,7 @@ __device__ __forceinline__ void step_rows(const RolloutArgs<S>& m, int ns, const
 // =================================================================================================
 template <typename S, Kind KD, Obs OB>
 __global__ void __launch_bounds__(1024) rollout_forward_kernel(const RolloutArgs<S> a) {
-  constexpr bool kShallow = is_shallow_kind(KD);
+  constexpr bool kShallow = is_shallow(KD);
   extern __shared__ __align__(16) unsigned char smem_raw[];
   S* p = reinterpret_cast<S*>(smem_raw);
   const int M = a.M, N = a.N, K = a.K, H = a.H, T = a.T;
@@ -325,12 +321,12 @@ __device__ __forceinline__ void step_vjp_rows(const RolloutArgs<S>& m, const S* 
                                               int ns, const S* g, S* dl, S* R, S* D1, S alpha_sum,
                                               StateAt u_at, PreAt v_at, RowOf row_of, Out out) {
   const int M = m.M, H = m.H, tid = threadIdx.x, nt = blockDim.x;
-  if constexpr (!is_shallow_kind(KD)) {
+  if constexpr (!is_shallow(KD)) {
     for (int it = tid; it < ns * M; it += nt) {
       const int q = it / M, j = it - q * M;
       S r = 0;
       for (int i = 0; i < M; ++i) r += W[i * M + j] * g[q * M + i];
-      if constexpr (is_dendritic_kind(KD)) R[row_of(q) * M + j] = r;
+      if constexpr (is_dendritic(KD)) R[row_of(q) * M + j] = r;
       out(q, j, m.A[j] * g[q * M + j] + DeviceModel<S, KD>::dphi(m, u_at(q, j), j, alpha_sum) * r);
     }
   } else {
@@ -341,7 +337,7 @@ __device__ __forceinline__ void step_vjp_rows(const RolloutArgs<S>& m, const S* 
       for (int i = 0; i < M; ++i) r += W1[i * H + j] * g[q * M + i];
       S d1;
       const S delta = DeviceModel<S, KD>::dhidden(v_at(q, j), m.h2[j], r, d1);
-      if constexpr (is_clipped_kind(KD)) D1[row_of(q) * H + j] = d1;
+      if constexpr (is_clipped(KD)) D1[row_of(q) * H + j] = d1;
       dl[q * H + j] = delta;
       R[row_of(q) * H + j] = delta;
     }
@@ -365,7 +361,7 @@ __device__ __forceinline__ void step_vjp_rows(const RolloutArgs<S>& m, const S* 
 // =================================================================================================
 template <typename S, Kind KD, Obs OB>
 __global__ void __launch_bounds__(1024) rollout_backward_kernel(const RolloutArgs<S> a) {
-  constexpr bool kShallow = is_shallow_kind(KD);
+  constexpr bool kShallow = is_shallow(KD);
   extern __shared__ __align__(16) unsigned char smem_raw[];
   S* p = reinterpret_cast<S*>(smem_raw);
   const int M = a.M, N = a.N, K = a.K, H = a.H, T = a.T;

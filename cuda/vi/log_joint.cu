@@ -355,7 +355,7 @@ vi::LogJoint vi_log_joint_run(const ModelSpec& spec, const Params<S>& hp, const 
       if (shallow) a.V = V.reserve(r * H);
       if (shallow) a.R = R.reserve(r * H);
       if (is_dendritic(kind)) a.R = R.reserve(r * M);
-      if (kind == Kind::ShallowClipped) a.D1 = D1.reserve(r * H);
+      if (shallow && is_clipped(kind)) a.D1 = D1.reserve(r * H);
       a.g_next = g_next.reserve(r * M);
       a.g_prev = g_prev.reserve(r * M);
       a.Lz = Lz.reserve(r * M);

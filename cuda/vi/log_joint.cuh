@@ -68,7 +68,7 @@ inline __host__ __device__ std::size_t vi_transition_smem(bool shallow, int nr, 
 // =================================================================================================
 template <typename S, Kind KD>
 __global__ void __launch_bounds__(1024) vi_transition_kernel(const ViTransitionArgs<S> a) {
-  constexpr bool kShallow = is_shallow_kind(KD);
+  constexpr bool kShallow = is_shallow(KD);
   using Model = DeviceModel<S, KD>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const RolloutArgs<S>& m = a.m;

@@ -4,7 +4,7 @@ param_shapes, rollout, loss_and_grad, generate and mar_penalty are the model API
 modules bind through one template (bindings/model_api.h); _cuda re-exports these signatures. The CPU
 core has one device, 0."""
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -79,8 +79,9 @@ def adam_step(
     """One Adam/RAdam update in place (csrc/training/adam.h; t: the step count after it)."""
     ...
 
-def kind_names() -> List[Tuple[str, bool]]:
-    """[(name, clipped)] of every model kind, in the order of csrc/kinds.h."""
+def kinds() -> List[Dict[str, Any]]:
+    """Every model kind as {name, clipped, family ("WPhi", "Dendritic", "Shallow"), zero_diag_W}, in the
+    order of csrc/kinds.h."""
     ...
 
 def pinv_B(B: np.ndarray) -> np.ndarray:

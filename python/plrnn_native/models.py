@@ -29,15 +29,31 @@ from ._validation import (
 from .regularizers import MAR
 
 #: The model kinds (csrc/kinds.h, the one list) and those with a clipped variant.
-KINDS = tuple(dict.fromkeys(name for name, _ in _core.kind_names()))
-CLIPPED_KINDS = tuple(name for name, clipped in _core.kind_names() if clipped)
+KINDS = tuple(dict.fromkeys(k["name"] for k in _core.kinds()))
+CLIPPED_KINDS = tuple(k["name"] for k in _core.kinds() if k["clipped"])
+#: Each kind's family, the shape of its step, which sets its parameters: "WPhi" (A, W, h), "Dendritic"
+#: (WPhi with the bases alpha, theta), "Shallow" (A, W1, W2, h1, h2); both variants of a name share it.
+KIND_FAMILY = {k["name"]: k["family"] for k in _core.kinds()}
+#: The kinds whose W has a zero diagonal (a constraint of the model: self-coupling is A).
+ZERO_DIAGONAL_W_KINDS = tuple(dict.fromkeys(k["name"] for k in _core.kinds() if k["zero_diag_W"]))
+
+
+def kinds_of_family(family: str) -> Tuple[str, ...]:
+    """The kind names of ``family`` ("WPhi", "Dendritic", "Shallow"), in the order of csrc/kinds.h."""
+    return tuple(name for name, f in KIND_FAMILY.items() if f == family)
+
+
+def _only(kinds: Tuple[str, ...]) -> str:
+    """'the 'shallow' kind' / 'the 'a' and 'b' kinds', for the messages of keys only some kinds have."""
+    return f"the {' and '.join(map(repr, kinds))} kind{'s' if len(kinds) > 1 else ''}"
 OBSERVATIONS = ("identity", "linear")
 FORCINGS = ("none", "sparse", "generalized")
 
 
 def check_tau(tau) -> int:
     """The sparse teacher-forcing interval: an integer (here) >= 1 (the native rule, ``check_forcing`` in
-    csrc/core/param_layout.h, the one statement of it). Used by the PLRNN API and TrainConfig."""
+    csrc/core/param_layout.h, the one statement of it). Used by TrainConfig, to check a run's settings
+    when they are made; a native call runs the rule itself (``check_call``)."""
     tau = check_int("tau", tau, -(2**63), 2**63 - 1)  # an int64: the native core's type
     _core.check_forcing("sparse", tau, 0.0)
     return tau
@@ -118,18 +134,18 @@ class PLRNN:
             P = M if P is None else check_int("P", P, 0, M)
         elif P is not None:
             raise ValueError(f"P: only the 'alrnn' kind has P, got kind={kind!r}")
-        if kind == "dendritic":
+        if KIND_FAMILY[kind] == "Dendritic":
             if bases is None:
-                raise ValueError("bases: the dendritic PLRNN needs the number of bases")
+                raise ValueError(f"bases: the {kind} PLRNN needs the number of bases")
             bases = check_int("bases", bases, 1)
         elif bases is not None:
-            raise ValueError(f"bases: only the 'dendritic' kind has bases, got kind={kind!r}")
-        if kind == "shallow":
+            raise ValueError(f"bases: only {_only(kinds_of_family('Dendritic'))} has bases, got kind={kind!r}")
+        if KIND_FAMILY[kind] == "Shallow":
             if hidden is None:
-                raise ValueError("hidden: the shallow PLRNN needs the hidden width")
+                raise ValueError(f"hidden: the {kind} PLRNN needs the hidden width")
             hidden = check_int("hidden", hidden, 1)
         elif hidden is not None:
-            raise ValueError(f"hidden: only the 'shallow' kind has hidden, got kind={kind!r}")
+            raise ValueError(f"hidden: only {_only(kinds_of_family('Shallow'))} has hidden, got kind={kind!r}")
         if clipped and kind not in CLIPPED_KINDS:
             raise ValueError(f"clipped: only the {' and '.join(CLIPPED_KINDS)} kinds have a clipped variant, "
                              f"got {kind!r}")
@@ -205,7 +221,7 @@ class PLRNN:
     def _checked_param(self, name: str, value) -> np.ndarray:
         """A validated, C-contiguous private copy of a new value of parameter ``name``."""
         check_array(name, value, self._dtype, self._shapes[name], contiguous=False)
-        if name == "W" and self.kind in ("standard", "dendritic") and np.any(np.diag(value) != 0):
+        if name == "W" and self.kind in ZERO_DIAGONAL_W_KINDS and np.any(np.diag(value) != 0):
             raise ValueError(f"W: the {self.kind} PLRNN has a zero diagonal in W (self-coupling is A)")
         return np.array(value, dtype=self._dtype, order="C", copy=True)
 
@@ -247,7 +263,8 @@ class PLRNN:
         M, N, K = c["M"], c["N"], c["K"]
         A, W = positive_definite_init(M, rng)
         p: ArrayDict = {"A": A}
-        if c["kind"] == "shallow":
+        family = KIND_FAMILY[c["kind"]]
+        if family == "Shallow":
             H = c["hidden"]
             p["W1"] = rng.uniform(-1, 1, (M, H)) / np.sqrt(H)
             p["W2"] = rng.uniform(-1, 1, (H, M)) / np.sqrt(M)
@@ -256,7 +273,7 @@ class PLRNN:
         else:
             p["W"] = W
             p["h"] = np.zeros(M)
-            if c["kind"] == "dendritic":
+            if family == "Dendritic":
                 Bb = c["bases"]
                 p["alpha"] = rng.uniform(0, 1, Bb) / Bb
                 p["theta"] = rng.standard_normal((M, Bb))
@@ -309,16 +326,16 @@ class PLRNN:
         if forcing == "sparse":
             if tau is None:
                 raise ValueError("tau: sparse teacher forcing needs the interval tau (an integer >= 1)")
-            tau = check_tau(tau)
+            tau = check_int("tau", tau, -(2**63), 2**63 - 1)  # the type; its value: the native call's check_call
         elif tau is not None:
             raise ValueError(f"tau: only sparse forcing takes tau, got forcing={forcing!r}")
         if forcing == "generalized":
             if alpha is None:
                 raise ValueError("alpha: generalized teacher forcing needs the weight alpha in [0, 1]")
-            alpha = check_alpha(alpha)
+            alpha = check_float("alpha", alpha)  # the type; its value: the native call's check_call
         elif alpha is not None:
             raise ValueError(f"alpha: only generalized forcing takes alpha, got forcing={forcing!r}")
-        return forcing, (tau or 1), (alpha or 0.0)
+        return forcing, (1 if tau is None else tau), (0.0 if alpha is None else alpha)
 
     def _Binv(self, params: ArrayDict) -> Optional[np.ndarray]:
         """pinv(B) of the linear observation (None for the identity): the native call decides whether
@@ -499,24 +516,9 @@ class PLRNN:
         if z.ndim < 1:
             raise ValueError(f"z: expected shape [..., M={self.M}], got {z.shape}")
         check_array("z", z, self._dtype, (*z.shape[:-1], self.M), contiguous=False)
-        p, c = self._snapshot(), self._config
-        dA = np.eye(self.M, dtype=self._dtype) * p["A"]
-        if c["kind"] == "shallow":
-            v = z @ p["W2"].T
-            d = (v + p["h2"] > 0).astype(self._dtype)
-            if c["clipped"]:
-                d -= (v > 0).astype(self._dtype)
-            return dA + (p["W1"] * d[..., None, :]) @ p["W2"]
-        if c["kind"] == "standard":
-            d = (z > 0).astype(self._dtype)
-        elif c["kind"] == "alrnn":
-            d = np.ones_like(z)
-            d[..., self.M - c["P"]:] = z[..., self.M - c["P"]:] > 0
-        else:  # dendritic
-            d = ((z[..., None] > p["theta"]) * p["alpha"]).sum(-1)
-            if c["clipped"]:
-                d -= (z > 0) * p["alpha"].sum()
-        return dA + p["W"] * d[..., None, :]
+        from .piecewise import jacobian  # the kinds' maths in Python live there (piecewise.py imports this module)
+
+        return jacobian(self._config, self._snapshot(), z)
 
     # ---- persistence -------------------------------------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> None:

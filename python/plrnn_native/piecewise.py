@@ -1,4 +1,5 @@
-"""Every PLRNN kind as one generic piecewise-linear map, the input of the exact solvers.
+"""Every PLRNN kind as one generic piecewise-linear map, the input of the exact solvers, and each kind's
+Jacobian in closed form (:func:`jacobian`, behind ``PLRNN.jacobian``): the kinds' maths on the Python side.
 
     F(z) = J0 z + b + sum_j u_j f_j(v_j . z),     j = 0 .. n-1 ("switch units")
 
@@ -25,7 +26,7 @@ from typing import List, Optional
 import numpy as np
 
 from ._validation import as_vector, check_instance
-from .models import PLRNN
+from .models import KIND_FAMILY, PLRNN
 
 
 @dataclass
@@ -152,3 +153,28 @@ def piecewise_form(model: PLRNN, s: Optional[np.ndarray] = None) -> PiecewiseFor
         bp, sl, ic = _pieces_of(f, beta)
         bps.append(bp), sls.append(sl), ics.append(ic)
     return PiecewiseForm(J0, b, U, V, bps, sls, ics)
+
+
+def jacobian(config: dict, p: dict, z: np.ndarray) -> np.ndarray:
+    """``dF/dz`` at ``z`` ``[..., M]`` -> ``[..., M, M]`` in ``z``'s dtype, of the model with this
+    configuration and parameters ``p`` in the model's dtype (``PLRNN.jacobian`` checks the arguments).
+    Inside a region it is the ``J`` of :meth:`PiecewiseForm.region_map`, stated here per kind in closed
+    form (vectorised over the points)."""
+    c, dtype, M = config, np.dtype(config["dtype"]), config["M"]
+    dA = np.eye(M, dtype=dtype) * p["A"]
+    if KIND_FAMILY[c["kind"]] == "Shallow":
+        v = z @ p["W2"].T
+        d = (v + p["h2"] > 0).astype(dtype)
+        if c["clipped"]:
+            d -= (v > 0).astype(dtype)
+        return dA + (p["W1"] * d[..., None, :]) @ p["W2"]
+    if c["kind"] == "standard":
+        d = (z > 0).astype(dtype)
+    elif c["kind"] == "alrnn":
+        d = np.ones_like(z)
+        d[..., M - c["P"]:] = z[..., M - c["P"]:] > 0
+    else:  # dendritic
+        d = ((z[..., None] > p["theta"]) * p["alpha"]).sum(-1)
+        if c["clipped"]:
+            d -= (z > 0) * p["alpha"].sum()
+    return dA + p["W"] * d[..., None, :]

@@ -21,7 +21,7 @@ from . import autoconfig
 from . import data as data_mod
 from . import metrics as metrics_mod
 from ._validation import check_int
-from .models import PLRNN
+from .models import CLIPPED_KINDS, PLRNN, kinds_of_family
 from .training import TrainConfig
 
 try:
@@ -185,7 +185,8 @@ def resolve(path: Optional[str], overrides: List[str],
 
 
 # The keys only some kinds have: a default for one kind must not leak into a model of another.
-_KIND_KEYS = {"hidden": ("shallow",), "bases": ("dendritic",), "P": ("alrnn",), "clipped": ("dendritic", "shallow")}
+_KIND_KEYS = {"hidden": kinds_of_family("Shallow"), "bases": kinds_of_family("Dendritic"), "P": ("alrnn",),
+              "clipped": CLIPPED_KINDS}
 
 
 def _drop_foreign_defaults(model: dict, user_keys: set) -> None:

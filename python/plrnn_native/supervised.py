@@ -22,7 +22,7 @@ from . import _core
 from ._io import atomic_savez, load_model_npz
 from ._validation import (as_rng, check_array, check_betas, check_choice, check_float, check_instance, check_int,
                           check_ndarray)
-from .models import PLRNN
+from .models import KIND_FAMILY, PLRNN, ZERO_DIAGONAL_W_KINDS
 from .optim import Adam, guarded_loop, guarded_step, optimizer_restore, optimizer_snapshot, params_finite, progress_bar
 from .regularizers import MAR
 
@@ -95,7 +95,7 @@ class SupervisedPLRNN:
     def n_params(self) -> int:
         """Number of trainable scalars (the zero diagonal of ``W`` of the standard and dendritic kinds excluded)."""
         n = sum(v.size for v in self.params.values())
-        if self.kind in ("standard", "dendritic"):
+        if self.kind in ZERO_DIAGONAL_W_KINDS:
             n -= self.M
         return int(n)
 
@@ -154,7 +154,7 @@ class SupervisedPLRNN:
         ``inputs`` also their rows of ``C``, so that they start silent instead of summing every input
         (see :class:`SupervisedConfig`). Returns the indices."""
         idx = units.resolve_units(self.M) if isinstance(units, MAR) else MAR(0.0, units=list(units)).resolve_units(self.M)
-        wrow, bias = ("W1", "h1") if self.kind == "shallow" else ("W", "h")
+        wrow, bias = ("W1", "h1") if KIND_FAMILY[self.kind] == "Shallow" else ("W", "h")
         for name, value in (("A", 1), (wrow, 0), (bias, 0), *((("C", 0),) if inputs else ())):
             new = self.dynamics[name].copy()
             new[idx] = value
