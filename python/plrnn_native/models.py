@@ -43,9 +43,17 @@ def kinds_of_family(family: str) -> Tuple[str, ...]:
     return tuple(name for name, f in KIND_FAMILY.items() if f == family)
 
 
-def _only(kinds: Tuple[str, ...]) -> str:
-    """'the 'shallow' kind' / 'the 'a' and 'b' kinds', for the messages of keys only some kinds have."""
-    return f"the {' and '.join(map(repr, kinds))} kind{'s' if len(kinds) > 1 else ''}"
+def _family_size(key: str, value, kind: str, family: str, what: str) -> Optional[int]:
+    """A size only the kinds of ``family`` have (``bases``, ``hidden``): required (>= 1) there, absent elsewhere."""
+    if KIND_FAMILY[kind] == family:
+        if value is None:
+            raise ValueError(f"{key}: the {kind} PLRNN needs {what}")
+        return check_int(key, value, 1)
+    if value is not None:
+        owners = kinds_of_family(family)
+        whose = f"the {' and '.join(map(repr, owners))} " + ("kinds have" if len(owners) > 1 else "kind has")
+        raise ValueError(f"{key}: only {whose} {key}, got kind={kind!r}")
+    return None
 OBSERVATIONS = ("identity", "linear")
 FORCINGS = ("none", "sparse", "generalized")
 
@@ -134,18 +142,8 @@ class PLRNN:
             P = M if P is None else check_int("P", P, 0, M)
         elif P is not None:
             raise ValueError(f"P: only the 'alrnn' kind has P, got kind={kind!r}")
-        if KIND_FAMILY[kind] == "Dendritic":
-            if bases is None:
-                raise ValueError(f"bases: the {kind} PLRNN needs the number of bases")
-            bases = check_int("bases", bases, 1)
-        elif bases is not None:
-            raise ValueError(f"bases: only {_only(kinds_of_family('Dendritic'))} has bases, got kind={kind!r}")
-        if KIND_FAMILY[kind] == "Shallow":
-            if hidden is None:
-                raise ValueError(f"hidden: the {kind} PLRNN needs the hidden width")
-            hidden = check_int("hidden", hidden, 1)
-        elif hidden is not None:
-            raise ValueError(f"hidden: only {_only(kinds_of_family('Shallow'))} has hidden, got kind={kind!r}")
+        bases = _family_size("bases", bases, kind, "Dendritic", "the number of bases")
+        hidden = _family_size("hidden", hidden, kind, "Shallow", "the hidden width")
         if clipped and kind not in CLIPPED_KINDS:
             raise ValueError(f"clipped: only the {' and '.join(CLIPPED_KINDS)} kinds have a clipped variant, "
                              f"got {kind!r}")
