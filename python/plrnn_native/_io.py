@@ -8,6 +8,7 @@ data, verifies the checksums, and turns every problem into one ``ValueError`` na
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -31,21 +32,35 @@ def _umask() -> int:
     return mask
 
 
-def atomic_savez(path: Union[str, os.PathLike], **arrays) -> None:
-    """``numpy.savez`` to a temporary file in the target folder, then an atomic rename: an
-    interrupted write never leaves a truncated file in place of a good one. The file gets the
-    permissions of a newly created file (0666 minus the umask, e.g. 0644), not mkstemp's 0600."""
+@contextlib.contextmanager
+def _atomic_file(path: Union[str, os.PathLike], suffix: str, mode: str):
+    """A file object for ``path``: a temporary file in the target folder, renamed into place when the
+    block ends without an exception (an interrupted write never leaves a truncated file in place of a
+    good one) and removed otherwise. The file gets the permissions of a newly created file (0666 minus
+    the umask, e.g. 0644), not mkstemp's 0600."""
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=os.path.dirname(os.path.abspath(path)))
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
     try:
         os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+        with os.fdopen(fd, mode) as f:
+            yield f
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_savez(path: Union[str, os.PathLike], **arrays) -> None:
+    """``numpy.savez`` to ``path``, atomically (:func:`_atomic_file`)."""
+    with _atomic_file(path, ".npz.tmp", "wb") as f:
+        np.savez(f, **arrays)
+
+
+def atomic_write_text(path: Union[str, os.PathLike], text: str) -> None:
+    """``text`` to ``path`` as UTF-8, line ends as they are (no translation), atomically (:func:`_atomic_file`)."""
+    with _atomic_file(path, ".tmp", "wb") as f:
+        f.write(text.encode("utf-8"))
 
 
 #: What reading a damaged archive can raise: besides the I/O and format errors, zipfile raises

@@ -27,11 +27,12 @@ from typing import List, Optional
 import numpy as np
 
 from . import set_num_threads
+from ._io import atomic_write_text
 from ._validation import check_int
 from .models import PLRNN, load
 from .runconfig import DEFAULTS, ConfigError, RunConfig  # noqa: F401  (DEFAULTS: the Lorenz-63 preset)
 from . import runconfig
-from .training import BestModelSelector, TrainConfig, Trainer, write_history
+from .training import BestModelSelector, HistoryFiles, TrainConfig, Trainer
 
 
 class CLIError(Exception):
@@ -202,6 +203,8 @@ def _train(args, out: str, cfg: dict, trainer: Trainer, train: list, test: list)
             selector.best_score, selector.best_epoch = state["best_score"], state["best_epoch"]
             selector.best_params = dict(load(best_path).items())
 
+    history = HistoryFiles(out)
+
     def on_epoch(trainer: Trainer, record: dict) -> None:
         if selector is not None:
             before = selector.best_epoch
@@ -211,7 +214,7 @@ def _train(args, out: str, cfg: dict, trainer: Trainer, train: list, test: list)
                 _write_json(os.path.join(out, "selection.json"), selector.state())
         if every and trainer.epoch % every == 0:
             trainer.save_checkpoint(checkpoint)
-            write_history(trainer.history, out)
+            history.write(trainer.history)
         if EPOCH_HOOK is not None:
             EPOCH_HOOK(trainer, record)
 
@@ -223,7 +226,7 @@ def _train(args, out: str, cfg: dict, trainer: Trainer, train: list, test: list)
     result = trainer.train(progress=not args.quiet)
     seconds = time.perf_counter() - t0
     trainer.save_checkpoint(checkpoint)  # the last state, to resume from
-    write_history(trainer.history, out)
+    history.write(trainer.history)
     print(f"{result.message} in {seconds:.1f} s")
     model = trainer.model.copy()
     if selector is not None and selector.best_params is not None:
@@ -394,8 +397,7 @@ def _load_run_model(run: str) -> PLRNN:
 
 
 def _write_json(path: str, obj) -> None:
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=1, default=float)
+    atomic_write_text(path, json.dumps(obj, indent=1, default=float))
 
 
 def _print_metrics(metrics: dict) -> None:

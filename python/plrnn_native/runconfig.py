@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from . import autoconfig
 from . import data as data_mod
 from . import metrics as metrics_mod
+from ._io import atomic_write_text
 from ._validation import check_int
 from .models import CLIPPED_KINDS, PLRNN, kinds_of_family
 from .training import TrainConfig
@@ -271,10 +272,7 @@ def toml_text(cfg: Config, notes: Optional[Dict[Tuple[str, str], str]] = None, h
 def write_toml(cfg: Config, path: str, notes: Optional[Dict[Tuple[str, str], str]] = None,
                header: str = "") -> None:
     """:func:`toml_text` written atomically (a temporary file renamed into place)."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(toml_text(cfg, notes, header))
-    os.replace(tmp, path)
+    atomic_write_text(path, toml_text(cfg, notes, header))
 
 
 def read_notes(path: str) -> Dict[Tuple[str, str], str]:

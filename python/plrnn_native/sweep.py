@@ -44,6 +44,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ._io import atomic_write_text
 from .runconfig import ConfigError, check_keys, parse_overrides, parse_value
 
 #: Metrics summarised per setting (median and MAD over seeds).
@@ -520,8 +521,7 @@ def _check_record(out: str, record: dict) -> None:
                                   f"({json.dumps(old.get(field))}); re-run it as it was to resume, "
                                   "or give a new --out")
     os.makedirs(out, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(record, f, indent=1)
+    atomic_write_text(path, json.dumps(record, indent=1))
 
 
 def sweep(config: Optional[str] = None, grid=None, seeds=3, out: str = "sweep", backend: str = "local",

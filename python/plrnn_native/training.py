@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -22,7 +23,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ._backend import backend as _backend, parse_device
-from ._io import NpzReader, atomic_savez
+from ._io import NpzReader, atomic_savez, atomic_write_text
 from ._validation import (check_array, check_betas, check_bool, check_choice, check_float,
                           check_instance, check_int, check_ndarray)
 from .models import PLRNN, check_alpha, check_tau
@@ -495,16 +496,45 @@ def _read_checkpoint(path):
     return model, config, meta, arrays["adam_m_"], arrays["adam_v_"]
 
 
+class HistoryFiles:
+    """A run folder's ``history.csv`` and ``history.json`` (a list, one epoch per line), both rewritten
+    atomically by every :meth:`write`. Runs write them every few epochs, so a record is encoded once
+    and kept while it stays equal (a rollback that drops epochs, or a record changed after it was
+    written, re-encodes from there): a run's writes cost O(epochs) in all, not O(epochs^2)."""
+
+    def __init__(self, folder: Union[str, os.PathLike]):
+        self.folder = os.fspath(folder)
+        self._records: List[dict] = []  # copies of the records encoded so far
+        self._json: List[str] = []      # their JSON lines
+        self._keys: List[str] = []      # the CSV columns of the rows below
+        self._rows: List[str] = []      # their CSV lines
+
+    def write(self, history: List[dict]) -> None:
+        n = 0
+        while n < min(len(history), len(self._records)) and history[n] == self._records[n]:
+            n += 1
+        del self._records[n:], self._json[n:], self._rows[n:]
+        self._records += [dict(r) for r in history[n:]]
+        self._json += [json.dumps(r) for r in history[n:]]
+        keys = sorted({k for r in history for k in r}, key=lambda k: (k != "epoch", k))
+        if keys != self._keys:  # a new column (e.g. the validation score): every row again
+            self._keys, self._rows = keys, []
+        self._rows += [self._csv_line(r) for r in history[len(self._rows):]]
+        os.makedirs(self.folder, exist_ok=True)
+        atomic_write_text(os.path.join(self.folder, "history.csv"), self._csv_line(keys, header=True) + "".join(self._rows))
+        body = ",\n".join(self._json)
+        atomic_write_text(os.path.join(self.folder, "history.json"), f"[\n{body}\n]\n" if body else "[\n]\n")
+
+    def _csv_line(self, record, header: bool = False) -> str:
+        out = io.StringIO(newline="")
+        csv.writer(out).writerow(record if header else [record.get(k, "") for k in self._keys])
+        return out.getvalue()
+
+
 def write_history(history: List[dict], folder: Union[str, os.PathLike]) -> None:
-    """Per-epoch metrics as ``history.csv`` and ``history.json`` in ``folder``."""
-    os.makedirs(folder, exist_ok=True)
-    keys = sorted({k for r in history for k in r}, key=lambda k: (k != "epoch", k))
-    with open(os.path.join(folder, "history.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(history)
-    with open(os.path.join(folder, "history.json"), "w") as f:
-        json.dump(history, f, indent=1)
+    """Per-epoch metrics as ``history.csv`` and ``history.json`` in ``folder``, written atomically
+    (once; a run that writes them repeatedly keeps a :class:`HistoryFiles`)."""
+    HistoryFiles(folder).write(history)
 
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "BestModelSelector", "write_history"]
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "BestModelSelector", "HistoryFiles", "write_history"]

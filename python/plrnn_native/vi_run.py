@@ -381,7 +381,7 @@ def _save_params(path: str, arrays: Dict[str, np.ndarray]) -> None:
 
 
 def _train(args, out: str, cfg: dict, trainer, train: List[Series], test: List[Series]) -> int:
-    from .training import write_history
+    from .training import HistoryFiles
 
     checkpoint = os.path.join(out, "checkpoint.npz")
     every = int(cfg["run"].get("checkpoint_every", 0))
@@ -399,6 +399,8 @@ def _train(args, out: str, cfg: dict, trainer, train: List[Series], test: List[S
     report = max(1, epochs // 20)
     t0 = time.perf_counter()
 
+    history = HistoryFiles(out)
+
     def on_epoch(trainer, record: dict) -> None:
         if selector is not None:
             before = selector.best_epoch
@@ -408,7 +410,7 @@ def _train(args, out: str, cfg: dict, trainer, train: List[Series], test: List[S
                 _write_json(os.path.join(out, "selection.json"), selector.state())
         if every and trainer.epoch % every == 0:
             trainer.save_checkpoint(checkpoint)
-            write_history(trainer.history, out)
+            history.write(trainer.history)
         if not args.quiet and (trainer.epoch % report == 0 or trainer.epoch == epochs):
             print(f"epoch {trainer.epoch}/{epochs}: -ELBO per step {record['loss']:.4g}"
                   + (f", validation {selector.key} {record['val_score']:.3f}" if "val_score" in record else "")
@@ -420,7 +422,7 @@ def _train(args, out: str, cfg: dict, trainer, train: List[Series], test: List[S
     trainer.fit(epochs, int(cfg["train"].get("batches_per_epoch", 50)), checkpoint=checkpoint,
                 checkpoint_every=max(every, 1) if every else 10**9)
     seconds = time.perf_counter() - t0
-    write_history(trainer.history, out)
+    history.write(trainer.history)
     status = "completed" if trainer.stopped is None else "diverged"
     message = f"trained {trainer.epoch} epochs" if trainer.stopped is None else trainer.stopped
     print(f"{message} in {seconds:.1f} s")
