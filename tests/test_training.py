@@ -191,3 +191,40 @@ def test_guarded_loop_restores_on_ctrl_c_and_reraises():
     assert done == [0] and opt.t == 1
     np.testing.assert_array_equal(params["w"], expected["w"])
     np.testing.assert_array_equal(opt.m["w"], eopt.m["w"])
+
+
+def test_history_files_equal_a_fresh_encoding_after_every_write(tmp_path):
+    """HistoryFiles re-encodes only what changed: after appends, a new column, a rollback that drops
+    epochs and a record changed after it was written, both files equal a fresh encoding of the history
+    (json, csv.DictWriter), and the checkpoint's splice equals json.dumps of the whole."""
+    import csv
+    import io
+    import json
+
+    from plrnn_native.training import EncodedHistory, HistoryFiles
+
+    def fresh_csv(history):
+        keys = sorted({k for r in history for k in r}, key=lambda k: (k != "epoch", k))
+        out = io.StringIO(newline="")
+        w = csv.DictWriter(out, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+        return out.getvalue()
+
+    files, encoded, history = HistoryFiles(tmp_path), EncodedHistory(), []
+    steps = [
+        lambda h: h.extend({"epoch": i, "loss": 1.0 / (i + 1), "alpha": None} for i in range(len(h), len(h) + 30)),
+        lambda h: h[-1].__setitem__("val_D_stsp", 0.25),           # a new column
+        lambda h: h.extend({"epoch": i, "loss": 0.5} for i in range(len(h), len(h) + 5)),
+        lambda h: h.__delitem__(slice(20, None)),                   # a rollback
+        lambda h: h.append({"epoch": 20, "loss": 9.0}),             # epoch 20 again, other values
+        lambda h: h[3].__setitem__("loss", -1.0),                   # changed after it was written
+        lambda h: h.clear(),
+    ]
+    for step in steps:
+        step(history)
+        files.write(history)
+        assert json.loads((tmp_path / "history.json").read_text()) == history
+        assert (tmp_path / "history.csv").read_bytes().decode() == fresh_csv(history)
+        meta = {"epoch": len(history), "format": "x"}
+        assert encoded.dumps_with(meta, history) == json.dumps({**meta, "history": history})

@@ -378,6 +378,7 @@ class VITrainer:
                  params: Optional[Dict[str, np.ndarray]] = None,
                  callback: Optional[Callable[["VITrainer", dict], None]] = None):
         from . import optim
+        from .training import EncodedHistory
         from ._validation import check_betas, check_choice, check_float, check_int
 
         self.model = model
@@ -478,6 +479,7 @@ class VITrainer:
         self._optim = optim
         self.epoch = 0
         self.history = []
+        self._encoded_history = EncodedHistory()  # the checkpoints' copy, encoded once per record
         self.stopped = None
         #: called as ``callback(trainer, record)`` after every epoch (e.g. a :class:`BestSelector`)
         self.callback = callback
@@ -583,8 +585,6 @@ class VITrainer:
     def save_checkpoint(self, path) -> None:
         """Everything a resumed fit needs (parameters, Adam's moments and step count, epoch, history),
         written atomically: an interruption never leaves a truncated file in place of a good one."""
-        import json
-
         from ._io import atomic_savez
 
         arrays = {}
@@ -592,10 +592,9 @@ class VITrainer:
             arrays[f"param_{k}"] = v
             arrays[f"m_{k}"] = self.optimizer.m[k]
             arrays[f"v_{k}"] = self.optimizer.v[k]
-        state = {"epoch": self.epoch, "adam_t": self.optimizer.t, "history": self.history, "seed": self.seed,
-                 "stopped": self.stopped}
-        atomic_savez(path, __format__=np.array(self.CHECKPOINT_FORMAT), __state__=np.array(json.dumps(state)),
-                     **arrays)
+        state = {"epoch": self.epoch, "adam_t": self.optimizer.t, "seed": self.seed, "stopped": self.stopped}
+        atomic_savez(path, __format__=np.array(self.CHECKPOINT_FORMAT),
+                     __state__=np.array(self._encoded_history.dumps_with(state, self.history)), **arrays)
 
     def load_checkpoint(self, path) -> None:
         """Restores a :meth:`save_checkpoint` of a trainer built with the same model, data and settings;
