@@ -205,6 +205,21 @@ PYBIND11_MODULE(_core, m) {
   m.def("check_forcing", [](const std::string& mode, index_t tau, double alpha) { check_forcing(parse_forcing(mode, tau, alpha)); },
         py::arg("mode"), py::arg("tau"), py::arg("alpha"),
         "ValueError naming tau or alpha where the forcing mode does not take their value (csrc/core/param_layout.h).");
+  m.def("initial_state", [](const plrnn::ModelSpec& spec, const py::dict& params, const py::array& x0) {
+    if (x0.ndim() != 2) throw py::value_error("x0: expected a 2-d array (B, N), got ndim=" + std::to_string(x0.ndim()));
+    const index_t B = x0.shape(0);
+    auto run = [&](auto tag) -> py::array {
+      using S = decltype(tag);
+      const auto p = parse_params<S>(spec, params);
+      const S* x = view<S>(x0, "x0", {B, spec.dims.N});
+      auto z0 = new_array<S>({B, spec.dims.M});
+      plrnn::initial_state<S>(spec, p, B, x, z0.mutable_data());
+      return z0;
+    };
+    return is_f32(x0, "x0") ? run(float{}) : run(double{});
+  }, py::arg("config"), py::arg("params"), py::arg("x0"),
+        "z0 [B, M] of x0 [B, N] (csrc/api.h: each sequence's from its own x0 alone); the one routine of "
+        "PLRNN.initial_state on every backend.");
   m.def("pinv_B", [](const py::array& B) {
     if (B.ndim() != 2) throw py::value_error("B: expected a 2-d array [N, M]");
     const index_t N = B.shape(0), M = B.shape(1);

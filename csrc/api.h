@@ -30,6 +30,12 @@ template <typename S>
 void generate(const ModelSpec& spec, const Params<S>& p, index_t B, index_t T, const S* z0,
               const S* s, const S* eps, S* z, S* xhat);
 
+// The initial state z0 [B, M] of x0 [B, N] (the observation model's init: [x0; L x0] or L x0), each
+// sequence's from its own x0 alone (core/column_product.h). One routine for both backends: a free run
+// from observations and the rollouts start from it.
+template <typename S>
+void initial_state(const ModelSpec& spec, const Params<S>& p, index_t B, const S* x0, S* z0);
+
 // Supervised model (no teacher forcing, no observation model: spec.obs == Obs::None): inputs drive
 // z_t = F(z_{t-1}, s_t) from z_{-1} = batch.z0 (zeros when null) for t = 0 .. T-1, read out as
 // y_t = B z_t + b, scored at mask[b, t] != 0 (types.h: SupervisedBatch, SupervisedLoss). Fills

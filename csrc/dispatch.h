@@ -77,6 +77,16 @@ void generate(const ModelSpec& spec, const Params<S>& p, index_t B, index_t T, c
   });
 }
 
+template <typename S>
+void initial_state(const ModelSpec& spec, const Params<S>& p, index_t B, const S* x0, S* z0) {
+  check_call(spec, ForcingSpec{}, B, 1, 1);
+  dispatch_kind_obs(spec.kind, spec.obs, [&](auto, auto o) {
+    using Observation = typename ObsFor<S, decltype(o)::value>::type;
+    const Observation obs(spec, p, nullptr);
+    obs.init(Eigen::Map<const Mat<S>>(x0, spec.dims.N, B), Eigen::Map<Mat<S>>(z0, spec.dims.M, B));
+  });
+}
+
 // Only the model kind becomes a template parameter on the supervised path (no forcing, no
 // observation model).
 template <typename S>

@@ -8,6 +8,7 @@ template LossResult loss_and_grad<float>(const ModelSpec&, const Params<float>&,
                                       const Batch<float>&, const Grads<float>&);
 template void generate<float>(const ModelSpec&, const Params<float>&, index_t, index_t, const float*, const float*,
                            const float*, float*, float*);
+template void initial_state<float>(const ModelSpec&, const Params<float>&, index_t, const float*, float*);
 template SupervisedLoss supervised<float>(const ModelSpec&, const Params<float>&, const ReadoutSet<const float>&, SupLoss,
                                         const SupervisedBatch<float>&, const Grads<float>*, const ReadoutSet<float>*, float*);
 

@@ -8,6 +8,7 @@ template LossResult loss_and_grad<double>(const ModelSpec&, const Params<double>
                                       const Batch<double>&, const Grads<double>&);
 template void generate<double>(const ModelSpec&, const Params<double>&, index_t, index_t, const double*, const double*,
                            const double*, double*, double*);
+template void initial_state<double>(const ModelSpec&, const Params<double>&, index_t, const double*, double*);
 template SupervisedLoss supervised<double>(const ModelSpec&, const Params<double>&, const ReadoutSet<const double>&, SupLoss,
                                         const SupervisedBatch<double>&, const Grads<double>*, const ReadoutSet<double>*, double*);
 

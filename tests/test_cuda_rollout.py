@@ -21,7 +21,7 @@ import plrnn_native as pn
 import pytest
 from _common import FORCING_MODES, VARIANTS
 from plrnn_native import cuda
-from test_native_vs_reference import KINK_MARGIN, assert_close, prepare  # noqa: F401
+from test_native_vs_reference import KINK_MARGIN, assert_close, assert_sequences_independent_of_batch, prepare  # noqa: F401
 
 requires_gpu = pytest.mark.skipif(
     not cuda.is_available(), reason=f"CUDA unavailable: {cuda.unavailable_reason()}"
@@ -282,3 +282,14 @@ def test_resolve_device():
     assert _backend.resolve_device("cpu") == ("cpu", -1)
     assert _backend.resolve_device("auto") == (("cuda", 0) if cuda.is_available() else ("cpu", -1))
     assert _backend.parse_device("cuda:12") == ("cuda", 12)
+
+
+# As on the CPU (tests/test_native_vs_reference.py): a sequence's rollout and free run on the GPU are
+# the same bits whichever batch it runs in (the kernels give each sequence its own rows).
+@requires_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("obs,K", [("identity", 0), ("identity", 2), ("linear", 2)])
+@pytest.mark.parametrize("M", [6, 20])
+@pytest.mark.parametrize("kind,extra", [v[1:] for v in VARIANTS], ids=[v[0] for v in VARIANTS])
+def test_a_sequence_does_not_depend_on_its_batch_on_the_gpu(kind, extra, M, obs, K, dtype):
+    assert_sequences_independent_of_batch(kind, extra, M, obs, K, dtype, "cuda")

@@ -2,6 +2,7 @@
 //   z' = A*u + W1 relu(W2 u + h2) + h1 + C s                           (Clipped = false)
 //   z' = A*u + W1 (relu(W2 u + h2) - relu(W2 u)) + h1 + C s            (Clipped = true)
 #pragma once
+#include "core/column_product.h"
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
 #include "core/kind_dispatch.h"
@@ -47,7 +48,7 @@ class ShallowPLRNN {
         A_(p.A, M_),
         h1_(p.h1, M_),
         h2_(p.h2, H_),
-        C_(p.C, M_, K_),
+        Cs_(p.C, M_, K_),
         h2p_(Hp_, S(0)),
         W2p_(Hp_ * Mc_, S(0)),
         W1p_(Hp_ * Mc_, S(0)),
@@ -135,7 +136,7 @@ class ShallowPLRNN {
       Z = packed::multiply(W1_packed_, phi, ws.prod);
       Z.array() += (U.array().colwise() * A_.array()).colwise() + h1_.array();
     }
-    if (K_ > 0) Z.noalias() += C_ * Sx;
+    if (K_ > 0) Cs_.multiply_add(Sx, Z);
   }
 
   // grad inputs:  U [M, nb], G [M, nb] = dL/dZ
@@ -406,7 +407,7 @@ class ShallowPLRNN {
   bool lanes_;
   index_t Mc_, Hp_;
   CMapVec<S> A_, h1_, h2_;
-  CMapRow<S> C_;
+  ColumnProduct<S> Cs_;  // C, for the input term per sequence (core/column_product.h)
   AlignedVector<S> h2p_, W2p_, W1p_;  // lanes: h2 [Hp], W2^T [Mc, Hp], W1 [Mc, Hp] zero-padded, once per call
   packed::PackedRows<S> W1_packed_, W2_packed_, W1t_packed_, W2t_packed_;  // packed: once per call
   Layout lay_{Mc_, Hp_ / Q};

@@ -5,6 +5,7 @@
 // `param_grads`).
 #pragma once
 #include "core/eigen.h"
+#include "core/column_product.h"
 #include "core/grad_buffers.h"
 #include "core/kind_dispatch.h"
 #include "core/packed_gemm.h"
@@ -21,7 +22,7 @@ class WPhiModel {
         zero_diag_W_(zero_diag_W(spec.kind)),
         A_(p.A, M_),
         h_(p.h, M_),
-        C_(p.C, M_, K_),
+        Cs_(p.C, M_, K_),
         phi_(spec, p),
         W_packed_(p.W, M_, 1, M_, M_),     // W   (row-major: W(i, k) = W[i M + k])
         Wt_packed_(p.W, 1, M_, M_, M_) {}  // W^T
@@ -49,7 +50,7 @@ class WPhiModel {
     phi_.apply(U, phi);
     const auto Wphi = packed::multiply(W_packed_, phi, ws.prod);
     Z.array() = Wphi.array() + ((U.array().colwise() * A_.array()).colwise() + h_.array());
-    if (K_ > 0) Z.noalias() += C_ * Sx;
+    if (K_ > 0) Cs_.multiply_add(Sx, Z);
   }
 
   // grad inputs:  U [M, nb], G [M, nb] = dL/dZ
@@ -94,7 +95,7 @@ class WPhiModel {
   bool zero_diag_W_;
   CMapVec<S> A_;
   CMapVec<S> h_;
-  CMapRow<S> C_;
+  ColumnProduct<S> Cs_;  // C, for the input term per sequence (core/column_product.h)
   Phi phi_;
   packed::PackedRows<S> W_packed_, Wt_packed_;  // packed once per call, shared by the threads
 };

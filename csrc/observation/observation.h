@@ -8,6 +8,7 @@
 //   identity: force_i = observed_i ? (1-a) z_i + a x_i : z_i      (bit-identical where observed)
 //   linear:   force   = z + a Binv (Mk .* (x - B z))
 #pragma once
+#include "core/column_product.h"
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
 
@@ -18,12 +19,12 @@ class IdentityObs {
  public:
   static constexpr bool kNeedsStates = false;  // no gradient needs the pre-forcing states
   IdentityObs(const ModelSpec& spec, const Params<S>& p, const S* /*Binv*/)
-      : M_(spec.dims.M), N_(spec.dims.N), L_(p.L, M_ - N_, N_) {}
+      : M_(spec.dims.M), N_(spec.dims.N), Lx_(p.L, M_ - N_, N_) {}
 
   // z_0 from x_0:                                     X0 [N, nb] -> Z [M, nb]
   void init(CRef<S> X0, Ref<S> Z) const {
     Z.topRows(N_) = X0;
-    if (M_ > N_) Z.bottomRows(M_ - N_).noalias() = L_ * X0;
+    if (M_ > N_) Lx_.multiply(X0, Z.bottomRows(M_ - N_));
   }
   // grad: dL/dL += G0[N:] X0^T                        G0 [M, nb], X0 [N, nb]
   void init_grad(CRef<S> G0, CRef<S> X0, GradBuffers<S>& g) const {
@@ -75,7 +76,7 @@ class IdentityObs {
 
  private:
   index_t M_, N_;
-  CMapRow<S> L_;
+  ColumnProduct<S> Lx_;  // L, for the initial state (per column: core/column_product.h)
 };
 
 template <typename S>
@@ -86,21 +87,23 @@ class LinearObs {
       : M_(spec.dims.M),
         N_(spec.dims.N),
         B_(p.B, N_, M_),
-        L_(p.L, M_, N_),
-        Binv_(Binv, Binv ? M_ : 0, Binv ? N_ : 0) {}
+        Binv_(Binv, Binv ? M_ : 0, Binv ? N_ : 0),
+        Bz_(p.B, N_, M_),
+        Lx_(p.L, M_, N_),
+        Binv_r_(Binv, Binv ? M_ : 0, Binv ? N_ : 0) {}
 
   // z_0 = L x_0                                       X0 [N, nb] -> Z [M, nb]
-  void init(CRef<S> X0, Ref<S> Z) const { Z.noalias() = L_ * X0; }
+  void init(CRef<S> X0, Ref<S> Z) const { Lx_.multiply(X0, Z); }
   // grad: dL/dL += G0 X0^T
   void init_grad(CRef<S> G0, CRef<S> X0, GradBuffers<S>& g) const {
     g.mat(pL).noalias() += G0 * X0.transpose();
   }
 
   // xhat = B z
-  void observe(CRef<S> Z, Ref<S> Xhat) const { Xhat.noalias() = B_ * Z; }
+  void observe(CRef<S> Z, Ref<S> Xhat) const { Bz_.multiply(Z, Xhat); }
   // E = B z - x
   void residual(CRef<S> Z, CRef<S> X, Ref<S> E) const {
-    E.noalias() = B_ * Z;
+    Bz_.multiply(Z, E);
     E -= X;
   }
   // grad: G += B^T E
@@ -109,9 +112,10 @@ class LinearObs {
   // Z <- Z + a Binv (X - B Z), in place
   void force(Ref<S> Z, CRef<S> X, S a) const {
     PLRNN_ASSERT(Binv_.size() > 0);
-    Mat<S> resid = X;
-    resid.noalias() -= B_ * Z;
-    Z.noalias() += a * (Binv_ * resid);
+    Mat<S> resid(N_, Z.cols());
+    Bz_.multiply(Z, resid);
+    resid = X - resid;
+    Binv_r_.multiply_add(resid, Z, a);
   }
   // grad, in place: G <- (I - a Binv B)^T G = G - a B^T (Binv^T G);  dL/dB -= a (Binv^T G) Z^T
   // (B inside the forcing is differentiated, Binv is not).      Z [M, nb]: the state before forcing
@@ -124,10 +128,10 @@ class LinearObs {
   // masked: Z <- Z + a Binv (Mk .* (X - B Z));  grad with D = diag(Mk) between Binv^T and B^T
   void force_masked(Ref<S> Z, CRef<S> X, CRef<S> Mk, S a) const {
     PLRNN_ASSERT(Binv_.size() > 0);
-    Mat<S> resid = X;
-    resid.noalias() -= B_ * Z;
-    resid.array() *= Mk.array();
-    Z.noalias() += a * (Binv_ * resid);
+    Mat<S> resid(N_, Z.cols());
+    Bz_.multiply(Z, resid);
+    resid = (X - resid).cwiseProduct(Mk);
+    Binv_r_.multiply_add(resid, Z, a);
   }
   void force_grad_masked(Ref<S> G, CRef<S> Z, CRef<S> Mk, S a, GradBuffers<S>& g) const {
     Mat<S> t = Binv_.transpose() * G;
@@ -143,7 +147,8 @@ class LinearObs {
 
  private:
   index_t M_, N_;
-  CMapRow<S> B_, L_, Binv_;
+  CMapRow<S> B_, Binv_;  // the gradients' products (sums over the batch)
+  ColumnProduct<S> Bz_, Lx_, Binv_r_;  // B, L, pinv(B) for the per-sequence products (core/column_product.h)
 };
 
 }  // namespace plrnn

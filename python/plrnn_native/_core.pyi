@@ -84,6 +84,10 @@ def kinds() -> List[Dict[str, Any]]:
     order of csrc/kinds.h."""
     ...
 
+def initial_state(config: Config, params: Dict[str, np.ndarray], x0: np.ndarray) -> np.ndarray:
+    """z0 [B, M] of x0 [B, N] ([x0; L x0] or L x0; csrc/api.h), each sequence's from its own x0 alone."""
+    ...
+
 def pinv_B(B: np.ndarray) -> np.ndarray:
     """pinv(B) [M, N] of B [N, M] in B's dtype (csrc/observation/pinv.h): the forcing operator of the
     linear observation, the one routine of PLRNN.pinv_B and both trainers."""

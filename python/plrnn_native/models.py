@@ -437,9 +437,10 @@ class PLRNN:
         single = x0.ndim == 1
         x0 = x0[None] if single else x0
         check_array("x0", x0, self._dtype, (None, self.N))
-        L = self._params["L"]
-        z0 = np.concatenate([x0, x0 @ L.T], axis=1) if self.obs == "identity" else x0 @ L.T
-        z0 = np.ascontiguousarray(z0, dtype=self._dtype)
+        if x0.shape[0] == 0:
+            return np.empty((0, self.M), dtype=self._dtype)
+        # the native rule of the rollouts, each sequence's z_0 from its own x_0 alone (csrc/api.h)
+        z0 = _core.initial_state(self._spec, self._snapshot(), x0)
         return z0[0] if single else z0
 
     def generate(self, T: int, x0: Optional[np.ndarray] = None, z0: Optional[np.ndarray] = None,
