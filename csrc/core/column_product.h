@@ -17,15 +17,12 @@ namespace plrnn {
 template <typename S>
 class ColumnProduct {
  public:
-  ColumnProduct() = default;
-  // A [R, D] from row-major storage a (nullptr or R * D == 0: the empty product), copied column-major
+  // A [R, D] from row-major storage a (R * D == 0: the empty product; a may then be null), copied
+  // column-major once per call
   ColumnProduct(const S* a, index_t R, index_t D) : A_(R, D) {
     for (index_t r = 0; r < R; ++r)
       for (index_t k = 0; k < D; ++k) A_(r, k) = a[r * D + k];
   }
-
-  index_t rows() const { return A_.rows(); }
-  index_t cols() const { return A_.cols(); }
 
   // out = A X                                         X [D, nb], out [R, nb]
   void multiply(CRef<S> X, Ref<S> out) const { apply<false>(X, out); }

@@ -54,6 +54,8 @@ def _family_size(key: str, value, kind: str, family: str, what: str) -> Optional
         whose = f"the {' and '.join(map(repr, owners))} " + ("kinds have" if len(owners) > 1 else "kind has")
         raise ValueError(f"{key}: only {whose} {key}, got kind={kind!r}")
     return None
+
+
 OBSERVATIONS = ("identity", "linear")
 FORCINGS = ("none", "sparse", "generalized")
 

@@ -498,10 +498,10 @@ def _read_checkpoint(path):
 
 
 class EncodedHistory:
-    """Per-epoch records (dicts of scalars) encoded as JSON once each. :meth:`update` re-encodes from the
-    first record that differs from the copy it keeps (a rollback drops epochs; a record may change after
-    it was encoded), so a run that writes its history every few epochs costs O(epochs) in all, not
-    O(epochs^2) (at 2000 epochs, encoding the whole history took 10-20 ms a write)."""
+    """Per-epoch records (dicts of scalars) encoded as JSON once each. :meth:`update` compares the records
+    with the copies it keeps and re-encodes from the first that differs (a rollback drops epochs; a
+    record may change after it was encoded): a run that writes its history every few epochs encodes
+    each record once, where encoding the whole history took 10-20 ms a write at 2000 epochs."""
 
     def __init__(self):
         self._records: List[dict] = []  # copies of the records encoded
