@@ -16,7 +16,7 @@
 //   Lane::load_units           kQ weights (units q) repeated over the kS sequences of a packet
 //   Lane::store_reduced        a row of a lane block = the packet summed over its units ((0+1)+(2+3))
 //   Lane::where_positive       r where a > 0, else 0 (a ReLU's derivative times r)
-//   outer_acc                  D += sum_k X_k (x) Y_k  per lane (the weight gradients over steps)
+//   unit0_ones                 a packet with 1 in unit 0 of every sequence, else 0
 //   unit_sum                   the entry of unit q of a packet of per-lane partial sums, the kS
 //                              sequences added in order
 //
@@ -24,7 +24,6 @@
 // fixed by the batch size: core/thread_pool.h, batch_chunks), so results are the same on any number of
 // threads (like the rest of the BPTT core).
 #pragma once
-#include <algorithm>
 
 #include "core/eigen.h"
 
@@ -54,14 +53,10 @@ struct Lane {
   using Packet = typename LanePacket<S>::type;
   using Block = Packet;  // a lane block's row
   static constexpr int kP = Eigen::internal::unpacket_traits<Packet>::size, kQ = 1, kS = kP;
-#if defined(EIGEN_VECTORIZE_AVX512)
-  static constexpr int kOuterRA = 4, kOuterRC = 6;  // 24 accumulators of 32 registers (RA <= 4)
-#else
-  static constexpr int kOuterRA = 2, kOuterRC = 5;  // 10 accumulators of 16 registers
-#endif
   static Packet load_state(const S* p) { return Eigen::internal::pload<Packet>(p); }
   static Packet load_units(const S* w) { return Eigen::internal::pset1<Packet>(w[0]); }
   static void store_reduced(const Packet& a, S* p) { Eigen::internal::pstore(p, a); }
+  static Packet unit0_ones() { return Eigen::internal::pset1<Packet>(S(1)); }  // every lane is unit 0
   static Packet where_positive(const Packet& a, const Packet& r) {
     using namespace Eigen::internal;
     const Packet zero = pset1<Packet>(S(0));
@@ -75,7 +70,6 @@ struct Lane<float> {  // 4 units x 4 sequences
   using Packet = Eigen::internal::Packet16f;
   using Block = Eigen::internal::Packet4f;
   static constexpr int kP = 16, kQ = 4, kS = 4;
-  static constexpr int kOuterRA = 4, kOuterRC = 6;
   static Packet load_state(const float* p) {  // lane (s, q) = p[s]
     return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
                                  _mm512_castps128_ps512(_mm_load_ps(p)));
@@ -89,6 +83,7 @@ struct Lane<float> {  // 4 units x 4 sequences
     const __m512i first = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
     _mm_store_ps(p, _mm512_castps512_ps128(_mm512_permutexvar_ps(first, a)));
   }
+  static Packet unit0_ones() { return _mm512_maskz_mov_ps(0x1111, _mm512_set1_ps(1.0f)); }
   static Packet where_positive(const Packet& a, const Packet& r) {  // a compare into a mask register
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GT_OQ), r);
   }
@@ -98,7 +93,6 @@ struct Lane<double> {  // 4 units x 2 sequences
   using Packet = Eigen::internal::Packet8d;
   using Block = Eigen::internal::Packet2d;
   static constexpr int kP = 8, kQ = 4, kS = 2;
-  static constexpr int kOuterRA = 4, kOuterRC = 6;
   static Packet load_state(const double* p) {  // lane (s, q) = p[s]
     return _mm512_permutexvar_pd(_mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0),
                                  _mm512_castpd128_pd512(_mm_load_pd(p)));
@@ -112,6 +106,7 @@ struct Lane<double> {  // 4 units x 2 sequences
     const __m512i first = _mm512_set_epi64(0, 0, 0, 0, 0, 0, 4, 0);
     _mm_store_pd(p, _mm512_castpd512_pd128(_mm512_permutexvar_pd(first, a)));
   }
+  static Packet unit0_ones() { return _mm512_maskz_mov_pd(0x11, _mm512_set1_pd(1.0)); }
   static Packet where_positive(const Packet& a, const Packet& r) {
     return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(a, _mm512_setzero_pd(), _CMP_GT_OQ), r);
   }
@@ -143,58 +138,6 @@ inline void store_lanes(const S* src, index_t R, index_t c0, index_t n, S* y, in
   }
   for (index_t l = 0; l < n; ++l)
     for (index_t r = 0; r < R; ++r) y[(c0 + l) * ld + r] = src[r * L + l];
-}
-
-namespace detail {
-
-template <typename S, int RA, int RC>
-inline void outer_block(const S* X, index_t ldx, const S* Y, index_t ldy, index_t n, index_t a0,
-                        index_t c0, S* D, index_t C) {
-  using namespace Eigen::internal;
-  using Pk = typename Lane<S>::Packet;
-  constexpr int L = Lane<S>::kP;
-  Pk acc[RA][RC];
-  for (int a = 0; a < RA; ++a)
-    for (int c = 0; c < RC; ++c) acc[a][c] = pload<Pk>(D + ((a0 + a) * C + c0 + c) * L);
-  for (index_t k = 0; k < n; ++k) {
-    const S* x = X + k * ldx + a0 * L;
-    const S* y = Y + k * ldy + c0 * L;
-    Pk xv[RA];
-    for (int a = 0; a < RA; ++a) xv[a] = pload<Pk>(x + a * L);
-    for (int c = 0; c < RC; ++c) {
-      const Pk yv = pload<Pk>(y + c * L);
-      for (int a = 0; a < RA; ++a) acc[a][c] = pmadd(xv[a], yv, acc[a][c]);
-    }
-  }
-  for (int a = 0; a < RA; ++a)
-    for (int c = 0; c < RC; ++c) pstore(D + ((a0 + a) * C + c0 + c) * L, acc[a][c]);
-}
-
-template <typename S, int RA>
-inline void outer_rows(const S* X, index_t ldx, const S* Y, index_t ldy, index_t n, index_t a0,
-                       index_t C, S* D) {
-  constexpr int RC = Lane<S>::kOuterRC;
-  index_t c0 = 0;
-  for (; c0 + RC <= C; c0 += RC) outer_block<S, RA, RC>(X, ldx, Y, ldy, n, a0, c0, D, C);
-  for (; c0 < C; ++c0) outer_block<S, RA, 1>(X, ldx, Y, ldy, n, a0, c0, D, C);
-}
-
-}  // namespace detail
-
-// D[a][c] (lanes) += sum_k X_k[a] * Y_k[c] for k < n, where X_k = X + k ldx is A packets and
-// Y_k = Y + k ldy is C packets; D is A x C packets, (a, c) at D + (a C + c) kP.
-template <typename S>
-inline void outer_acc(const S* X, index_t ldx, index_t A, const S* Y, index_t ldy, index_t C,
-                      index_t n, S* D) {
-  constexpr int RA = Lane<S>::kOuterRA;
-  index_t a0 = 0;
-  for (; a0 + RA <= A; a0 += RA) detail::outer_rows<S, RA>(X, ldx, Y, ldy, n, a0, C, D);
-  switch (A - a0) {  // the last rows as one block (RA <= 4)
-    case 0: break;
-    case 1: detail::outer_rows<S, 1>(X, ldx, Y, ldy, n, a0, C, D); break;
-    case 2: detail::outer_rows<S, std::min(2, RA)>(X, ldx, Y, ldy, n, a0, C, D); break;
-    default: detail::outer_rows<S, std::min(3, RA)>(X, ldx, Y, ldy, n, a0, C, D); break;
-  }
 }
 
 // Unit q of a packet of per-lane partial sums: the kS sequences' lanes added in ascending order.

@@ -2,6 +2,8 @@
 //   z' = A*u + W1 relu(W2 u + h2) + h1 + C s                           (Clipped = false)
 //   z' = A*u + W1 (relu(W2 u + h2) - relu(W2 u)) + h1 + C s            (Clipped = true)
 #pragma once
+#include <algorithm>
+
 #include "core/column_product.h"
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
@@ -25,9 +27,13 @@ class ShallowPLRNN {
   //    a multiple of 8; a packet holds Q hidden units of the group (Q = 4 with AVX-512, else 1). One
   //    pass over the hidden units does a whole step with the state and the partial sums in
   //    registers. The backward pass recomputes the hidden layer from the step's input (nothing is
-  //    taped in the forward pass) and collects the records (u, 1, g, phi, 1, delta) of kRecords
-  //    group-steps, in packets, before it adds their outer products to per-lane sums in one
-  //    register-blocked pass: g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta gives dW2^T and dh2.
+  //    taped in the forward pass) and adds each packet's outer products to per-lane sums (Layout)
+  //    while it has them in registers: g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta gives
+  //    dW2^T and dh2. The sums (Mc (2 nq + 1) + nq packets: 11 KiB at M = 3, H = 100, float32)
+  //    stay in L1; collecting the packets of 16 group-steps first and adding them in one
+  //    register-blocked pass (the earlier design) streamed 58 KiB of records through L1 and was
+  //    3-5 % slower per training step (float32, M = 3, H = 100, B = 16, 1 thread, Intel Xeon
+  //    AVX-512). Both add the same terms in the same order: the same bits.
   //  - packed (larger M): register-blocked tiles (core/packed_gemm.h), V, Phi and Delta on the tape
   //    and the weight gradients as one product over all steps at the end.
   // Measured with the earlier lane kernels (one unit of 8 sequences per 256-bit packet; float32,
@@ -35,7 +41,6 @@ class ShallowPLRNN {
   // faster at M = 16, H = 64 and 1.5-4x at M >= 32 (there the per-lane sums, Mc (H + 1) L floats, no
   // longer fit in L1). The 4-unit packets made the lanes 1.4x faster at M = 10, H = 200 (2 threads);
   // the crossover was not measured again.
-  static constexpr index_t kRecords = 16;
   static constexpr index_t kLanesMaxM = 12;
 
   ShallowPLRNN(const ModelSpec& spec, const Params<S>& p)
@@ -80,9 +85,7 @@ class ShallowPLRNN {
     Eigen::Map<Mat<S>> Phi;    // packed: [H, cols] hidden activation of every step
     Eigen::Map<Mat<S>> Delta;  // packed: [H, cols] dL/d(W2 U) of every step
     Vec<S> g_A, g_h1, g_h2;    // packed: [M], [M], [H] accumulated over the steps
-    Eigen::Map<Mat<S>> rec;    // lanes: [rec_size, kRecords] the records, see Layout
     Eigen::Map<Mat<S>> acc;    // lanes: the per-lane sums, see Layout
-    index_t count = 0;         // lanes: records collected
     Tape(const ShallowPLRNN& m, index_t cols)
         : V(Scratch<S>::get(kModelTape0, m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : cols)),
           Phi(Scratch<S>::get(kTapePhi, m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : cols)),
@@ -90,17 +93,8 @@ class ShallowPLRNN {
           g_A(Vec<S>::Zero(m.lanes_ ? 0 : m.M_)),
           g_h1(Vec<S>::Zero(m.lanes_ ? 0 : m.M_)),
           g_h2(Vec<S>::Zero(m.lanes_ ? 0 : m.H_)),
-          rec(Scratch<S>::get(kModelTape0, m.lanes_ && cols > 0 ? m.lay_.rec_size : 0,
-                              m.lanes_ && cols > 0 ? kRecords : 0)),
           acc(Scratch<S>::get(kModelTape1, m.lanes_ && cols > 0 ? m.lay_.acc_size : 0, 1)) {
-      if (!m.lanes_ || cols == 0) return;
-      acc.setZero();
-      const Layout& y = m.lay_;
-      for (index_t k = 0; k < kRecords; ++k) {  // the ones rows (u and g are written whole)
-        S* r = rec.col(k).data();
-        std::fill(r + y.u + m.Mc_ * P, r + y.g, S(1));  // (u, 1): 1 for every unit
-        for (int l = 0; l < P; ++l) r[y.delta - P + l] = l % Q == 0 ? S(1) : S(0);  // (phi, 1): unit 0
-      }
+      if (m.lanes_ && cols > 0) acc.setZero();
     }
   };
 
@@ -142,7 +136,7 @@ class ShallowPLRNN {
   // grad inputs:  U [M, nb], G [M, nb] = dL/dZ
   // grad outputs: GU [M, nb] = A*G + W2^T Delta, Delta = (W1^T G) .* (1[V + h2 > 0] [- 1[V > 0]]),
   //               V = W2 U; tape: g_A += rowsum(G .* U), g_h1 += rowsum(G), g_h2 += rowsum(dL/dh2)
-  //               and Delta (packed), or the record (u, g, phi, delta) of each group (lanes)
+  //               and Delta (packed), or the per-lane sums of the weight gradients (lanes)
   void step_grad(CRef<S> U, CRef<S> G, Ref<S> GU, Workspace& ws, Tape& tape, index_t col0) const {
     if (lanes_) return step_grad_lanes(U, G, GU, ws, tape);
     const index_t nb = U.cols();
@@ -202,32 +196,27 @@ class ShallowPLRNN {
     return M;
   }
 
-  // Offsets (elements) in a record and in the sums, in packets of P (nq = Hp / Q packets per row of
-  // hidden units). Record: u [Mc] and g [Mc] repeated over the units (load_state), the ones row,
-  // phi [nq], the ones packet (1 for unit 0 of every sequence), delta [nq]. Sums: dW1 | dh1
-  // [Mc][nq + 1], dW2^T ; dh2 [Mc + 1][nq], g_A [Mc] (unit 0 of each sequence), dh2 [nq] (clipped).
+  // Offsets (elements) of the per-lane sums, in packets of P (nq = Hp / Q packets per row of hidden
+  // units): dW1 | dh1 [Mc][nq + 1] (dh1: unit 0 of each sequence), dW2^T ; dh2 [Mc + 1][nq],
+  // g_A [Mc] (unit 0 of each sequence), dh2 [nq] (clipped).
   struct Layout {
-    index_t u, g, phi, delta, rec_size;
     index_t dW1, dW2t, g_A, g_h2, acc_size;
     Layout(index_t Mc, index_t nq) {
-      u = 0, g = (Mc + 1) * P, phi = g + Mc * P, delta = phi + (nq + 1) * P, rec_size = delta + nq * P;
       dW1 = 0, dW2t = Mc * (nq + 1) * P, g_A = dW2t + (Mc + 1) * nq * P, g_h2 = g_A + Mc * P;
       acc_size = g_h2 + (Clipped ? nq * P : 0);
     }
   };
 
-  // GU = A*G + W2^T Delta group by group, the records and the sums g_A (and, clipped, dh2) (lanes)
+  // GU = A*G + W2^T Delta group by group, and the per-lane sums (lanes)
   void step_grad_lanes(CRef<S> U, CRef<S> G, Ref<S> GU, Workspace& ws, Tape& tape) const {
     using namespace Eigen::internal;
     using Bk = typename LN::Block;
     const index_t nb = U.cols();
     for (index_t c0 = 0; c0 < nb; c0 += L) {
       const index_t n = std::min<index_t>(L, nb - c0);
-      if (tape.count == kRecords) flush(tape);
-      S* r = tape.rec.col(tape.count++).data();
       lanes::load_lanes(U.data(), U.outerStride(), M_, c0, n, ws.u.data());
       lanes::load_lanes(G.data(), G.outerStride(), M_, c0, n, ws.g.data());
-      backward_lanes(ws.u.data(), ws.g.data(), r, ws.z.data(), tape.acc.data());
+      backward_lanes(ws.u.data(), ws.g.data(), ws.z.data(), tape.acc.data());
       for (index_t i = 0; i < M_; ++i) {  // gu += A g
         const Bk gu = pmadd(pset1<Bk>(A_[i]), pload<Bk>(ws.g.data() + i * L), pload<Bk>(ws.z.data() + i * L));
         pstore(ws.z.data() + i * L, gu);
@@ -237,7 +226,6 @@ class ShallowPLRNN {
   }
 
   void param_grads_lanes(Tape& tape, GradBuffers<S>& g) const {
-    flush(tape);
     const index_t nq = Hp_ / Q;
     const S* acc = tape.acc.data();
     const S* dW1 = acc + lay_.dW1;    // [Mc][nq + 1] packets: dW1, then dh1
@@ -271,17 +259,17 @@ class ShallowPLRNN {
     }
   }
 
-  // For one group (u, g [Mc, L] lane blocks): the record rec (u, g, phi, delta), gu [Mc, L] = W2^T
-  // delta and the sums g_A += g u, clipped dh2 += d1 in acc
-  void backward_lanes(const S* u, const S* g, S* rec, S* gu, S* acc) const {
+  // For one group (u, g [Mc, L] lane blocks): gu [Mc, L] = W2^T delta and the per-lane sums of acc
+  // (Layout)
+  void backward_lanes(const S* u, const S* g, S* gu, S* acc) const {
     switch (Mc_) {
-      case 1: return backward_fused<1>(u, g, rec, gu, acc);
-      case 2: return backward_fused<2>(u, g, rec, gu, acc);
-      case 3: return backward_fused<3>(u, g, rec, gu, acc);
-      case 4: return backward_fused<4>(u, g, rec, gu, acc);
-      case 6: return backward_fused<6>(u, g, rec, gu, acc);
-      case 8: return backward_fused<8>(u, g, rec, gu, acc);
-      default: return backward_fused<12>(u, g, rec, gu, acc);
+      case 1: return backward_fused<1>(u, g, gu, acc);
+      case 2: return backward_fused<2>(u, g, gu, acc);
+      case 3: return backward_fused<3>(u, g, gu, acc);
+      case 4: return backward_fused<4>(u, g, gu, acc);
+      case 6: return backward_fused<6>(u, g, gu, acc);
+      case 8: return backward_fused<8>(u, g, gu, acc);
+      default: return backward_fused<12>(u, g, gu, acc);
     }
   }
 
@@ -343,21 +331,22 @@ class ShallowPLRNN {
     store_sums<MC, NS>(acc, z);
   }
 
+  // One group backwards: gu = W2^T delta and, per packet of hidden units while it is in registers,
+  // the per-lane sums [dW1 | dh1] += g (x) (phi, 1), [dW2^T ; dh2] += (u, 1) (x) delta, g_A += g u
   template <int MC>
-  void backward_fused(const S* u, const S* g, S* __restrict rec, S* gu, S* __restrict acc_all) const {
+  void backward_fused(const S* u, const S* g, S* gu, S* __restrict acc_all) const {
     using namespace Eigen::internal;
     constexpr int NS = kSplit<MC>;
     const index_t nq = Hp_ / Q;
-    S* __restrict phi = rec + lay_.phi;
-    S* __restrict delta = rec + lay_.delta;
-    S* __restrict dh2 = acc_all + lay_.g_h2;
-    S* __restrict g_A = acc_all + lay_.g_A;
+    S* __restrict dW1 = acc_all + lay_.dW1;    // [Mc][nq + 1] packets: dW1, then dh1
+    S* __restrict dW2t = acc_all + lay_.dW2t;  // [Mc + 1][nq] packets: dW2^T, then dh2 (not clipped)
+    S* __restrict dh2 = acc_all + lay_.g_h2;   // [nq] packets (clipped)
+    S* __restrict g_A = acc_all + lay_.g_A;    // [Mc] packets
+    const Pk ones = pset1<Pk>(S(1));
     Pk x[MC], y[MC], acc[NS][MC];
     PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
       x[i] = LN::load_state(u + i * L);
       y[i] = LN::load_state(g + i * L);
-      pstore(rec + lay_.u + i * P, x[i]);
-      pstore(rec + lay_.g + i * P, y[i]);
       pstore(g_A + i * P, pmadd(x[i], y[i], pload<Pk>(g_A + i * P)));
     }
     PLRNN_UNROLL for (int k = 0; k < NS; ++k)
@@ -365,19 +354,35 @@ class ShallowPLRNN {
     for (index_t q0 = 0; q0 < nq; q0 += NS) {
       PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
         const index_t jq = q0 + k, j = jq * Q;
-        const Pk d = hidden_grad(LN::load_units(h2p_.data() + j), units_times<MC>(W2p_.data() + j, x),
-                                 units_times<MC>(W1p_.data() + j, y), phi + jq * P, delta + jq * P,
-                                 dh2 + jq * P);
+        const Pk h2 = LN::load_units(h2p_.data() + j);
+        const Pk v = units_times<MC>(W2p_.data() + j, x);
+        const Pk d = hidden_grad(h2, v, units_times<MC>(W1p_.data() + j, y), dh2 + jq * P);
+        const Pk f = activation(h2, v);
+        PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
+          S* w1 = dW1 + (i * (nq + 1) + jq) * P;
+          S* w2 = dW2t + (i * nq + jq) * P;
+          pstore(w1, pmadd(y[i], f, pload<Pk>(w1)));
+          pstore(w2, pmadd(x[i], d, pload<Pk>(w2)));
+        }
+        if constexpr (!Clipped) {
+          S* b2 = dW2t + (MC * nq + jq) * P;
+          pstore(b2, pmadd(ones, d, pload<Pk>(b2)));
+        }
         add_units<MC>(acc[k], W2p_.data() + j, d);
       }
+    }
+    const Pk unit0 = LN::unit0_ones();
+    PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
+      S* b1 = dW1 + (i * (nq + 1) + nq) * P;
+      pstore(b1, pmadd(y[i], unit0, pload<Pk>(b1)));
     }
     store_sums<MC, NS>(acc, gu);
   }
 
-  // one packet of hidden units of a group from v = W2 u, r = W1^T g and the bias h2: stores the
-  // activation phi and delta = r (1[v + h2 > 0] [- 1[v > 0]]) into the record and returns delta;
-  // clipped: *dh2 += r 1[v + h2 > 0] (otherwise dh2 is the ones row's outer product)
-  static Pk hidden_grad(Pk h2, Pk v, Pk r, S* phi, S* delta, S* dh2) {
+  // delta = r (1[v + h2 > 0] [- 1[v > 0]]) of one packet of hidden units of a group from v = W2 u,
+  // r = W1^T g and the bias h2; clipped: *dh2 += r 1[v + h2 > 0] (otherwise dh2 is the ones row's
+  // outer product)
+  static Pk hidden_grad(Pk h2, Pk v, Pk r, S* dh2) {
     using namespace Eigen::internal;
     const Pk d1 = LN::where_positive(padd(v, h2), r);
     Pk d = d1;
@@ -387,20 +392,7 @@ class ShallowPLRNN {
     } else {
       (void)dh2;
     }
-    pstore(phi, activation(h2, v));
-    pstore(delta, d);
     return d;
-  }
-
-  // The collected records into the sums: [dW1 | dh1] += g (x) (phi, 1), [dW2^T ; dh2] += (u, 1) (x) delta.
-  void flush(Tape& tape) const {
-    if (tape.count == 0) return;
-    const S* r = tape.rec.data();
-    const index_t ld = lay_.rec_size, nq = Hp_ / Q;
-    S* acc = tape.acc.data();
-    lanes::outer_acc(r + lay_.g, ld, Mc_, r + lay_.phi, ld, nq + 1, tape.count, acc + lay_.dW1);
-    lanes::outer_acc(r + lay_.u, ld, Mc_ + 1, r + lay_.delta, ld, nq, tape.count, acc + lay_.dW2t);
-    tape.count = 0;
   }
 
   index_t M_, H_, K_;
