@@ -23,7 +23,8 @@ from ._io import atomic_savez, load_model_npz
 from ._validation import (as_rng, check_array, check_betas, check_choice, check_float, check_instance, check_int,
                           check_ndarray)
 from .models import KIND_FAMILY, PLRNN, ZERO_DIAGONAL_W_KINDS
-from .optim import Adam, guarded_loop, guarded_step, optimizer_restore, optimizer_snapshot, params_finite, progress_bar
+from .optim import (Adam, guarded_loop, guarded_step, optimizer_restore, optimizer_snapshot, params_finite,
+                    progress_bar, show_loss)
 from .regularizers import MAR
 
 LOSSES = ("mse", "ce")
@@ -427,8 +428,7 @@ def train_supervised(net: SupervisedPLRNN, train, evaluation, config: Optional[S
         losses.clear()
         if callback is not None:
             callback(record)
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{record['train_loss']:.4g}")
+        show_loss(bar, record["train_loss"])
 
     bar = progress_bar(range(cfg.updates), progress, "updates", "update")
     # the divergence guard and Ctrl-C (the native calls check for it): back to the last complete update

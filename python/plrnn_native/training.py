@@ -28,7 +28,7 @@ from ._validation import (check_array, check_betas, check_bool, check_choice, ch
                           check_instance, check_int, check_ndarray)
 from .models import PLRNN, check_alpha, check_tau
 from .optim import (Adam, exponential_lr, guarded_loop, guarded_step, optimizer_restore, optimizer_snapshot,
-                    params_finite, progress_bar)
+                    params_finite, progress_bar, show_loss)
 from .regularizers import MAR
 from .selection import BestModelSelector
 
@@ -377,8 +377,7 @@ class Trainer:
         bar = progress_bar(range(self.epoch, target), progress)
 
         def after_epoch(_):
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{self.history[-1]['loss']:.4g}")
+            show_loss(bar, self.history[-1]["loss"])
             if self.callback is not None:
                 self.callback(self, self.history[-1])
 
