@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,18 +38,9 @@ from plrnn_native import metrics
 from plrnn_native import cli
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _timing import machine_info  # noqa: E402
 SETS = {"lorenz63_lab": 25, "ecg5d": 10, "bursting_neuron": 5}  # the lab's tau for each
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def floor(train: np.ndarray, test: np.ndarray, seed: int = 0) -> dict:
@@ -102,7 +92,7 @@ def main(argv=None) -> int:
             if not (folder / f"{name}_{part}.npy").is_file():
                 print(f"{folder / f'{name}_{part}.npy'}: missing", file=sys.stderr)
                 return 2
-    report = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "threads": args.threads,
+    report = {"machine": machine_info(REPO), "threads": args.threads,
               "extra_settings": args.set, "floors": {}, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or tmp
@@ -124,7 +114,7 @@ def main(argv=None) -> int:
 
 
 def print_table(report: dict) -> None:
-    print(f"\nCPU: {report['cpu']}, {report['threads']} threads")
+    print(f"\nCPU: {report['machine']['cpu_model']}, {report['threads']} threads")
     print("| data | settings | tau | model | D_stsp | D_H | PE(20) | train s | floor D_stsp | floor D_H |")
     print("|---|---|--:|---|--:|--:|--:|--:|--:|--:|")
     for r in report["runs"]:

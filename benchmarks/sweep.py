@@ -26,9 +26,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 try:  # run as a script (benchmarks/ on the path) or as a module from the repository root
-    from _timing import _cpu_model
+    from _timing import machine_info
 except ImportError:  # pragma: no cover
-    from benchmarks._timing import _cpu_model
+    from benchmarks._timing import machine_info
 
 GRID = ["train.tau=10,15,25,40"]
 SEEDS = 4
@@ -66,11 +66,12 @@ def main() -> None:
                          "best": {k: rows[0][k] for k in ("setting", "D_stsp_median", "D_stsp_mad")}}
         print(f"{mode}: {wall:.1f} s", flush=True)
     record = {"trials": n_trials, "grid": GRID, "seeds": SEEDS, "reduced_settings": reduced,
-              "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "results": results}
+              "machine": machine_info(REPO), "results": results}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(record, f, indent=1)
-    print(f"\n{n_trials}-trial Lorenz-63 sweep ({', '.join(reduced)}), {record['cpu']}, {os.cpu_count()} cores\n")
+    print(f"\n{n_trials}-trial Lorenz-63 sweep ({', '.join(reduced)}), {record['machine']['cpu_model']}, "
+          f"{os.cpu_count()} cores\n")
     print("| mode | workers | wall (s) | trials/hour | trials/hour/core | speed-up |")
     print("|---|---|---|---|---|---|")
     base = results.get("sequential", {}).get("wall_seconds")
