@@ -113,12 +113,59 @@ struct Lane<double> {  // 4 units x 2 sequences
 };
 #endif
 
+namespace detail {
+
+#if defined(EIGEN_VECTORIZE_AVX512)
+// A full group of a block whose columns are contiguous (ld == R, R * kS <= kP, R >= 1): the
+// R kS values are one masked load or store, and the transpose between [kS][R] (columns) and
+// [R][kS] (lane rows) one permutation. kTo[R][k]: the column-major index of lane-block entry k;
+// kFrom[R][k]: the lane-block index of column-major entry k.
+template <int L, int P>
+struct BlockPermutation {
+  int to[P / L + 1][P], from[P / L + 1][P];
+  constexpr BlockPermutation() : to(), from() {
+    for (int R = 1; R <= P / L; ++R)
+      for (int k = 0; k < P; ++k) {
+        to[R][k] = k < R * L ? (k % L) * R + k / L : 0;
+        from[R][k] = k < R * L ? (k % R) * L + k / R : 0;
+      }
+  }
+};
+
+inline bool permute_block(const float* src, index_t R, float* dst, bool to_lanes) {
+  constexpr int L = Lane<float>::kS, P = Lane<float>::kP;
+  static constexpr BlockPermutation<L, P> perm;
+  if (R < 1 || R * L > P) return false;
+  const __mmask16 m = static_cast<__mmask16>((1u << (R * L)) - 1u);
+  const __m512i idx = _mm512_loadu_si512(to_lanes ? perm.to[R] : perm.from[R]);
+  _mm512_mask_storeu_ps(dst, m, _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(m, src)));
+  return true;
+}
+
+inline bool permute_block(const double* src, index_t R, double* dst, bool to_lanes) {
+  constexpr int L = Lane<double>::kS, P = Lane<double>::kP;
+  static constexpr BlockPermutation<L, P> perm;
+  if (R < 1 || R * L > P) return false;
+  const __mmask8 m = static_cast<__mmask8>((1u << (R * L)) - 1u);
+  const int* t = to_lanes ? perm.to[R] : perm.from[R];
+  const __m512i idx = _mm512_set_epi64(t[7], t[6], t[5], t[4], t[3], t[2], t[1], t[0]);
+  _mm512_mask_storeu_pd(dst, m, _mm512_permutexvar_pd(idx, _mm512_maskz_loadu_pd(m, src)));
+  return true;
+}
+#else
+template <typename S>
+inline bool permute_block(const S*, index_t, S*, bool) { return false; }
+#endif
+
+}  // namespace detail
+
 // dst (lane block, R rows) = columns [c0, c0 + n) of the column-major X [R, *] (leading dimension
 // ld); lanes past n are zero.
 template <typename S>
 inline void load_lanes(const S* x, index_t ld, index_t R, index_t c0, index_t n, S* dst) {
   constexpr int L = Lane<S>::kS;
   if (n == L) {  // a full group (the common case: a loop of known length per row)
+    if (ld == R && detail::permute_block(x + c0 * ld, R, dst, true)) return;
     for (index_t r = 0; r < R; ++r)
       PLRNN_UNROLL for (int l = 0; l < L; ++l) dst[r * L + l] = x[(c0 + l) * ld + r];
     return;
@@ -132,6 +179,7 @@ template <typename S>
 inline void store_lanes(const S* src, index_t R, index_t c0, index_t n, S* y, index_t ld) {
   constexpr int L = Lane<S>::kS;
   if (n == L) {
+    if (ld == R && detail::permute_block(src, R, y + c0 * ld, false)) return;
     for (index_t r = 0; r < R; ++r)
       PLRNN_UNROLL for (int l = 0; l < L; ++l) y[(c0 + l) * ld + r] = src[r * L + l];
     return;
