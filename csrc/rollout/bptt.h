@@ -18,12 +18,13 @@
 
 namespace plrnn {
 
-template <typename S, class Model, class Observation, class ForcingRule>
+template <typename S, class Model, class Observation>
 class ChunkBPTT {
  public:
+  // weight: the forcing weight a(t) of every step t < T (rollout/forcing.h: forcing_weights)
   ChunkBPTT(const ModelSpec& spec, const Model& model, const Observation& obs,
-            const ForcingRule& forcing, const Batch<S>& batch, index_t b0, index_t nb, bool keep_tape)
-      : model_(model), obs_(obs), weight_(forcing_weights<S>(forcing, batch.T)), batch_(batch),
+            const std::vector<S>& weight, const Batch<S>& batch, index_t b0, index_t nb, bool keep_tape)
+      : model_(model), obs_(obs), weight_(weight), batch_(batch),
         M_(spec.dims.M), N_(spec.dims.N), K_(spec.dims.K), T_(batch.T), b0_(b0), nb_(nb),
         cols_(keep_tape ? (batch.T - 1) * nb : 0), work_(step_work(spec, nb)),
         ws_(model, nb),
@@ -153,7 +154,7 @@ class ChunkBPTT {
 
   const Model& model_;
   const Observation& obs_;
-  std::vector<S> weight_;  // the forcing weight a(t) of every step (the rule evaluated once)
+  const std::vector<S>& weight_;  // the forcing weight a(t) of every step (the rule evaluated once)
   const Batch<S>& batch_;
   index_t M_, N_, K_, T_, b0_, nb_, cols_;
   double work_;  // of one step (interruption points)
@@ -183,7 +184,7 @@ LossResult rollout_or_bptt(const ModelSpec& spec, const Params<S>& p, const Forc
                            const Batch<S>& batch, const Grads<S>* grads) {
   const Model model(spec, p);
   const Observation obs(spec, p, batch.Binv);
-  const ForcingRule forcing(fs);
+  const std::vector<S> weight = forcing_weights<S>(ForcingRule(fs), batch.T);  // once per call
   const index_t B = batch.B, T = batch.T;
   const int n_chunks = batch_chunks(B);
   const double scored = scored_entries(batch, spec.dims.N);
@@ -194,8 +195,8 @@ LossResult rollout_or_bptt(const ModelSpec& spec, const Params<S>& p, const Forc
   if (grads) parts.assign(n_chunks, GradBuffers<S>(spec));
   parallel_for(n_chunks, [&](int c) {
     const auto [b0, b1] = chunk_range(B, n_chunks, c);
-    ChunkBPTT<S, Model, Observation, ForcingRule> run(spec, model, obs, forcing, batch, b0, b1 - b0,
-                                                      grads != nullptr && T >= 2);
+    ChunkBPTT<S, Model, Observation> run(spec, model, obs, weight, batch, b0, b1 - b0,
+                                         grads != nullptr && T >= 2);
     sse[c] = run.forward(grad_scale);
     if (grads && T >= 2) run.backward(parts[c]);
   });

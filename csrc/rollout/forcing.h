@@ -30,7 +30,7 @@ struct GeneralizedForcing {
   double alpha;
 };
 
-// The weights a(0), ..., a(T-1) of a rule as S, evaluated once per chunk: the loops of the small
+// The weights a(0), ..., a(T-1) of a rule as S, evaluated once per call: the loops of the small
 // models would otherwise repeat the sparse rule's integer division twice per step.
 template <typename S, class Rule>
 std::vector<S> forcing_weights(const Rule& rule, index_t T) {
