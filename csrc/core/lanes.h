@@ -118,8 +118,8 @@ namespace detail {
 #if defined(EIGEN_VECTORIZE_AVX512)
 // A full group of a block whose columns are contiguous (ld == R, R * kS <= kP, R >= 1): the
 // R kS values are one masked load or store, and the transpose between [kS][R] (columns) and
-// [R][kS] (lane rows) one permutation. kTo[R][k]: the column-major index of lane-block entry k;
-// kFrom[R][k]: the lane-block index of column-major entry k.
+// [R][kS] (lane rows) one permutation. to[R][k]: the column-major index of lane-block entry k;
+// from[R][k]: the lane-block index of column-major entry k.
 template <int L, int P>
 struct BlockPermutation {
   int to[P / L + 1][P], from[P / L + 1][P];

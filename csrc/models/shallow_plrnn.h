@@ -29,9 +29,9 @@ class ShallowPLRNN {
   //    registers. The backward pass recomputes the hidden layer from the step's input (nothing is
   //    taped in the forward pass) and adds each packet's outer products to per-lane sums (Layout)
   //    while it has them in registers: g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta gives
-  //    dW2^T and dh2. The sums (Mc (2 nq + 1) + nq packets: 11 KiB at M = 3, H = 100, float32)
+  //    dW2^T and dh2. The sums (Mc (2 nq + 2) + nq packets: 12 KiB at M = 3, H = 100, float32)
   //    stay in L1; collecting the packets of 16 group-steps first and adding them in one
-  //    register-blocked pass (the earlier design) streamed 58 KiB of records through L1 and was
+  //    register-blocked pass (the earlier design) streamed 60 KiB of records through L1 and was
   //    3-5 % slower per training step (float32, M = 3, H = 100, B = 16, 1 thread, Intel Xeon
   //    AVX-512). Both add the same terms in the same order: the same bits.
   //  - packed (larger M): register-blocked tiles (core/packed_gemm.h), V, Phi and Delta on the tape
@@ -342,7 +342,6 @@ class ShallowPLRNN {
     S* __restrict dW2t = acc_all + lay_.dW2t;  // [Mc + 1][nq] packets: dW2^T, then dh2 (not clipped)
     S* __restrict dh2 = acc_all + lay_.g_h2;   // [nq] packets (clipped)
     S* __restrict g_A = acc_all + lay_.g_A;    // [Mc] packets
-    const Pk ones = pset1<Pk>(S(1));
     Pk x[MC], y[MC], acc[NS][MC];
     PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
       x[i] = LN::load_state(u + i * L);
@@ -366,7 +365,7 @@ class ShallowPLRNN {
         }
         if constexpr (!Clipped) {
           S* b2 = dW2t + (MC * nq + jq) * P;
-          pstore(b2, pmadd(ones, d, pload<Pk>(b2)));
+          pstore(b2, padd(pload<Pk>(b2), d));  // the ones row of (u, 1): exactly 1 d + sum
         }
         add_units<MC>(acc[k], W2p_.data() + j, d);
       }
