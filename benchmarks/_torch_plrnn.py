@@ -118,6 +118,6 @@ class TorchPLRNN(nn.Module):
         for name, param in self.named_parameters():
             grad = param.grad
             out[name] = (
-                np.zeros(tuple(param.shape)) if grad is None else grad.detach().double().numpy()
+                np.zeros(tuple(param.shape)) if grad is None else grad.detach().double().cpu().numpy()
             )
         return out

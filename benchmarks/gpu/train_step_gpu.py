@@ -99,7 +99,7 @@ def check(model, x_batch, torch_model) -> dict:
     if torch_model is not None:
         xt = torch.tensor(x_batch, device="cuda")
         loss = torch_model.train_step(xt, forcing_weights(x_batch.shape[1]))
-        gt = {k: p.grad.detach().double().cpu().numpy() for k, p in torch_model.named_parameters()}
+        gt = torch_model.gradients()
         out["torch_loss"] = float(loss.item())
         out["torch_grad_rel_err"] = {k: rel_err(gt[k], g64[k]) for k in gt if g64[k].size}
     errs = list(out["native_grad_rel_err"].values()) + list(out.get("torch_grad_rel_err", {}).values())
