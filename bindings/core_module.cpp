@@ -16,6 +16,7 @@
 #include "api.h"
 #include "core/fma_peak.h"
 #include "observation/pinv.h"
+#include "rollout/lane_bptt.h"
 #include "interrupt.h"
 #include "model_api.h"
 #include "model_args.h"
@@ -332,4 +333,8 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("get_num_threads", &plrnn::get_num_threads);
   m.def("set_num_threads", &plrnn::set_num_threads, py::arg("n"));
+  m.def(
+      "_set_lane_time_loop", [](bool on) { return plrnn::lane_time_loop_switch().exchange(on); }, py::arg("on"),
+      "For tests and benchmarks: use the lane-resident time loop (rollout/lane_bptt.h) where it applies "
+      "(the default) or always the general one; returns the previous setting.");
 }

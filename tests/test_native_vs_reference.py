@@ -19,6 +19,7 @@ linear regions.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from types import SimpleNamespace
 
@@ -262,11 +263,11 @@ def test_register_blocked_sizes(kind, extra, M, Bsz, T, dtype):
 
 # ----------------------------------------------------------------------------------------------
 # The shallow PLRNN's two implementations (csrc/models/shallow_plrnn.h): for M <= 12 the lane kernels
-# (csrc/core/lanes.h: one sequence per SIMD lane in groups of 8 (float32) or 4 (float64), the state
-# padded to Mc in {1, 2, 3, 4, 6, 8, 12} rows, H to a multiple of 8, the backward records flushed
-# every 16 group-steps), above it the packed tiles. Each size class of M on both sides of the switch,
-# H both whole and padded, B leaving a partial lane group, and enough group-steps per chunk for
-# several flushes (1 and 2 threads).
+# (csrc/core/lanes.h: one sequence per SIMD lane, in groups of 4 (float32) or 2 (float64) with
+# AVX-512, the state padded to Mc in {1, 2, 3, 4, 6, 8, 12} rows, H to a multiple of 8, the weight
+# gradients as per-lane sums), above it the packed tiles. Each size class of M on both sides of the
+# switch, H both whole and padded, B leaving a partial lane group (1 and 2 threads). The even M
+# (identity observation, no inputs) take the lane-resident time loop (csrc/rollout/lane_bptt.h).
 # ----------------------------------------------------------------------------------------------
 SHALLOW_LANE_SIZES = [
     # M, N, H, B, T
@@ -295,6 +296,46 @@ def test_shallow_lane_sizes(M, N, H, Bsz, T, clipped, dtype):
     for threads in (1, 2):  # the thread count is restored by conftest
         pn.set_num_threads(threads)
         check_rollout_and_gradients(c, "sparse", 3, None)
+
+
+# The lane-resident time loop (csrc/rollout/lane_bptt.h: identity observation, no inputs, no mask,
+# a gradient wanted) against the reference, at the Lorenz-63 default's shape (M = N = 3) and with
+# latent units beyond the observed ones, every forcing mode.
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("clipped", [False, True], ids=["shallow", "shallow-clipped"])
+@pytest.mark.parametrize("forcing,tau,alpha", [m[1:] for m in FORCING_MODES], ids=[m[0] for m in FORCING_MODES])
+@pytest.mark.parametrize("M,N,H,Bsz", [(3, 3, 20, 6), (7, 2, 13, 5)], ids=["M3-N3", "M7-N2"])
+def test_shallow_lane_time_loop(M, N, H, Bsz, forcing, tau, alpha, clipped, dtype):
+    c = prepare("shallow", M, N, 0, "identity", 1, clipped, dtype, Bsz, 11, forcing, tau, alpha,
+                seed=M * 100 + Bsz, hidden=H)
+    check_rollout_and_gradients(c, forcing, tau, alpha)
+
+
+# The lane-resident time loop and the general loop (rollout/bptt.h) give the same bits: the same
+# operations in the same order. Partial lane groups (B = 1, 6), several chunks (B = 17), every lane
+# row count, 1 and 2 threads. _core._set_lane_time_loop switches the loop for the whole process.
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("clipped", [False, True], ids=["shallow", "shallow-clipped"])
+@pytest.mark.parametrize("M", [1, 2, 3, 4, 5, 8, 12])
+def test_lane_time_loop_same_bits_as_general_loop(M, clipped, dtype):
+    rng = np.random.default_rng(M)
+    model = pn.PLRNN("shallow", M=M, N=min(M, 3), hidden=12 + M, clipped=clipped, dtype=dtype, seed=M)
+    for name, value in random_params(model.config, rng).items():
+        model[name] = value.astype(dtype)
+    try:
+        for Bsz, threads, (forcing, fkw) in itertools.product(
+                (1, 6, 17), (1, 2), (("sparse", {"tau": 4}), ("generalized", {"alpha": 0.3}), ("none", {}))):
+            pn.set_num_threads(threads)
+            x = rng.standard_normal((Bsz, 13, model.N)).astype(dtype)
+            assert pn._core._set_lane_time_loop(False) is True  # on by default
+            loss0, g0 = model.loss_and_grad(x, forcing=forcing, **fkw)
+            pn._core._set_lane_time_loop(True)
+            loss1, g1 = model.loss_and_grad(x, forcing=forcing, **fkw)
+            assert loss1 == loss0, (Bsz, threads, forcing)
+            for k in g0:
+                np.testing.assert_array_equal(g1[k], g0[k], err_msg=f"{k} B={Bsz} threads={threads} {forcing}")
+    finally:
+        pn._core._set_lane_time_loop(True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

@@ -110,16 +110,10 @@ class ShallowPLRNN {
   void step(CRef<S> U, CRef<S> Sx, Ref<S> Z, Workspace& ws, Tape* tape, index_t col0) const {
     const index_t nb = U.cols();
     if (lanes_) {
-      using namespace Eigen::internal;
       for (index_t c0 = 0; c0 < nb; c0 += L) {
         const index_t n = std::min<index_t>(L, nb - c0);
         lanes::load_lanes(U.data(), U.outerStride(), M_, c0, n, ws.u.data());
-        forward_lanes(ws.u.data(), ws.z.data());
-        for (index_t i = 0; i < M_; ++i) {
-          using Bk = typename LN::Block;
-          const Bk au = pmadd(pset1<Bk>(A_[i]), pload<Bk>(ws.u.data() + i * L), pset1<Bk>(h1_[i]));
-          pstore(ws.z.data() + i * L, padd(pload<Bk>(ws.z.data() + i * L), au));
-        }
+        step_group(ws.u.data(), ws.z.data());
         lanes::store_lanes(ws.z.data(), M_, c0, n, Z.data(), Z.outerStride());
       }
     } else {
@@ -188,6 +182,32 @@ class ShallowPLRNN {
 
   index_t M() const { return M_; }
 
+  // ---- one group of L sequences in lane blocks [Mc, L] (the lanes implementation; also the
+  // lane-resident time loop of rollout/lane_bptt.h). Rows M..Mc-1 of u and g must be 0; they stay 0.
+  static constexpr int kGroup = L;      // sequences per group
+  bool lanes() const { return lanes_; }  // this call runs on lanes (M <= kLanesMaxM)
+  index_t lane_rows() const { return Mc_; }
+
+  // z = A*u + W1 hidden(W2 u) + h1 of one group (no input term: the caller adds C s)
+  void step_group(const S* u, S* z) const {
+    using namespace Eigen::internal;
+    using Bk = typename LN::Block;
+    forward_lanes(u, z);
+    for (index_t i = 0; i < M_; ++i) {
+      const Bk au = pmadd(pset1<Bk>(A_[i]), pload<Bk>(u + i * L), pset1<Bk>(h1_[i]));
+      pstore(z + i * L, padd(pload<Bk>(z + i * L), au));
+    }
+  }
+
+  // gu = A*g + W2^T delta of one group, and its terms added to the tape's per-lane sums (Layout)
+  void step_grad_group(const S* u, const S* g, S* gu, Tape& tape) const {
+    using namespace Eigen::internal;
+    using Bk = typename LN::Block;
+    backward_lanes(u, g, gu, tape.acc.data());
+    for (index_t i = 0; i < M_; ++i)
+      pstore(gu + i * L, pmadd(pset1<Bk>(A_[i]), pload<Bk>(g + i * L), pload<Bk>(gu + i * L)));
+  }
+
  private:
   static constexpr int kLaneRows[] = {1, 2, 3, 4, 6, 8, 12};
   static index_t lane_rows(index_t M) {
@@ -209,18 +229,12 @@ class ShallowPLRNN {
 
   // GU = A*G + W2^T Delta group by group, and the per-lane sums (lanes)
   void step_grad_lanes(CRef<S> U, CRef<S> G, Ref<S> GU, Workspace& ws, Tape& tape) const {
-    using namespace Eigen::internal;
-    using Bk = typename LN::Block;
     const index_t nb = U.cols();
     for (index_t c0 = 0; c0 < nb; c0 += L) {
       const index_t n = std::min<index_t>(L, nb - c0);
       lanes::load_lanes(U.data(), U.outerStride(), M_, c0, n, ws.u.data());
       lanes::load_lanes(G.data(), G.outerStride(), M_, c0, n, ws.g.data());
-      backward_lanes(ws.u.data(), ws.g.data(), ws.z.data(), tape.acc.data());
-      for (index_t i = 0; i < M_; ++i) {  // gu += A g
-        const Bk gu = pmadd(pset1<Bk>(A_[i]), pload<Bk>(ws.g.data() + i * L), pload<Bk>(ws.z.data() + i * L));
-        pstore(ws.z.data() + i * L, gu);
-      }
+      step_grad_group(ws.u.data(), ws.g.data(), ws.z.data(), tape);
       lanes::store_lanes(ws.z.data(), M_, c0, n, GU.data(), GU.outerStride());
     }
   }
@@ -286,11 +300,14 @@ class ShallowPLRNN {
     return f;
   }
 
-  // sum_i w[i, units of the packet] x[i] (i ascending) for a [MC, Hp] weight array w
+  // sum_i w[i, units of the packet] x[i] (i ascending) for a [MC, Hp] weight array w. The first term
+  // is an FMA onto 0 (the product, rounded once), not a multiply: a multiply followed by the caller's
+  // add (the bias, MC = 1) is fused by the compiler or not depending on where the kernel is inlined,
+  // which gave two builds of the same step different bits.
   template <int MC>
   Pk units_times(const S* w, const Pk* x) const {
     using namespace Eigen::internal;
-    Pk s = pmul(LN::load_units(w), x[0]);
+    Pk s = pmadd(LN::load_units(w), x[0], pset1<Pk>(S(0)));
     PLRNN_UNROLL for (int i = 1; i < MC; ++i) s = pmadd(LN::load_units(w + i * Hp_), x[i], s);
     return s;
   }

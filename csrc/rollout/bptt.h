@@ -15,6 +15,7 @@
 #include "core/scratch.h"
 #include "core/thread_pool.h"
 #include "rollout/forcing.h"
+#include "rollout/lane_bptt.h"
 
 namespace plrnn {
 
@@ -62,7 +63,7 @@ class ChunkBPTT {
       model_.step(state(t - 1), inputs_at(t), Z, ws_, keep ? &tape_ : nullptr, c0);
       obs_.residual(Z, x_at(t), E);
       if (batch_.mask) E.array() *= mask_at(t).array();
-      sse += score(E, keep ? E_all_.data() + c0 * N_ : nullptr, grad_scale);
+      sse += score_residuals(E, keep ? E_all_.data() + c0 * N_ : nullptr, grad_scale);
       if constexpr (Observation::kNeedsStates)
         if (keep) Z_all_.middleCols(c0, nb) = Z;
       emit(t, Z, Xhat);
@@ -105,19 +106,6 @@ class ChunkBPTT {
       obs_.force_masked(Z, x_at(t), mask_at(t), a);
     else
       obs_.force(Z, x_at(t), a);
-  }
-
-  // The squared error of a step's residuals E [N, nb] and, where e is not null, e [N, nb] = scale * E
-  // (the tape's block). One pass in plain loops: E has a few rows (N = 3 in the shipped defaults),
-  // where Eigen's per-column work would cost more than the arithmetic.
-  static double score(const Mat<S>& E, S* e, S grad_scale) {
-    const index_t n = E.size();
-    const S* r = E.data();
-    S sum = S(0);
-    for (index_t k = 0; k < n; ++k) sum += r[k] * r[k];
-    if (e)
-      for (index_t k = 0; k < n; ++k) e[k] = grad_scale * r[k];
-    return static_cast<double>(sum);
   }
 
   CMapSlice<S> x_at(index_t t) const { return slice(batch_.x, T_, N_, b0_, nb_, t); }
@@ -193,8 +181,20 @@ LossResult rollout_or_bptt(const ModelSpec& spec, const Params<S>& p, const Forc
   std::vector<double> sse(n_chunks, 0.0);
   std::vector<GradBuffers<S>> parts;
   if (grads) parts.assign(n_chunks, GradBuffers<S>(spec));
+  // the time loop in lane blocks where it applies (rollout/lane_bptt.h: the same bits)
+  bool lane_loop = false;
+  if constexpr (HasLaneGroups<Model>::value && std::is_same_v<Observation, IdentityObs<S>>)
+    lane_loop = lane_time_loop_enabled() && LaneChunkBPTT<S, Model>::applies(spec, model, batch, grads != nullptr);
   parallel_for(n_chunks, [&](int c) {
     const auto [b0, b1] = chunk_range(B, n_chunks, c);
+    if constexpr (HasLaneGroups<Model>::value && std::is_same_v<Observation, IdentityObs<S>>) {
+      if (lane_loop) {
+        LaneChunkBPTT<S, Model> run(spec, model, obs, weight, batch, b0, b1 - b0);
+        sse[c] = run.forward(grad_scale);
+        run.backward(parts[c]);
+        return;
+      }
+    }
     ChunkBPTT<S, Model, Observation> run(spec, model, obs, weight, batch, b0, b1 - b0,
                                          grads != nullptr && T >= 2);
     sse[c] = run.forward(grad_scale);

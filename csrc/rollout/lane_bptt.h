@@ -1,0 +1,169 @@
+// The time loop of a chunk kept in lane blocks (core/lanes.h) from the first step to the last: the
+// forward pass and its gradient (BPTT) for a model that runs on lanes (the shallow PLRNN at small M,
+// the Lorenz-63 default) with the identity observation, no inputs and no mask. The general loop
+// (rollout/bptt.h, ChunkBPTT) moves every step's state between [M, nb] column blocks and lane blocks
+// (load_lanes / store_lanes) and runs the observation model on the whole [M, nb] state; here the
+// states stay in lane blocks (the tape too), only a step's N observed rows are copied out for the
+// residual, the loss and the forcing, and the gradients of those are taken on the lanes.
+//
+// Same bits as ChunkBPTT: the steps run in the same order (time outer, the chunk's groups of L
+// sequences inner), every element gets the same operations (the same functions where the compiler
+// could round differently), and the per-lane gradient sums receive their terms in the same order.
+// Unused lanes of a partial group are kept at 0, as load_lanes leaves them in ChunkBPTT.
+#pragma once
+#include <algorithm>
+#include <atomic>
+#include <type_traits>
+#include <vector>
+
+#include "core/eigen.h"
+#include "core/grad_buffers.h"
+#include "core/interrupt.h"
+#include "core/lanes.h"
+#include "core/scratch.h"
+#include "observation/observation.h"
+
+namespace plrnn {
+
+// The squared error of a step's residuals E [N, nb] and, where e is not null, e [N, nb] = scale * E
+// (the tape's block); used by both loops. One pass in plain loops: E has a few rows (N = 3 in the
+// shipped defaults), where Eigen's per-column work would cost more than the arithmetic.
+template <typename S>
+double score_residuals(const Mat<S>& E, S* e, S grad_scale) {
+  const index_t n = E.size();
+  const S* r = E.data();
+  S sum = S(0);
+  for (index_t k = 0; k < n; ++k) sum += r[k] * r[k];
+  if (e)
+    for (index_t k = 0; k < n; ++k) e[k] = grad_scale * r[k];
+  return static_cast<double>(sum);
+}
+
+// The loop is on by default; the switch is for the tests and benchmarks that compare it with ChunkBPTT
+// in one process (_core._set_lane_time_loop).
+inline std::atomic<bool>& lane_time_loop_switch() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+inline bool lane_time_loop_enabled() { return lane_time_loop_switch().load(std::memory_order_relaxed); }
+
+// Whether a model has the lane-group steps (step_group / step_grad_group, e.g. models/shallow_plrnn.h)
+template <class Model, class = void>
+struct HasLaneGroups : std::false_type {};
+template <class Model>
+struct HasLaneGroups<Model, std::void_t<decltype(&Model::step_group), decltype(&Model::step_grad_group)>>
+    : std::true_type {};
+
+template <typename S, class Model>
+class LaneChunkBPTT {
+  static constexpr int L = Model::kGroup;  // sequences per group (one per lane)
+
+ public:
+  // Whether a call can take this loop: the model runs on lanes, the gradient is wanted, and there are
+  // no inputs, no mask and no requested outputs (states, predictions).
+  static bool applies(const ModelSpec& spec, const Model& model, const Batch<S>& batch, bool gradient) {
+    return gradient && model.lanes() && spec.dims.K == 0 && !batch.mask && !batch.z && !batch.xhat && batch.T >= 2;
+  }
+
+  LaneChunkBPTT(const ModelSpec& spec, const Model& model, const IdentityObs<S>& obs, const std::vector<S>& weight,
+                const Batch<S>& batch, index_t b0, index_t nb)
+      : model_(model), obs_(obs), weight_(weight), batch_(batch),
+        M_(spec.dims.M), N_(spec.dims.N), T_(batch.T), b0_(b0), nb_(nb),
+        groups_((nb + L - 1) / L), blk_(model.lane_rows() * L), work_(step_work(spec, nb)),
+        tape_(model, (batch.T - 1) * nb),
+        U_(Scratch<S>::get(kTapeU, blk_ * groups_, T_)),         // states after forcing, steps 0..T-2; T-1 unforced
+        E_(Scratch<S>::get(kTapeE, N_ * nb, T_ - 1)),  // grad_scale * residuals [N, nb], steps 1..T-1
+        G_(Scratch<S>::get(kTapeG, blk_ * groups_, 2)) {}
+  ~LaneChunkBPTT() { Scratch<S>::trim(); }
+
+  // The sum of squared errors over t >= 1 (ChunkBPTT::forward without outputs). The observed rows of
+  // a step's states go through the observation model's own functions as one [N, nb] block (residual,
+  // forcing) and the loss through score_residuals, as in ChunkBPTT: the same operations, so the same
+  // rounding (the compiler fuses and vectorises a loop by its shape, which a rewrite would change).
+  double forward(S grad_scale) {
+    {  // z_0 = init(x_0), forced at t = 0, as columns; then into the lane blocks of step 0
+      Mat<S> Z0(M_, nb_);
+      obs_.init(x_at(0), Z0);
+      if (weight_[0] != S(0)) obs_.force(Z0, x_at(0), weight_[0]);
+      U_.setZero();  // the padding rows and the unused lanes stay 0
+      for (index_t g = 0; g < groups_; ++g)
+        lanes::load_lanes(Z0.data(), M_, M_, g * L, width(g), u_block(0, g));
+    }
+    double sse = 0.0;
+    Mat<S> Zx(N_, nb_), R(N_, nb_);  // a step's observed rows and residuals as columns
+    for (index_t t = 1; t < T_; ++t) {
+      interruption_point(work_);
+      for (index_t g = 0; g < groups_; ++g) {
+        S* z = u_block(t, g);
+        model_.step_group(u_block(t - 1, g), z);
+        rows_to_columns(z, g, Zx);
+      }
+      obs_.residual(Zx, x_at(t), R);
+      sse += score_residuals(R, E_.col(t - 1).data(), grad_scale);
+      const S a = t < T_ - 1 ? weight_[t] : S(0);
+      if (a != S(0)) obs_.force(Zx, x_at(t), a);
+      for (index_t g = 0; g < groups_; ++g) {
+        const index_t n = width(g);
+        S* z = u_block(t, g);
+        if (a != S(0)) columns_to_rows(Zx, g, z);
+        for (index_t r = 0; r < M_; ++r)  // unused lanes back to 0 (they saw the biases)
+          for (index_t j = n; j < L; ++j) z[r * L + j] = S(0);
+      }
+    }
+    return sse;
+  }
+
+  // The gradient of forward's loss (times grad_scale) into g (ChunkBPTT::backward)
+  void backward(GradBuffers<S>& grads) {
+    S* cur = G_.col(0).data();   // dL/dz_t of every group
+    S* prev = G_.col(1).data();  // dL/dz_{t-1}
+    std::fill(cur, cur + blk_ * groups_, S(0));  // nothing flows back into z_{T-1}
+    for (index_t t = T_ - 1; t >= 1; --t) {
+      interruption_point(2 * work_);
+      const S a = weight_[t - 1];
+      for (index_t g = 0; g < groups_; ++g) {
+        const index_t n = width(g);
+        S* gt = cur + g * blk_;
+        const S* e = E_.col(t - 1).data() + g * L * N_;  // [N, nb] columns of the group
+        for (index_t j = 0; j < n; ++j)  // IdentityObs::observe_grad
+          for (index_t r = 0; r < N_; ++r) gt[r * L + j] += e[j * N_ + r];
+        S* gp = prev + g * blk_;
+        model_.step_grad_group(u_block(t - 1, g), gt, gp, tape_);
+        if (a != S(0))  // IdentityObs::force_grad
+          for (index_t j = 0; j < n; ++j)
+            for (index_t r = 0; r < N_; ++r) gp[r * L + j] *= (S(1) - a);
+      }
+      std::swap(cur, prev);
+    }
+    Mat<S> G0(M_, nb_);  // dL/dz_0 as columns
+    for (index_t g = 0; g < groups_; ++g) lanes::store_lanes(cur + g * blk_, M_, g * L, width(g), G0.data(), M_);
+    obs_.init_grad(G0, x_at(0), grads);
+    const Mat<S> none;  // the lanes' parameter gradients come from the tape's sums alone (K = 0)
+    model_.param_grads(none, none, none, tape_, grads);
+  }
+
+ private:
+  index_t width(index_t g) const { return std::min<index_t>(L, nb_ - g * L); }
+  S* u_block(index_t t, index_t g) { return U_.col(t).data() + g * blk_; }
+  // the N observed rows of group g's lane block z <-> its columns of a [N, nb] block
+  void rows_to_columns(const S* z, index_t g, Mat<S>& X) const {
+    for (index_t j = 0; j < width(g); ++j)
+      for (index_t r = 0; r < N_; ++r) X(r, g * L + j) = z[r * L + j];
+  }
+  void columns_to_rows(const Mat<S>& X, index_t g, S* z) const {
+    for (index_t j = 0; j < width(g); ++j)
+      for (index_t r = 0; r < N_; ++r) z[r * L + j] = X(r, g * L + j);
+  }
+  CMapSlice<S> x_at(index_t t) const { return slice(batch_.x, T_, N_, b0_, nb_, t); }
+
+  const Model& model_;
+  const IdentityObs<S>& obs_;
+  const std::vector<S>& weight_;
+  const Batch<S>& batch_;
+  index_t M_, N_, T_, b0_, nb_, groups_, blk_;
+  double work_;
+  typename Model::Tape tape_;  // the per-lane gradient sums
+  Eigen::Map<Mat<S>> U_, E_, G_;
+};
+
+}  // namespace plrnn
