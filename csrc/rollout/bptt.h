@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "rollout/forcing.h"
 #include "rollout/lane_bptt.h"
+#include "rollout/loss.h"
 
 namespace plrnn {
 
