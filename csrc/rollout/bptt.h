@@ -183,12 +183,13 @@ LossResult rollout_or_bptt(const ModelSpec& spec, const Params<S>& p, const Forc
   std::vector<GradBuffers<S>> parts;
   if (grads) parts.assign(n_chunks, GradBuffers<S>(spec));
   // the time loop in lane blocks where it applies (rollout/lane_bptt.h: the same bits)
+  constexpr bool kLaneCapable = HasLaneGroups<Model>::value && std::is_same_v<Observation, IdentityObs<S>>;
   bool lane_loop = false;
-  if constexpr (HasLaneGroups<Model>::value && std::is_same_v<Observation, IdentityObs<S>>)
+  if constexpr (kLaneCapable)
     lane_loop = lane_time_loop_enabled() && LaneChunkBPTT<S, Model>::applies(spec, model, batch, grads != nullptr);
   parallel_for(n_chunks, [&](int c) {
     const auto [b0, b1] = chunk_range(B, n_chunks, c);
-    if constexpr (HasLaneGroups<Model>::value && std::is_same_v<Observation, IdentityObs<S>>) {
+    if constexpr (kLaneCapable) {
       if (lane_loop) {
         LaneChunkBPTT<S, Model> run(spec, model, obs, weight, batch, b0, b1 - b0);
         sse[c] = run.forward(grad_scale);
