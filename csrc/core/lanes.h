@@ -59,8 +59,7 @@ struct Lane {
   static Packet unit0_ones() { return Eigen::internal::pset1<Packet>(S(1)); }  // every lane is unit 0
   static Packet where_positive(const Packet& a, const Packet& r) {
     using namespace Eigen::internal;
-    const Packet zero = pset1<Packet>(S(0));
-    return pselect(pcmp_lt(zero, a), r, zero);
+    return pand(pcmp_lt(pset1<Packet>(S(0)), a), r);  // a compare and an and (pselect adds a blend)
   }
 };
 

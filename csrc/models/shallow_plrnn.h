@@ -3,6 +3,7 @@
 //   z' = A*u + W1 (relu(W2 u + h2) - relu(W2 u)) + h1 + C s            (Clipped = true)
 #pragma once
 #include <algorithm>
+#include <type_traits>
 
 #include "core/column_product.h"
 #include "core/eigen.h"
@@ -27,13 +28,11 @@ class ShallowPLRNN {
   //    a multiple of 8; a packet holds Q hidden units of the group (Q = 4 with AVX-512, else 1). One
   //    pass over the hidden units does a whole step with the state and the partial sums in
   //    registers. The backward pass recomputes the hidden layer from the step's input (nothing is
-  //    taped in the forward pass) and adds each packet's outer products to per-lane sums (Layout)
-  //    while it has them in registers: g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta gives
-  //    dW2^T and dh2. The sums (Mc (2 nq + 2) + nq packets: 12 KiB at M = 3, H = 100, float32)
-  //    stay in L1; collecting the packets of 16 group-steps first and adding them in one
-  //    register-blocked pass (the earlier design) streamed 60 KiB of records through L1 and was
-  //    3-5 % slower per training step (float32, M = 3, H = 100, B = 16, 1 thread, Intel Xeon
-  //    AVX-512). Both add the same terms in the same order: the same bits.
+  //    taped in the forward pass) and adds each packet's outer products to per-lane sums (Layout):
+  //    g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta gives dW2^T and dh2. The sums
+  //    (Mc (2 nq + 2) + nq packets: 12 KiB at M = 3, H = 100, float32) stay in L1; where a step's
+  //    terms are added (while the packet is in registers, or a few group-steps later) depends on the
+  //    ISA: kDeferSums. Both add the same terms in the same order: the same bits.
   //  - packed (larger M): register-blocked tiles (core/packed_gemm.h), V, Phi and Delta on the tape
   //    and the weight gradients as one product over all steps at the end.
   // Measured with the earlier lane kernels (one unit of 8 sequences per 256-bit packet; float32,
@@ -54,9 +53,9 @@ class ShallowPLRNN {
         h1_(p.h1, M_),
         h2_(p.h2, H_),
         Cs_(p.C, M_, K_),
-        h2p_(Hp_, S(0)),
-        W2p_(Hp_ * Mc_, S(0)),
-        W1p_(Hp_ * Mc_, S(0)),
+        h2p_(Hp_ + kLookahead, S(0)),
+        W2p_(Hp_ * Mc_ + kLookahead, S(0)),
+        W1p_(Hp_ * Mc_ + kLookahead, S(0)),
         W1_packed_(p.W1, H_, 1, lanes_ ? 0 : M_, H_),   // W1   (row-major: W1(i, j) = W1[i H + j])
         W2_packed_(p.W2, M_, 1, lanes_ ? 0 : H_, M_),   // W2   (row-major: W2(j, i) = W2[j M + i])
         W1t_packed_(p.W1, 1, H_, lanes_ ? 0 : H_, M_),  // W1^T
@@ -86,6 +85,8 @@ class ShallowPLRNN {
     Eigen::Map<Mat<S>> Delta;  // packed: [H, cols] dL/d(W2 U) of every step
     Vec<S> g_A, g_h1, g_h2;    // packed: [M], [M], [H] accumulated over the steps
     Eigen::Map<Mat<S>> acc;    // lanes: the per-lane sums, see Layout
+    Eigen::Map<Mat<S>> slots;  // lanes: [slot_size, kSlots] the last group-steps' terms not yet in acc
+    int used = 0;              // lanes: slots filled
     Tape(const ShallowPLRNN& m, index_t cols)
         : V(Scratch<S>::get(kModelTape0, m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : cols)),
           Phi(Scratch<S>::get(kTapePhi, m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : cols)),
@@ -93,7 +94,8 @@ class ShallowPLRNN {
           g_A(Vec<S>::Zero(m.lanes_ ? 0 : m.M_)),
           g_h1(Vec<S>::Zero(m.lanes_ ? 0 : m.M_)),
           g_h2(Vec<S>::Zero(m.lanes_ ? 0 : m.H_)),
-          acc(Scratch<S>::get(kModelTape1, m.lanes_ && cols > 0 ? m.lay_.acc_size : 0, 1)) {
+          acc(Scratch<S>::get(kModelTape1, m.lanes_ && cols > 0 ? m.lay_.acc_size : 0, 1)),
+          slots(Scratch<S>::get(kModelTape0, kDeferSums && m.lanes_ && cols > 0 ? m.lay_.slot_size : 0, kSlots)) {
       if (m.lanes_ && cols > 0) acc.setZero();
     }
   };
@@ -203,7 +205,8 @@ class ShallowPLRNN {
   void step_grad_group(const S* u, const S* g, S* gu, Tape& tape) const {
     using namespace Eigen::internal;
     using Bk = typename LN::Block;
-    backward_lanes(u, g, gu, tape.acc.data());
+    lane_rows_switch([&](auto mc) { backward_fused<decltype(mc)::value>(u, g, gu, tape); });
+    if (kDeferSums && ++tape.used == kSlots) flush_slots(tape);
     for (index_t i = 0; i < M_; ++i)
       pstore(gu + i * L, pmadd(pset1<Bk>(A_[i]), pload<Bk>(g + i * L), pload<Bk>(gu + i * L)));
   }
@@ -219,9 +222,14 @@ class ShallowPLRNN {
   // Offsets (elements) of the per-lane sums, in packets of P (nq = Hp / Q packets per row of hidden
   // units): dW1 | dh1 [Mc][nq + 1] (dh1: unit 0 of each sequence), dW2^T ; dh2 [Mc + 1][nq],
   // g_A [Mc] (unit 0 of each sequence), dh2 [nq] (clipped).
+  // A slot (one group-step's terms of the weight gradients, added to the sums by flush_slots), in
+  // packets: f = phi [nq], d = delta [nq], d1 = the unclipped part of delta [nq] (clipped), x = u [Mc],
+  // y = g [Mc] (the states repeated over the units of a packet, Lane::load_state).
   struct Layout {
     index_t dW1, dW2t, g_A, g_h2, acc_size;
+    index_t f, d, d1, x, y, slot_size;
     Layout(index_t Mc, index_t nq) {
+      f = 0, d = nq * P, d1 = 2 * nq * P, x = (Clipped ? 3 : 2) * nq * P, y = x + Mc * P, slot_size = y + Mc * P;
       dW1 = 0, dW2t = Mc * (nq + 1) * P, g_A = dW2t + (Mc + 1) * nq * P, g_h2 = g_A + Mc * P;
       acc_size = g_h2 + (Clipped ? nq * P : 0);
     }
@@ -240,6 +248,7 @@ class ShallowPLRNN {
   }
 
   void param_grads_lanes(Tape& tape, GradBuffers<S>& g) const {
+    flush_slots(tape);
     const index_t nq = Hp_ / Q;
     const S* acc = tape.acc.data();
     const S* dW1 = acc + lay_.dW1;    // [Mc][nq + 1] packets: dW1, then dh1
@@ -260,36 +269,55 @@ class ShallowPLRNN {
     for (index_t j = 0; j < H_; ++j) g.vec(ph2)[j] = unit(dh2, j);
   }
 
-  // z [Mc lanes] = W1 hidden(W2 u) for one group
-  void forward_lanes(const S* u, S* z) const {
+  // fn(std::integral_constant<int, Mc>): the kernels compiled for each of kLaneRows
+  template <class Fn>
+  void lane_rows_switch(Fn&& fn) const {
+    using std::integral_constant;
     switch (Mc_) {
-      case 1: return forward_fused<1>(u, z);
-      case 2: return forward_fused<2>(u, z);
-      case 3: return forward_fused<3>(u, z);
-      case 4: return forward_fused<4>(u, z);
-      case 6: return forward_fused<6>(u, z);
-      case 8: return forward_fused<8>(u, z);
-      default: return forward_fused<12>(u, z);
+      case 1: return fn(integral_constant<int, 1>{});
+      case 2: return fn(integral_constant<int, 2>{});
+      case 3: return fn(integral_constant<int, 3>{});
+      case 4: return fn(integral_constant<int, 4>{});
+      case 6: return fn(integral_constant<int, 6>{});
+      case 8: return fn(integral_constant<int, 8>{});
+      default: return fn(integral_constant<int, 12>{});
     }
   }
 
-  // For one group (u, g [Mc, L] lane blocks): gu [Mc, L] = W2^T delta and the per-lane sums of acc
-  // (Layout)
-  void backward_lanes(const S* u, const S* g, S* gu, S* acc) const {
-    switch (Mc_) {
-      case 1: return backward_fused<1>(u, g, gu, acc);
-      case 2: return backward_fused<2>(u, g, gu, acc);
-      case 3: return backward_fused<3>(u, g, gu, acc);
-      case 4: return backward_fused<4>(u, g, gu, acc);
-      case 6: return backward_fused<6>(u, g, gu, acc);
-      case 8: return backward_fused<8>(u, g, gu, acc);
-      default: return backward_fused<12>(u, g, gu, acc);
-    }
+  // z [Mc lanes] = W1 hidden(W2 u) for one group
+  void forward_lanes(const S* u, S* z) const {
+    lane_rows_switch([&](auto mc) { forward_fused<decltype(mc)::value>(u, z); });
   }
 
   // Two interleaved partial sums per accumulator where a pass over a packet of units has few FMAs
   // (small states), so that a sum's chain of FMAs does not bound the pass; added in order at the end.
   template <int MC> static constexpr int kSplit = MC <= 4 ? 2 : 1;
+  // The fused passes compute the products of a packet with the state (W2 u; W1^T g) one iteration
+  // ahead of the rest of its work, so that the out-of-order core has the next packet's independent
+  // chain to run while this one's waits on its products (a chain of MC dependent FMAs). The last
+  // iteration computes (and drops) the products of up to 2 packets past the hidden units: the padded
+  // arrays have kLookahead more zeros.
+  static constexpr index_t kLookahead = 2 * P;
+  // Where the backward pass adds a group-step's terms of dW1, dW2, dh2 to the per-lane sums:
+  //  - deferred (kDeferSums): it writes them into the tape's next slot (Layout) and flush_slots adds
+  //    the slots of kSlots group-steps at a time, the sums in registers (outer_sums). Adding them while
+  //    the packet is in registers costs a load and a store of 7 sums per packet (M = 3); on a core with
+  //    one 128-bit store and two 128-bit loads per cycle (AMD Zen 1, AVX2) the deferred sums made the
+  //    Lorenz-63 default's training step 1.04x faster (1 thread, float32, same session, interleaved).
+  //  - in the loop (AVX-512): there the same kind of deferral (the packets of 16 group-steps added in
+  //    one register-blocked pass) was 3-5 % slower (Intel Xeon AVX-512, an earlier session).
+  // Either way each sum receives the same terms in the same order: the same bits.
+#if defined(EIGEN_VECTORIZE_AVX512)
+  static constexpr bool kDeferSums = false;
+#else
+  static constexpr bool kDeferSums = true;
+#endif
+  static constexpr int kSlots = 8;  // group-steps a flush adds
+#if defined(EIGEN_VECTORIZE_AVX512)
+  template <int MC> static constexpr int kSplitBackward = kSplit<MC>;
+#else  // 16 vector registers: a second set of sums spilled the backward pass's accumulators to the stack
+  template <int MC> static constexpr int kSplitBackward = 1;
+#endif
 
   // the hidden activation of a packet of units from v = W2 u and the bias: relu(v + h2) [- relu(v)]
   static Pk activation(Pk h2, Pk v) {
@@ -334,55 +362,84 @@ class ShallowPLRNN {
     using namespace Eigen::internal;
     constexpr int NS = kSplit<MC>;
     const index_t nq = Hp_ / Q;  // a multiple of NS (Hp is a multiple of 8)
-    Pk x[MC], acc[NS][MC];
+    Pk x[MC], acc[NS][MC], vn[NS];
     PLRNN_UNROLL for (int i = 0; i < MC; ++i) x[i] = LN::load_state(u + i * L);
     PLRNN_UNROLL for (int k = 0; k < NS; ++k)
       PLRNN_UNROLL for (int i = 0; i < MC; ++i) acc[k][i] = pset1<Pk>(S(0));
+    PLRNN_UNROLL for (int k = 0; k < NS; ++k) vn[k] = units_times<MC>(W2p_.data() + k * Q, x);
     for (index_t q0 = 0; q0 < nq; q0 += NS) {
+      Pk v[NS];  // W2 u of this iteration's packets, computed one iteration ahead (see kLookahead)
+      PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
+        v[k] = vn[k];
+        vn[k] = units_times<MC>(W2p_.data() + (q0 + NS + k) * Q, x);
+      }
       PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
         const index_t j = (q0 + k) * Q;  // the packet's first unit
-        const Pk f = activation(LN::load_units(h2p_.data() + j), units_times<MC>(W2p_.data() + j, x));
-        add_units<MC>(acc[k], W1p_.data() + j, f);
+        add_units<MC>(acc[k], W1p_.data() + j, activation(LN::load_units(h2p_.data() + j), v[k]));
       }
     }
     store_sums<MC, NS>(acc, z);
   }
 
-  // One group backwards: gu = W2^T delta and, per packet of hidden units while it is in registers,
-  // the per-lane sums [dW1 | dh1] += g (x) (phi, 1), [dW2^T ; dh2] += (u, 1) (x) delta, g_A += g u
+  // One group backwards: gu = W2^T delta, g_A += g u, dh1 += g, and the step's terms of the other
+  // weight gradients (kDeferSums: into the tape's next slot, Layout: phi, delta and its unclipped
+  // part, u, g; else added to the per-lane sums: [dW1] += g (x) phi, [dW2^T ; dh2] += (u, 1) (x) delta)
   template <int MC>
-  void backward_fused(const S* u, const S* g, S* gu, S* __restrict acc_all) const {
+  void backward_fused(const S* u, const S* g, S* gu, Tape& tape) const {
     using namespace Eigen::internal;
-    constexpr int NS = kSplit<MC>;
+    constexpr int NS = kSplitBackward<MC>;
     const index_t nq = Hp_ / Q;
+    S* __restrict acc_all = tape.acc.data();
     S* __restrict dW1 = acc_all + lay_.dW1;    // [Mc][nq + 1] packets: dW1, then dh1
     S* __restrict dW2t = acc_all + lay_.dW2t;  // [Mc + 1][nq] packets: dW2^T, then dh2 (not clipped)
     S* __restrict dh2 = acc_all + lay_.g_h2;   // [nq] packets (clipped)
     S* __restrict g_A = acc_all + lay_.g_A;    // [Mc] packets
+    S* __restrict slot = kDeferSums ? tape.slots.col(tape.used).data() : nullptr;
     Pk x[MC], y[MC], acc[NS][MC];
     PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
       x[i] = LN::load_state(u + i * L);
       y[i] = LN::load_state(g + i * L);
       pstore(g_A + i * P, pmadd(x[i], y[i], pload<Pk>(g_A + i * P)));
+      if constexpr (kDeferSums) {
+        pstore(slot + lay_.x + i * P, x[i]);
+        pstore(slot + lay_.y + i * P, y[i]);
+      }
     }
     PLRNN_UNROLL for (int k = 0; k < NS; ++k)
       PLRNN_UNROLL for (int i = 0; i < MC; ++i) acc[k][i] = pset1<Pk>(S(0));
+    Pk vn[NS], rn[NS];  // W2 u and W1^T g of the next iteration's packets (see kLookahead)
+    PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
+      vn[k] = units_times<MC>(W2p_.data() + k * Q, x);
+      rn[k] = units_times<MC>(W1p_.data() + k * Q, y);
+    }
     for (index_t q0 = 0; q0 < nq; q0 += NS) {
+      Pk vs[NS], rs[NS];
+      PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
+        vs[k] = vn[k], rs[k] = rn[k];
+        vn[k] = units_times<MC>(W2p_.data() + (q0 + NS + k) * Q, x);
+        rn[k] = units_times<MC>(W1p_.data() + (q0 + NS + k) * Q, y);
+      }
       PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
         const index_t jq = q0 + k, j = jq * Q;
         const Pk h2 = LN::load_units(h2p_.data() + j);
-        const Pk v = units_times<MC>(W2p_.data() + j, x);
-        const Pk d = hidden_grad(h2, v, units_times<MC>(W1p_.data() + j, y), dh2 + jq * P);
+        const Pk v = vs[k];
+        // delta = r (1[v + h2 > 0] [- 1[v > 0]]) from v = W2 u and r = W1^T g
+        const Pk d1 = LN::where_positive(padd(v, h2), rs[k]);
+        const Pk d = Clipped ? psub(d1, LN::where_positive(v, rs[k])) : d1;
         const Pk f = activation(h2, v);
-        PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
-          S* w1 = dW1 + (i * (nq + 1) + jq) * P;
-          S* w2 = dW2t + (i * nq + jq) * P;
-          pstore(w1, pmadd(y[i], f, pload<Pk>(w1)));
-          pstore(w2, pmadd(x[i], d, pload<Pk>(w2)));
-        }
-        if constexpr (!Clipped) {
-          S* b2 = dW2t + (MC * nq + jq) * P;
-          pstore(b2, padd(pload<Pk>(b2), d));  // the ones row of (u, 1): exactly 1 d + sum
+        if constexpr (kDeferSums) {
+          if constexpr (Clipped) pstore(slot + lay_.d1 + jq * P, d1);
+          pstore(slot + lay_.f + jq * P, f);
+          pstore(slot + lay_.d + jq * P, d);
+        } else {  // the same operations as outer_block's
+          PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
+            S* w1 = dW1 + (i * (nq + 1) + jq) * P;
+            S* w2 = dW2t + (i * nq + jq) * P;
+            pstore(w1, pmadd(y[i], f, pload<Pk>(w1)));
+            pstore(w2, pmadd(x[i], d, pload<Pk>(w2)));
+          }
+          S* b2 = Clipped ? dh2 + jq * P : dW2t + (MC * nq + jq) * P;  // dh2: the ones row of (u, 1)
+          pstore(b2, padd(pload<Pk>(b2), d1));                          // or the unclipped part
         }
         add_units<MC>(acc[k], W2p_.data() + j, d);
       }
@@ -395,20 +452,60 @@ class ShallowPLRNN {
     store_sums<MC, NS>(acc, gu);
   }
 
-  // delta = r (1[v + h2 > 0] [- 1[v > 0]]) of one packet of hidden units of a group from v = W2 u,
-  // r = W1^T g and the bias h2; clipped: *dh2 += r 1[v + h2 > 0] (otherwise dh2 is the ones row's
-  // outer product)
-  static Pk hidden_grad(Pk h2, Pk v, Pk r, S* dh2) {
+  // The filled slots' terms added to the per-lane sums, slot by slot in the order they were filled
+  // (each sum receives the same terms in the same order as when every group-step added its own):
+  // [dW1] += g (x) phi, [dW2^T ; dh2] += (u, 1) (x) delta, and dh2 += the unclipped part of delta
+  // (clipped). Adding a group-step's terms while its packets were in registers cost a load and a store
+  // of each sum per term: 14 of a packet's 26 memory operations, which bound the backward pass on a
+  // core with one 128-bit store per cycle (AMD Zen 1); here a sum is loaded and stored once per
+  // kSlots group-steps, and a block of sums (outer_block) stays in registers over the slots.
+  void flush_slots(Tape& tape) const {
+    if (!kDeferSums || tape.used == 0) return;
+    lane_rows_switch([&](auto mc) {
+      constexpr int MC = decltype(mc)::value;
+      const index_t nq = Hp_ / Q;
+      S* acc = tape.acc.data();
+      outer_sums<MC, false>(tape, lay_.y, lay_.f, acc + lay_.dW1, nq + 1, nullptr);
+      outer_sums<MC, !Clipped>(tape, lay_.x, lay_.d, acc + lay_.dW2t, nq, acc + lay_.dW2t + MC * nq * P);
+      if constexpr (Clipped) outer_sums<0, true>(tape, 0, lay_.d1, nullptr, 0, acc + lay_.g_h2);
+    });
+    tape.used = 0;
+  }
+
+  // sums[i][jq] += state_s[i] v_s[jq] (i < MC rows of `stride` packets) and ones[jq] += v_s[jq] (Ones)
+  // over the filled slots s, for every packet jq of hidden units; v_s at slot offset `vec`, the state
+  // packets at `state`. Blocks of J packets keep their sums in registers.
+  template <int MC, bool Ones>
+  void outer_sums(const Tape& tape, index_t state, index_t vec, S* sums, index_t stride, S* ones) const {
+    constexpr int kRegs = sizeof(Pk) == 64 ? 32 : 16;  // vector registers (AVX-512: 32)
+    constexpr int J = std::clamp((kRegs - MC - 2) / (MC + 1), 1, 4);
+    const index_t nq = Hp_ / Q;
+    index_t jq = 0;
+    for (; jq + J <= nq; jq += J) outer_block<MC, J, Ones>(tape, state, vec, sums, stride, ones, jq);
+    for (; jq < nq; ++jq) outer_block<MC, 1, Ones>(tape, state, vec, sums, stride, ones, jq);
+  }
+
+  template <int MC, int J, bool Ones>
+  void outer_block(const Tape& tape, index_t state, index_t vec, S* sums, index_t stride, S* ones,
+                   index_t jq) const {
     using namespace Eigen::internal;
-    const Pk d1 = LN::where_positive(padd(v, h2), r);
-    Pk d = d1;
-    if constexpr (Clipped) {
-      d = psub(d1, LN::where_positive(v, r));
-      pstore(dh2, padd(pload<Pk>(dh2), d1));
-    } else {
-      (void)dh2;
+    Pk a[MC > 0 ? MC : 1][J], b[J];
+    PLRNN_UNROLL for (int i = 0; i < MC; ++i)
+      PLRNN_UNROLL for (int k = 0; k < J; ++k) a[i][k] = pload<Pk>(sums + (i * stride + jq + k) * P);
+    if constexpr (Ones) PLRNN_UNROLL for (int k = 0; k < J; ++k) b[k] = pload<Pk>(ones + (jq + k) * P);
+    for (int s = 0; s < tape.used; ++s) {
+      const S* slot = tape.slots.col(s).data();
+      Pk st[MC > 0 ? MC : 1];
+      PLRNN_UNROLL for (int i = 0; i < MC; ++i) st[i] = pload<Pk>(slot + state + i * P);
+      PLRNN_UNROLL for (int k = 0; k < J; ++k) {
+        const Pk v = pload<Pk>(slot + vec + (jq + k) * P);
+        PLRNN_UNROLL for (int i = 0; i < MC; ++i) a[i][k] = pmadd(st[i], v, a[i][k]);
+        if constexpr (Ones) b[k] = padd(b[k], v);  // the ones row: exactly 1 v + sum
+      }
     }
-    return d;
+    PLRNN_UNROLL for (int i = 0; i < MC; ++i)
+      PLRNN_UNROLL for (int k = 0; k < J; ++k) pstore(sums + (i * stride + jq + k) * P, a[i][k]);
+    if constexpr (Ones) PLRNN_UNROLL for (int k = 0; k < J; ++k) pstore(ones + (jq + k) * P, b[k]);
   }
 
   index_t M_, H_, K_;
