@@ -28,8 +28,11 @@ class ShallowPLRNN {
   //    a multiple of 2 Q (whole packets, in pairs: kSplit); a packet holds Q hidden units of the group
   //    (Q = 4 with AVX-512, else 1; padding H = 100 to 104 units cost 4 % of a step on AVX2). One
   //    pass over the hidden units does a whole step with the state and the partial sums in
-  //    registers. The backward pass recomputes the hidden layer from the step's input (nothing is
-  //    taped in the forward pass) and adds each packet's outer products to per-lane sums (Layout):
+  //    registers. The backward pass takes the hidden layer's input W2 u from the tape of the
+  //    lane-resident loop (rollout/lane_bptt.h: step_group's v_tape; 1.05-1.07x per Lorenz-63 step on
+  //    AMD Zen 1, its W2 u products gone from the backward pass, against the tape's 625 KiB per
+  //    chunk of 8 sequences read back from L3) or recomputes it (the general loop, rollout/bptt.h:
+  //    nothing taped), and adds each packet's outer products to per-lane sums (Layout):
   //    g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta gives dW2^T and dh2. The sums
   //    (Mc (2 nq + 2) + nq packets: 12 KiB at M = 3, H = 100, float32) stay in L1; where a step's
   //    terms are added (while the packet is in registers, or a few group-steps later) depends on the
@@ -190,23 +193,32 @@ class ShallowPLRNN {
   static constexpr int kGroup = L;      // sequences per group
   bool lanes() const { return lanes_; }  // this call runs on lanes (M <= kLanesMaxM)
   index_t lane_rows() const { return Mc_; }
+  index_t lane_hidden_size() const { return Hp_ * L; }  // values of a group's W2 u (step_group's v_tape)
 
-  // z = A*u + W1 hidden(W2 u) + h1 of one group (no input term: the caller adds C s)
-  void step_group(const S* u, S* z) const {
+  // z = A*u + W1 hidden(W2 u) + h1 of one group (no input term: the caller adds C s); with v_tape
+  // (lane_hidden_size() values) also W2 u, for step_grad_group to read instead of computing it again
+  void step_group(const S* u, S* z, S* v_tape = nullptr) const {
     using namespace Eigen::internal;
     using Bk = typename LN::Block;
-    forward_lanes(u, z);
+    lane_rows_switch([&](auto mc) {
+      constexpr int MC = decltype(mc)::value;
+      v_tape ? forward_fused<MC, true>(u, z, v_tape) : forward_fused<MC, false>(u, z, nullptr);
+    });
     for (index_t i = 0; i < M_; ++i) {
       const Bk au = pmadd(pset1<Bk>(A_[i]), pload<Bk>(u + i * L), pset1<Bk>(h1_[i]));
       pstore(z + i * L, padd(pload<Bk>(z + i * L), au));
     }
   }
 
-  // gu = A*g + W2^T delta of one group, and its terms added to the tape's per-lane sums (Layout)
-  void step_grad_group(const S* u, const S* g, S* gu, Tape& tape) const {
+  // gu = A*g + W2^T delta of one group, and its terms added to the tape's per-lane sums (Layout);
+  // v_tape: W2 u as step_group wrote it for the same u (the same bits as computing it here)
+  void step_grad_group(const S* u, const S* g, S* gu, Tape& tape, const S* v_tape = nullptr) const {
     using namespace Eigen::internal;
     using Bk = typename LN::Block;
-    lane_rows_switch([&](auto mc) { backward_fused<decltype(mc)::value>(u, g, gu, tape); });
+    lane_rows_switch([&](auto mc) {
+      constexpr int MC = decltype(mc)::value;
+      v_tape ? backward_fused<MC, true>(u, g, gu, tape, v_tape) : backward_fused<MC, false>(u, g, gu, tape, nullptr);
+    });
     if (kDeferSums && ++tape.used == kSlots) flush_slots(tape);
     for (index_t i = 0; i < M_; ++i)
       pstore(gu + i * L, pmadd(pset1<Bk>(A_[i]), pload<Bk>(g + i * L), pload<Bk>(gu + i * L)));
@@ -287,7 +299,7 @@ class ShallowPLRNN {
 
   // z [Mc lanes] = W1 hidden(W2 u) for one group
   void forward_lanes(const S* u, S* z) const {
-    lane_rows_switch([&](auto mc) { forward_fused<decltype(mc)::value>(u, z); });
+    lane_rows_switch([&](auto mc) { forward_fused<decltype(mc)::value, false>(u, z, nullptr); });
   }
 
   // Two interleaved partial sums per accumulator where a pass over a packet of units has few FMAs
@@ -358,8 +370,9 @@ class ShallowPLRNN {
     }
   }
 
-  template <int MC>
-  void forward_fused(const S* u, S* z) const {
+  // (TapeV: W2 u of every packet into vt as well)
+  template <int MC, bool TapeV>
+  void forward_fused(const S* u, S* z, S* __restrict vt) const {
     using namespace Eigen::internal;
     constexpr int NS = kSplit<MC>;
     const index_t nq = Hp_ / Q;  // a multiple of NS (Hp is a multiple of 2 Q)
@@ -376,6 +389,7 @@ class ShallowPLRNN {
       }
       PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
         const index_t j = (q0 + k) * Q;  // the packet's first unit
+        if constexpr (TapeV) pstore(vt + (q0 + k) * P, v[k]);
         add_units<MC>(acc[k], W1p_.data() + j, activation(LN::load_units(h2p_.data() + j), v[k]));
       }
     }
@@ -385,8 +399,9 @@ class ShallowPLRNN {
   // One group backwards: gu = W2^T delta, g_A += g u, dh1 += g, and the step's terms of the other
   // weight gradients (kDeferSums: into the tape's next slot, Layout: phi, delta and its unclipped
   // part, u, g; else added to the per-lane sums: [dW1] += g (x) phi, [dW2^T ; dh2] += (u, 1) (x) delta)
-  template <int MC>
-  void backward_fused(const S* u, const S* g, S* gu, Tape& tape) const {
+  // (TapedV: W2 u read from vt, as forward_fused<MC, true> wrote it, instead of computed)
+  template <int MC, bool TapedV>
+  void backward_fused(const S* u, const S* g, S* gu, Tape& tape, const S* __restrict vt) const {
     using namespace Eigen::internal;
     constexpr int NS = kSplitBackward<MC>;
     const index_t nq = Hp_ / Q;
@@ -410,14 +425,19 @@ class ShallowPLRNN {
       PLRNN_UNROLL for (int i = 0; i < MC; ++i) acc[k][i] = pset1<Pk>(S(0));
     Pk vn[NS], rn[NS];  // W2 u and W1^T g of the next iteration's packets (see kLookahead)
     PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
-      vn[k] = units_times<MC>(W2p_.data() + k * Q, x);
+      if constexpr (!TapedV) vn[k] = units_times<MC>(W2p_.data() + k * Q, x);
       rn[k] = units_times<MC>(W1p_.data() + k * Q, y);
     }
     for (index_t q0 = 0; q0 < nq; q0 += NS) {
       Pk vs[NS], rs[NS];
       PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
-        vs[k] = vn[k], rs[k] = rn[k];
-        vn[k] = units_times<MC>(W2p_.data() + (q0 + NS + k) * Q, x);
+        if constexpr (TapedV) {
+          vs[k] = pload<Pk>(vt + (q0 + k) * P);
+        } else {
+          vs[k] = vn[k];
+          vn[k] = units_times<MC>(W2p_.data() + (q0 + NS + k) * Q, x);
+        }
+        rs[k] = rn[k];
         rn[k] = units_times<MC>(W1p_.data() + (q0 + NS + k) * Q, y);
       }
       PLRNN_UNROLL for (int k = 0; k < NS; ++k) {

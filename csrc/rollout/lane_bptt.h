@@ -3,8 +3,9 @@
 // the Lorenz-63 default) with the identity observation, no inputs and no mask. The general loop
 // (rollout/bptt.h, ChunkBPTT) moves every step's state between [M, nb] column blocks and lane blocks
 // (load_lanes / store_lanes) and runs the observation model on the whole [M, nb] state; here the
-// states stay in lane blocks (the tape too), only a step's N observed rows are copied out for the
-// residual, the loss and the forcing, and the gradients of those are taken on the lanes.
+// states stay in lane blocks (the tape too, with each group-step's W2 u, so that the backward pass
+// does not compute it again), only a step's N observed rows are copied out for the residual, the loss
+// and the forcing, and the gradients of those are taken on the lanes.
 //
 // Same bits as ChunkBPTT: the steps run in the same order (time outer, the chunk's groups of L
 // sequences inner), every element gets the same operations (the same functions where the compiler
@@ -60,7 +61,8 @@ class LaneChunkBPTT {
         tape_(model, (batch.T - 1) * nb),
         U_(Scratch<S>::get(kTapeU, blk_ * groups_, T_)),         // states after forcing, steps 0..T-2; T-1 unforced
         E_(Scratch<S>::get(kTapeE, N_ * nb, T_ - 1)),  // grad_scale * residuals [N, nb], steps 1..T-1
-        G_(Scratch<S>::get(kTapeG, blk_ * groups_, 2)) {}
+        G_(Scratch<S>::get(kTapeG, blk_ * groups_, 2)),
+        V_(Scratch<S>::get(kTapeZ, model.lane_hidden_size() * groups_, T_ - 1)) {}  // (no Z tape here)
   ~LaneChunkBPTT() { Scratch<S>::trim(); }
 
   // The sum of squared errors over t >= 1 (ChunkBPTT::forward without outputs). The observed rows of
@@ -82,7 +84,7 @@ class LaneChunkBPTT {
       interruption_point(work_);
       for (index_t g = 0; g < groups_; ++g) {
         S* z = u_block(t, g);
-        model_.step_group(u_block(t - 1, g), z);
+        model_.step_group(u_block(t - 1, g), z, v_block(t - 1, g));
         rows_to_columns(z, g, Zx);
       }
       obs_.residual(Zx, x_at(t), R);
@@ -115,7 +117,7 @@ class LaneChunkBPTT {
         for (index_t j = 0; j < n; ++j)  // IdentityObs::observe_grad
           for (index_t r = 0; r < N_; ++r) gt[r * L + j] += e[j * N_ + r];
         S* gp = prev + g * blk_;
-        model_.step_grad_group(u_block(t - 1, g), gt, gp, tape_);
+        model_.step_grad_group(u_block(t - 1, g), gt, gp, tape_, v_block(t - 1, g));
         if (a != S(0))  // IdentityObs::force_grad
           for (index_t j = 0; j < n; ++j)
             for (index_t r = 0; r < N_; ++r) gp[r * L + j] *= (S(1) - a);
@@ -132,6 +134,7 @@ class LaneChunkBPTT {
  private:
   index_t width(index_t g) const { return std::min<index_t>(L, nb_ - g * L); }
   S* u_block(index_t t, index_t g) { return U_.col(t).data() + g * blk_; }
+  S* v_block(index_t t, index_t g) { return V_.col(t).data() + g * model_.lane_hidden_size(); }
   // the N observed rows of group g's lane block z <-> its columns of a [N, nb] block
   void rows_to_columns(const S* z, index_t g, Mat<S>& X) const {
     for (index_t j = 0; j < width(g); ++j)
@@ -151,6 +154,7 @@ class LaneChunkBPTT {
   double work_;
   typename Model::Tape tape_;  // the per-lane gradient sums
   Eigen::Map<Mat<S>> U_, E_, G_;
+  Eigen::Map<Mat<S>> V_;  // W2 u of every group-step (the model's step_group), read by the backward pass
 };
 
 }  // namespace plrnn
