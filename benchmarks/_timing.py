@@ -129,6 +129,24 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
+def _cpu_id() -> dict[str, Any]:
+    """Vendor, family, model and widest SIMD of the first CPU in /proc/cpuinfo (Linux), where the model
+    name alone does not say it (a virtual machine's "AMD EPYC" is any generation)."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if not line.strip():
+                break  # the first CPU only
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    except OSError:
+        return {}
+    flags = set(fields.get("flags", "").split())
+    simd = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), None)
+    return {"vendor": fields.get("vendor_id"), "family": fields.get("cpu family"), "model": fields.get("model"),
+            "simd": simd}
+
+
 def _git_revision(repo: Path) -> str | None:
     """Current commit of ``repo`` (with ``-dirty`` if the tree has changes), or None."""
     try:
@@ -162,6 +180,7 @@ def machine_info(repo: Path | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_model": _cpu_model(),
+        "cpu_id": _cpu_id(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity_count": affinity,
         "python": sys.version.split()[0],
