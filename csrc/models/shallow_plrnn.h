@@ -30,8 +30,8 @@ class ShallowPLRNN {
   //    pass over the hidden units does a whole step with the state and the partial sums in
   //    registers. The backward pass takes the hidden layer's input W2 u from the tape of the
   //    lane-resident loop (rollout/lane_bptt.h: step_group's v_tape; 1.05-1.07x per Lorenz-63 step on
-  //    AMD Zen 1, its W2 u products gone from the backward pass, against the tape's 625 KiB per
-  //    chunk of 8 sequences read back from L3) or recomputes it (the general loop, rollout/bptt.h:
+  //    AMD Zen 1, its W2 u products gone from the backward pass, against a tape of about 620 KiB per
+  //    chunk of 8 sequences, more than that core's L2) or recomputes it (the general loop, rollout/bptt.h:
   //    nothing taped), and adds each packet's outer products to per-lane sums (Layout):
   //    g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta gives dW2^T and dh2. The sums
   //    (Mc (2 nq + 2) + nq packets: 12 KiB at M = 3, H = 100, float32) stay in L1; where a step's
@@ -99,7 +99,8 @@ class ShallowPLRNN {
           g_h1(Vec<S>::Zero(m.lanes_ ? 0 : m.M_)),
           g_h2(Vec<S>::Zero(m.lanes_ ? 0 : m.H_)),
           acc(Scratch<S>::get(kModelTape1, m.lanes_ && cols > 0 ? m.lay_.acc_size : 0, 1)),
-          slots(Scratch<S>::get(kModelTape0, kDeferSums && m.lanes_ && cols > 0 ? m.lay_.slot_size : 0, kSlots)) {
+          slots(Scratch<S>::get(kModelTape0, kDeferSums && m.lanes_ && cols > 0 ? m.lay_.slot_size : 0,
+                                kSlots)) {
       if (m.lanes_ && cols > 0) acc.setZero();
     }
   };
@@ -217,7 +218,8 @@ class ShallowPLRNN {
     using Bk = typename LN::Block;
     lane_rows_switch([&](auto mc) {
       constexpr int MC = decltype(mc)::value;
-      v_tape ? backward_fused<MC, true>(u, g, gu, tape, v_tape) : backward_fused<MC, false>(u, g, gu, tape, nullptr);
+      v_tape ? backward_fused<MC, true>(u, g, gu, tape, v_tape)
+             : backward_fused<MC, false>(u, g, gu, tape, nullptr);
     });
     if (kDeferSums && ++tape.used == kSlots) flush_slots(tape);
     for (index_t i = 0; i < M_; ++i)
@@ -242,7 +244,8 @@ class ShallowPLRNN {
     index_t dW1, dW2t, g_A, g_h2, acc_size;
     index_t f, d, d1, x, y, slot_size;
     Layout(index_t Mc, index_t nq) {
-      f = 0, d = nq * P, d1 = 2 * nq * P, x = (Clipped ? 3 : 2) * nq * P, y = x + Mc * P, slot_size = y + Mc * P;
+      f = 0, d = nq * P, d1 = 2 * nq * P, x = (Clipped ? 3 : 2) * nq * P, y = x + Mc * P;
+      slot_size = y + Mc * P;
       dW1 = 0, dW2t = Mc * (nq + 1) * P, g_A = dW2t + (Mc + 1) * nq * P, g_h2 = g_A + Mc * P;
       acc_size = g_h2 + (Clipped ? nq * P : 0);
     }
@@ -476,10 +479,10 @@ class ShallowPLRNN {
   // The filled slots' terms added to the per-lane sums, slot by slot in the order they were filled
   // (each sum receives the same terms in the same order as when every group-step added its own):
   // [dW1] += g (x) phi, [dW2^T ; dh2] += (u, 1) (x) delta, and dh2 += the unclipped part of delta
-  // (clipped). Adding a group-step's terms while its packets were in registers cost a load and a store
-  // of each sum per term: 14 of a packet's 26 memory operations, which bound the backward pass on a
-  // core with one 128-bit store per cycle (AMD Zen 1); here a sum is loaded and stored once per
-  // kSlots group-steps, and a block of sums (outer_block) stays in registers over the slots.
+  // (clipped). Adding a group-step's terms while its packets are in registers costs a load and a store
+  // of each of the 7 sums a packet touches (M = 3) per group-step, more than half of the backward
+  // pass's memory operations; here a sum is loaded and stored once per kSlots group-steps, a block of
+  // sums (outer_block) staying in registers over the slots (kDeferSums: where this is faster).
   void flush_slots(Tape& tape) const {
     if (!kDeferSums || tape.used == 0) return;
     lane_rows_switch([&](auto mc) {

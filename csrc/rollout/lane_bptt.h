@@ -62,7 +62,7 @@ class LaneChunkBPTT {
         U_(Scratch<S>::get(kTapeU, blk_ * groups_, T_)),         // states after forcing, steps 0..T-2; T-1 unforced
         E_(Scratch<S>::get(kTapeE, N_ * nb, T_ - 1)),  // grad_scale * residuals [N, nb], steps 1..T-1
         G_(Scratch<S>::get(kTapeG, blk_ * groups_, 2)),
-        V_(Scratch<S>::get(kTapeZ, model.lane_hidden_size() * groups_, T_ - 1)) {}  // (no Z tape here)
+        V_(Scratch<S>::get(kTapeZ, model.lane_hidden_size() * groups_, T_ - 1)) {}  // (kTapeZ: free here)
   ~LaneChunkBPTT() { Scratch<S>::trim(); }
 
   // The sum of squared errors over t >= 1 (ChunkBPTT::forward without outputs). The observed rows of
