@@ -65,12 +65,22 @@ Vec<S> row_dots(CRef<S> X, CRef<S> Y) {
   return acc;
 }
 
-// sum_c X(:, c): a [rows] vector.
+// sum_c X(:, c): a [rows] vector, the columns added in order. Use it (and ordered_sum) instead of
+// Eigen's rowwise().sum() / sum(): those reductions peel to the first aligned element, so their order,
+// and the rounding, follow the data's address (a log-joint gradient differed by 1 ulp between calls).
 template <typename S>
 Vec<S> row_sums(CRef<S> X) {
   Vec<S> acc = Vec<S>::Zero(X.rows());
   for (index_t c = 0; c < X.cols(); ++c) acc += X.col(c);
   return acc;
+}
+
+// x[0] + x[1] + ... + x[n-1], in index order
+template <typename S>
+S ordered_sum(const S* x, index_t n) {
+  S s = S(0);
+  for (index_t i = 0; i < n; ++i) s += x[i];
+  return s;
 }
 
 }  // namespace plrnn

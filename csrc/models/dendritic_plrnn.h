@@ -13,7 +13,7 @@ template <typename S, bool Clipped>
 struct DendriticPhi {
   static constexpr bool kHasParams = true;
   DendriticPhi(const ModelSpec& spec, const Params<S>& p)
-      : M(spec.dims.M), Bb(spec.dims.Bb), alpha(p.alpha, Bb), theta(p.theta, M, Bb), alpha_sum(alpha.sum()) {}
+      : M(spec.dims.M), Bb(spec.dims.Bb), alpha(p.alpha, Bb), theta(p.theta, M, Bb), alpha_sum(ordered_sum(p.alpha, Bb)) {}
 
   // fwd: Phi_ic = sum_b alpha_b relu(U_ic - theta_ib) [- alpha_sum relu(U_ic)]     U, Phi [M, n]
   void apply(CRef<S> U, Ref<S> Phi) const {

@@ -228,7 +228,7 @@ LogJoint log_joint_impl(const ModelSpec& spec, const Params<S>& p, const Latent<
       part.poisson = v;
       if (want_grad) {
         part.gG.noalias() += eta * Z.transpose();
-        part.gg += eta.rowwise().sum();
+        part.gg += row_sums<S>(eta);
         g_obs.middleCols(c0, n).noalias() += CMapRow<S>(ch.G, N, M).transpose() * eta;
       }
     }
@@ -285,7 +285,7 @@ LogJoint log_joint_impl(const ModelSpec& spec, const Params<S>& p, const Latent<
     MapRow<S> gC(grads->C, M, K);
     for (index_t b = 0; b < B; ++b) gC.noalias() += E0.col(b) * CMapVec<S>(s + b * T * K, K).transpose();
   }
-  if (lat.g_mu0) MapVec<S>(lat.g_mu0, M) = E0.rowwise().sum();
+  if (lat.g_mu0) MapVec<S>(lat.g_mu0, M) = row_sums<S>(E0);
   if (lat.g_log_sigma0) MapVec<S>(lat.g_log_sigma0, M) = gls0;
   if (lat.g_log_sigma_z) {
     Vec<S> acc = Vec<S>::Zero(M);
