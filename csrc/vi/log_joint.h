@@ -327,14 +327,17 @@ LogJoint log_joint_impl(const ModelSpec& spec, const Params<S>& p, const Latent<
   const int as_tasks = task_count(n_bt);
   parallel_for(as_tasks, [&](int c) {
     const auto [c0, c1] = chunk_range(n_bt, as_tasks, c);
+    Vec<S> g(M);  // assembled in an aligned buffer, then copied: Eigen's vectorised loops peel to the
+                  // destination's first aligned element, so an expression written straight into the
+                  // NumPy array could round by its address (a multiply-add fused on one path only)
     for (index_t bt = c0; bt < c1; ++bt) {
       const index_t b = bt / T, t = bt % T;
-      MapVec<S> g(gz + bt * M, M);
       g = g_obs.col(bt);
       if (t == 0) g -= E0.col(b);
       if (t >= 1) g += g_next.col(b * (T - 1) + t - 1);
       if (t + 1 < T) g += g_prev.col(b * (T - 1) + t);
       for (index_t j = 0; j < taps && t + j < T; ++j) g += obs.fmri.hrf[j] * g_fmri_zc.col(bt + j);
+      MapVec<S>(gz + bt * M, M) = g;
     }
   });
   return out;
