@@ -118,20 +118,8 @@ def time_interleaved(
     return samples
 
 
-def _cpu_model() -> str | None:
-    """CPU model name from /proc/cpuinfo (Linux), else :func:`platform.processor`."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def _cpu_id() -> dict[str, Any]:
-    """Vendor, family, model and widest SIMD of the first CPU in /proc/cpuinfo (Linux), where the model
-    name alone does not say it (a virtual machine's "AMD EPYC" is any generation)."""
+def _cpuinfo() -> dict[str, str]:
+    """The fields of the first CPU in /proc/cpuinfo (Linux; empty elsewhere)."""
     fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -140,6 +128,20 @@ def _cpu_id() -> dict[str, Any]:
             key, _, value = line.partition(":")
             fields[key.strip()] = value.strip()
     except OSError:
+        pass
+    return fields
+
+
+def _cpu_model() -> str | None:
+    """CPU model name from /proc/cpuinfo (Linux), else :func:`platform.processor`."""
+    return _cpuinfo().get("model name") or platform.processor() or None
+
+
+def _cpu_id() -> dict[str, Any]:
+    """Vendor, family, model and widest SIMD of the first CPU in /proc/cpuinfo (Linux), where the model
+    name alone does not say it (a virtual machine's "AMD EPYC" is any generation)."""
+    fields = _cpuinfo()
+    if not fields:
         return {}
     flags = set(fields.get("flags", "").split())
     simd = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), None)

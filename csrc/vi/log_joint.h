@@ -282,8 +282,9 @@ LogJoint log_joint_impl(const ModelSpec& spec, const Params<S>& p, const Latent<
     }
   }
   if (K > 0) {  // the prior's mean mu0 + C s_0
-    MapRow<S> gC(grads->C, M, K);
+    RowMat<S> gC = CMapRow<S>(grads->C, M, K);  // in an aligned buffer, then copied (see dlogp/dz below)
     for (index_t b = 0; b < B; ++b) gC.noalias() += E0.col(b) * CMapVec<S>(s + b * T * K, K).transpose();
+    MapRow<S>(grads->C, M, K) = gC;
   }
   if (lat.g_mu0) MapVec<S>(lat.g_mu0, M) = row_sums<S>(E0);
   if (lat.g_log_sigma0) MapVec<S>(lat.g_log_sigma0, M) = gls0;
