@@ -20,6 +20,7 @@ class ShallowPLRNN {
   using LN = lanes::Lane<S>;
   using Pk = typename LN::Packet;
   static constexpr int P = LN::kP, Q = LN::kQ, L = LN::kS;  // packet = Q hidden units x L sequences
+  static constexpr int kSlots = 8;  // lanes: group-steps a flush of the deferred sums adds (kDeferSums)
 
  public:
   // Two implementations of the same step, chosen once per call by `lanes_`:
@@ -90,7 +91,8 @@ class ShallowPLRNN {
     Vec<S> g_A, g_h1, g_h2;    // packed: [M], [M], [H] accumulated over the steps
     Eigen::Map<Mat<S>> acc;    // lanes: the per-lane sums, see Layout
     Eigen::Map<Mat<S>> slots;  // lanes: [slot_size, kSlots] the last group-steps' terms not yet in acc
-    int used = 0;              // lanes: slots filled
+    const S* phi[kSlots] = {};  // lanes: each filled slot's phi (in the slot, or on the hidden tape)
+    int used = 0;               // lanes: slots filled
     Tape(const ShallowPLRNN& m, index_t cols)
         : V(Scratch<S>::get(kModelTape0, m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : cols)),
           Phi(Scratch<S>::get(kTapePhi, m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : cols)),
@@ -194,10 +196,11 @@ class ShallowPLRNN {
   static constexpr int kGroup = L;      // sequences per group
   bool lanes() const { return lanes_; }  // this call runs on lanes (M <= kLanesMaxM)
   index_t lane_rows() const { return Mc_; }
-  index_t lane_hidden_size() const { return Hp_ * L; }  // values of a group's W2 u (step_group's v_tape)
+  index_t lane_hidden_size() const { return Hp_ * L; }  // values of a group-step's hidden tape (kPhiOnTape)
 
   // z = A*u + W1 hidden(W2 u) + h1 of one group (no input term: the caller adds C s); with v_tape
-  // (lane_hidden_size() values) also W2 u, for step_grad_group to read instead of computing it again
+  // (lane_hidden_size() values) also the hidden tape (kPhiOnTape), for step_grad_group to read instead of
+  // computing it again
   void step_group(const S* u, S* z, S* v_tape = nullptr) const {
     using namespace Eigen::internal;
     using Bk = typename LN::Block;
@@ -212,7 +215,8 @@ class ShallowPLRNN {
   }
 
   // gu = A*g + W2^T delta of one group, and its terms added to the tape's per-lane sums (Layout);
-  // v_tape: W2 u as step_group wrote it for the same u (the same bits as computing it here)
+  // v_tape: the hidden tape as step_group wrote it for the same u (the same bits as computing it here;
+  // with kPhiOnTape its phi is read by flush_slots, so it must stay unchanged until the next flush)
   void step_grad_group(const S* u, const S* g, S* gu, Tape& tape, const S* v_tape = nullptr) const {
     using namespace Eigen::internal;
     using Bk = typename LN::Block;
@@ -328,7 +332,12 @@ class ShallowPLRNN {
 #else
   static constexpr bool kDeferSums = true;
 #endif
-  static constexpr int kSlots = 8;  // group-steps a flush adds
+  // What the lane-resident loop tapes per packet in the forward pass (step_group's v_tape), for the
+  // backward pass to read instead of computing it: the hidden activation phi (unclipped: the backward
+  // pass then needs no activation and no compare on v + h2, its ReLU mask being phi > 0, and the flush
+  // reads phi from the tape, not from a slot), or v = W2 u (clipped: its two masks need v itself).
+  static constexpr bool kPhiOnTape = !Clipped;
+  static constexpr index_t kPhiSlot = -1;  // outer_sums' vec: each slot's phi (Tape::phi)
 #if defined(EIGEN_VECTORIZE_AVX512)
   template <int MC> static constexpr int kSplitBackward = kSplit<MC>;
 #else  // 16 vector registers: a second set of sums spilled the backward pass's accumulators to the stack
@@ -373,7 +382,7 @@ class ShallowPLRNN {
     }
   }
 
-  // (TapeV: W2 u of every packet into vt as well)
+  // (TapeV: the hidden tape of every packet into vt as well, kPhiOnTape: phi or v)
   template <int MC, bool TapeV>
   void forward_fused(const S* u, S* z, S* __restrict vt) const {
     using namespace Eigen::internal;
@@ -392,8 +401,9 @@ class ShallowPLRNN {
       }
       PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
         const index_t j = (q0 + k) * Q;  // the packet's first unit
-        if constexpr (TapeV) pstore(vt + (q0 + k) * P, v[k]);
-        add_units<MC>(acc[k], W1p_.data() + j, activation(LN::load_units(h2p_.data() + j), v[k]));
+        const Pk f = activation(LN::load_units(h2p_.data() + j), v[k]);
+        if constexpr (TapeV) pstore(vt + (q0 + k) * P, kPhiOnTape ? f : v[k]);
+        add_units<MC>(acc[k], W1p_.data() + j, f);
       }
     }
     store_sums<MC, NS>(acc, z);
@@ -402,11 +412,13 @@ class ShallowPLRNN {
   // One group backwards: gu = W2^T delta, g_A += g u, dh1 += g, and the step's terms of the other
   // weight gradients (kDeferSums: into the tape's next slot, Layout: phi, delta and its unclipped
   // part, u, g; else added to the per-lane sums: [dW1] += g (x) phi, [dW2^T ; dh2] += (u, 1) (x) delta)
-  // (TapedV: W2 u read from vt, as forward_fused<MC, true> wrote it, instead of computed)
-  template <int MC, bool TapedV>
+  // (Taped: the hidden tape read from vt, as forward_fused<MC, true> wrote it, instead of computed:
+  // kPhiOnTape: phi, its ReLU mask phi > 0 (the same as v + h2 > 0) and no slot for phi; else v)
+  template <int MC, bool Taped>
   void backward_fused(const S* u, const S* g, S* gu, Tape& tape, const S* __restrict vt) const {
     using namespace Eigen::internal;
     constexpr int NS = kSplitBackward<MC>;
+    constexpr bool kPhi = Taped && kPhiOnTape;  // phi from the tape
     const index_t nq = Hp_ / Q;
     S* __restrict acc_all = tape.acc.data();
     S* __restrict dW1 = acc_all + lay_.dW1;    // [Mc][nq + 1] packets: dW1, then dh1
@@ -414,6 +426,7 @@ class ShallowPLRNN {
     S* __restrict dh2 = acc_all + lay_.g_h2;   // [nq] packets (clipped)
     S* __restrict g_A = acc_all + lay_.g_A;    // [Mc] packets
     S* __restrict slot = kDeferSums ? tape.slots.col(tape.used).data() : nullptr;
+    if constexpr (kDeferSums) tape.phi[tape.used] = kPhi ? vt : slot + lay_.f;
     Pk x[MC], y[MC], acc[NS][MC];
     PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
       x[i] = LN::load_state(u + i * L);
@@ -428,14 +441,14 @@ class ShallowPLRNN {
       PLRNN_UNROLL for (int i = 0; i < MC; ++i) acc[k][i] = pset1<Pk>(S(0));
     Pk vn[NS], rn[NS];  // W2 u and W1^T g of the next iteration's packets (see kLookahead)
     PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
-      if constexpr (!TapedV) vn[k] = units_times<MC>(W2p_.data() + k * Q, x);
+      if constexpr (!Taped) vn[k] = units_times<MC>(W2p_.data() + k * Q, x);
       rn[k] = units_times<MC>(W1p_.data() + k * Q, y);
     }
     for (index_t q0 = 0; q0 < nq; q0 += NS) {
       Pk vs[NS], rs[NS];
       PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
-        if constexpr (TapedV) {
-          vs[k] = pload<Pk>(vt + (q0 + k) * P);
+        if constexpr (Taped) {
+          vs[k] = pload<Pk>(vt + (q0 + k) * P);  // phi (kPhi) or v
         } else {
           vs[k] = vn[k];
           vn[k] = units_times<MC>(W2p_.data() + (q0 + NS + k) * Q, x);
@@ -445,15 +458,20 @@ class ShallowPLRNN {
       }
       PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
         const index_t jq = q0 + k, j = jq * Q;
-        const Pk h2 = LN::load_units(h2p_.data() + j);
-        const Pk v = vs[k];
-        // delta = r (1[v + h2 > 0] [- 1[v > 0]]) from v = W2 u and r = W1^T g
-        const Pk d1 = LN::where_positive(padd(v, h2), rs[k]);
-        const Pk d = Clipped ? psub(d1, LN::where_positive(v, rs[k])) : d1;
-        const Pk f = activation(h2, v);
+        Pk f, d1, d;
+        if constexpr (kPhi) {  // delta = r 1[phi > 0]
+          f = vs[k];
+          d = d1 = LN::where_positive(f, rs[k]);  // phi = max(v + h2, 0) > 0 exactly where v + h2 > 0
+        } else {  // delta = r (1[v + h2 > 0] [- 1[v > 0]]) from v = W2 u and r = W1^T g
+          const Pk h2 = LN::load_units(h2p_.data() + j);
+          const Pk v = vs[k];
+          d1 = LN::where_positive(padd(v, h2), rs[k]);
+          d = Clipped ? psub(d1, LN::where_positive(v, rs[k])) : d1;
+          f = activation(h2, v);
+        }
         if constexpr (kDeferSums) {
           if constexpr (Clipped) pstore(slot + lay_.d1 + jq * P, d1);
-          pstore(slot + lay_.f + jq * P, f);
+          if constexpr (!kPhi) pstore(slot + lay_.f + jq * P, f);
           pstore(slot + lay_.d + jq * P, d);
         } else {  // the same operations as outer_block's
           PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
@@ -489,7 +507,7 @@ class ShallowPLRNN {
       constexpr int MC = decltype(mc)::value;
       const index_t nq = Hp_ / Q;
       S* acc = tape.acc.data();
-      outer_sums<MC, false>(tape, lay_.y, lay_.f, acc + lay_.dW1, nq + 1, nullptr);
+      outer_sums<MC, false>(tape, lay_.y, kPhiSlot, acc + lay_.dW1, nq + 1, nullptr);
       outer_sums<MC, !Clipped>(tape, lay_.x, lay_.d, acc + lay_.dW2t, nq, acc + lay_.dW2t + MC * nq * P);
       if constexpr (Clipped) outer_sums<0, true>(tape, 0, lay_.d1, nullptr, 0, acc + lay_.g_h2);
     });
@@ -497,8 +515,8 @@ class ShallowPLRNN {
   }
 
   // sums[i][jq] += state_s[i] v_s[jq] (i < MC rows of `stride` packets) and ones[jq] += v_s[jq] (Ones)
-  // over the filled slots s, for every packet jq of hidden units; v_s at slot offset `vec`, the state
-  // packets at `state`. Blocks of J packets keep their sums in registers.
+  // over the filled slots s, for every packet jq of hidden units; v_s at slot offset `vec` (kPhiSlot:
+  // at tape.phi[s]), the state packets at `state`. Blocks of J packets keep their sums in registers.
   template <int MC, bool Ones>
   void outer_sums(const Tape& tape, index_t state, index_t vec, S* sums, index_t stride, S* ones) const {
     constexpr int kRegs = sizeof(Pk) == 64 ? 32 : 16;  // vector registers (AVX-512: 32)
@@ -519,10 +537,11 @@ class ShallowPLRNN {
     if constexpr (Ones) PLRNN_UNROLL for (int k = 0; k < J; ++k) b[k] = pload<Pk>(ones + (jq + k) * P);
     for (int s = 0; s < tape.used; ++s) {
       const S* slot = tape.slots.col(s).data();
+      const S* vs = vec == kPhiSlot ? tape.phi[s] : slot + vec;
       Pk st[MC > 0 ? MC : 1];
       PLRNN_UNROLL for (int i = 0; i < MC; ++i) st[i] = pload<Pk>(slot + state + i * P);
       PLRNN_UNROLL for (int k = 0; k < J; ++k) {
-        const Pk v = pload<Pk>(slot + vec + (jq + k) * P);
+        const Pk v = pload<Pk>(vs + (jq + k) * P);
         PLRNN_UNROLL for (int i = 0; i < MC; ++i) a[i][k] = pmadd(st[i], v, a[i][k]);
         if constexpr (Ones) b[k] = padd(b[k], v);  // the ones row: exactly 1 v + sum
       }
