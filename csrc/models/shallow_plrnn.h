@@ -20,7 +20,11 @@ class ShallowPLRNN {
   using LN = lanes::Lane<S>;
   using Pk = typename LN::Packet;
   static constexpr int P = LN::kP, Q = LN::kQ, L = LN::kS;  // packet = Q hidden units x L sequences
-  static constexpr int kSlots = 8;  // lanes: group-steps a flush of the deferred sums adds (kDeferSums)
+  // lanes: group-steps a flush of the deferred sums adds (kDeferSums). A flush loads and stores each sum
+  // once, so more slots mean fewer of those per step: the Lorenz-63 default (M = 3, H = 100, float32,
+  // AMD Zen 1) took 33.6 cycles per packet and group-step (forward, backward and flushes) with 8 slots,
+  // 30.9 with 16 or 24, 30.6 with 32, 31.5 with 48 or 64 (16 slots of 6.6 KiB: L2, not L1).
+  static constexpr int kSlots = 16;
 
  public:
   // Two implementations of the same step, chosen once per call by `lanes_`:
