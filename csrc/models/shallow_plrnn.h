@@ -33,11 +33,12 @@ class ShallowPLRNN {
   //    a multiple of 2 Q (whole packets, in pairs: kSplit); a packet holds Q hidden units of the group
   //    (Q = 4 with AVX-512, else 1; padding H = 100 to 104 units cost 4 % of a step on AVX2). One
   //    pass over the hidden units does a whole step with the state and the partial sums in
-  //    registers. The backward pass takes the hidden layer's input W2 u from the tape of the
-  //    lane-resident loop (rollout/lane_bptt.h: step_group's v_tape; 1.05-1.07x per Lorenz-63 step on
-  //    AMD Zen 1, its W2 u products gone from the backward pass, against a tape of about 620 KiB per
-  //    chunk of 8 sequences, more than that core's L2) or recomputes it (the general loop, rollout/bptt.h:
-  //    nothing taped), and adds each packet's outer products to per-lane sums (Layout):
+  //    registers. The backward pass takes the hidden layer's activation phi (clipped: its input W2 u)
+  //    from the tape of the lane-resident loop (rollout/lane_bptt.h: step_group's v_tape, kPhiOnTape;
+  //    per Lorenz-63 step on AMD Zen 1 the taped W2 u was 1.05-1.07x faster than recomputing it, phi
+  //    instead 1.06x more, against a tape of about 620 KiB per chunk of 8 sequences, more than that
+  //    core's L2) or recomputes it (the general loop, rollout/bptt.h: nothing taped), and adds each
+  //    packet's outer products to per-lane sums (Layout):
   //    g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta gives dW2^T and dh2. The sums
   //    (Mc (2 nq + 2) + nq packets: 12 KiB at M = 3, H = 100, float32) stay in L1; where a step's
   //    terms are added (while the packet is in registers, or a few group-steps later) depends on the

@@ -3,9 +3,10 @@
 // the Lorenz-63 default) with the identity observation, no inputs and no mask. The general loop
 // (rollout/bptt.h, ChunkBPTT) moves every step's state between [M, nb] column blocks and lane blocks
 // (load_lanes / store_lanes) and runs the observation model on the whole [M, nb] state; here the
-// states stay in lane blocks (the tape too, with each group-step's W2 u, so that the backward pass
-// does not compute it again), only a step's N observed rows are copied out for the residual, the loss
-// and the forcing, and the gradients of those are taken on the lanes.
+// states stay in lane blocks (the tape too, with each group-step's hidden activation (the clipped
+// model: W2 u; models/shallow_plrnn.h, kPhiOnTape), so that the backward pass
+// does not compute it again), the residuals, the loss and their gradients are taken on the lanes, and
+// only a forced step's N observed rows are copied out for the forcing.
 //
 // Same bits as ChunkBPTT: the steps run in the same order (time outer, the chunk's groups of L
 // sequences inner), every element gets the same operations (the same functions where the compiler
@@ -60,16 +61,22 @@ class LaneChunkBPTT {
         groups_((nb + L - 1) / L), blk_(model.lane_rows() * L), work_(step_work(spec, nb)),
         tape_(model, (batch.T - 1) * nb),
         U_(Scratch<S>::get(kTapeU, blk_ * groups_, T_)),         // states after forcing, steps 0..T-2; T-1 unforced
-        E_(Scratch<S>::get(kTapeE, N_ * nb, T_ - 1)),  // grad_scale * residuals [N, nb], steps 1..T-1
+        E_(Scratch<S>::get(kTapeE, N_ * L * groups_, T_ - 1)),  // grad_scale * residuals, steps 1..T-1
         G_(Scratch<S>::get(kTapeG, blk_ * groups_, 2)),
-        V_(Scratch<S>::get(kTapeZ, model.lane_hidden_size() * groups_, T_ - 1)) {}  // (kTapeZ: free here)
+        V_(Scratch<S>::get(kTapeZ, model.lane_hidden_size() * groups_, T_ - 1)),  // (kTapeZ: free here)
+        Xl_(Scratch<S>::get(kTapeS, N_ * L * groups_, T_)) {}  // (kTapeS: free here, K = 0)
   ~LaneChunkBPTT() { Scratch<S>::trim(); }
 
-  // The sum of squared errors over t >= 1 (ChunkBPTT::forward without outputs). The observed rows of
-  // a step's states go through the observation model's own functions as one [N, nb] block (residual,
-  // forcing) and the loss through score_residuals, as in ChunkBPTT: the same operations, so the same
-  // rounding (the compiler fuses and vectorises a loop by its shape, which a rewrite would change).
+  // The sum of squared errors over t >= 1 (ChunkBPTT::forward without outputs). A step's residuals
+  // z - x are taken on the lane blocks' N observed rows against the chunk's data in lane blocks (Xl_,
+  // transposed once per call), their squares summed in the order of score_residuals (rollout/loss.h:
+  // squares rounded on their own, then added column by column), and grad_scale times them kept on the
+  // tape in lane blocks (E_) for the backward pass: the same operations as ChunkBPTT, elementwise. A
+  // forced step's observed rows go through the observation model's force as one [N, nb] block, as in
+  // ChunkBPTT (the compiler fuses and vectorises a loop by its shape, which a rewrite would change).
   double forward(S grad_scale) {
+    using namespace Eigen::internal;
+    using Bk = typename lanes::Lane<S>::Block;
     {  // z_0 = init(x_0), forced at t = 0, as columns; then into the lane blocks of step 0
       Mat<S> Z0(M_, nb_);
       obs_.init(x_at(0), Z0);
@@ -78,18 +85,35 @@ class LaneChunkBPTT {
       for (index_t g = 0; g < groups_; ++g)
         lanes::load_lanes(Z0.data(), M_, M_, g * L, width(g), u_block(0, g));
     }
+    for (index_t t = 1; t < T_; ++t)  // the data in lane blocks (unused lanes 0)
+      for (index_t g = 0; g < groups_; ++g)
+        lanes::load_lanes(x_at(t).data(), T_ * N_, N_, g * L, width(g), xl_block(t, g));
     double sse = 0.0;
-    Mat<S> Zx(N_, nb_), R(N_, nb_);  // a step's observed rows and residuals as columns
+    Mat<S> Zx(N_, nb_);  // a forced step's observed rows as columns
+    AlignedVector<S> sq(N_ * L);
+    const Bk scale = pset1<Bk>(grad_scale);
     for (index_t t = 1; t < T_; ++t) {
       interruption_point(work_);
+      const S a = t < T_ - 1 ? weight_[t] : S(0);
+      S sum = S(0);
       for (index_t g = 0; g < groups_; ++g) {
+        const index_t n = width(g);
         S* z = u_block(t, g);
         model_.step_group(u_block(t - 1, g), z, v_block(t - 1, g));
-        rows_to_columns(z, g, Zx);
+        const S* xl = xl_block(t, g);
+        S* e = e_block(t - 1, g);
+        for (index_t r = 0; r < N_; ++r) {  // IdentityObs::residual, score_residuals' squares and tape
+          const Bk d = psub(pload<Bk>(z + r * L), pload<Bk>(xl + r * L));
+          pstore(sq.data() + r * L, pmul(d, d));
+          pstore(e + r * L, pmul(scale, d));
+        }
+        for (index_t j = 0; j < n; ++j)  // score_residuals' order: column by column
+          for (index_t r = 0; r < N_; ++r) sum += sq[r * L + j];
+        for (index_t r = 0; r < N_; ++r)  // the unused lanes' residuals are not the loss's
+          for (index_t j = n; j < L; ++j) e[r * L + j] = S(0);
+        if (a != S(0)) rows_to_columns(z, g, Zx);
       }
-      obs_.residual(Zx, x_at(t), R);
-      sse += score_residuals(R, E_.col(t - 1).data(), grad_scale);
-      const S a = t < T_ - 1 ? weight_[t] : S(0);
+      sse += static_cast<double>(sum);
       if (a != S(0)) obs_.force(Zx, x_at(t), a);
       for (index_t g = 0; g < groups_; ++g) {
         const index_t n = width(g);
@@ -107,20 +131,21 @@ class LaneChunkBPTT {
     S* cur = G_.col(0).data();   // dL/dz_t of every group
     S* prev = G_.col(1).data();  // dL/dz_{t-1}
     std::fill(cur, cur + blk_ * groups_, S(0));  // nothing flows back into z_{T-1}
+    using namespace Eigen::internal;
+    using Bk = typename lanes::Lane<S>::Block;
     for (index_t t = T_ - 1; t >= 1; --t) {
       interruption_point(2 * work_);
       const S a = weight_[t - 1];
+      const Bk keep = pset1<Bk>(S(1) - a);
       for (index_t g = 0; g < groups_; ++g) {
-        const index_t n = width(g);
         S* gt = cur + g * blk_;
-        const S* e = E_.col(t - 1).data() + g * L * N_;  // [N, nb] columns of the group
-        for (index_t j = 0; j < n; ++j)  // IdentityObs::observe_grad
-          for (index_t r = 0; r < N_; ++r) gt[r * L + j] += e[j * N_ + r];
+        const S* e = e_block(t - 1, g);
+        for (index_t r = 0; r < N_; ++r)  // IdentityObs::observe_grad (unused lanes: + 0)
+          pstore(gt + r * L, padd(pload<Bk>(gt + r * L), pload<Bk>(e + r * L)));
         S* gp = prev + g * blk_;
         model_.step_grad_group(u_block(t - 1, g), gt, gp, tape_, v_block(t - 1, g));
-        if (a != S(0))  // IdentityObs::force_grad
-          for (index_t j = 0; j < n; ++j)
-            for (index_t r = 0; r < N_; ++r) gp[r * L + j] *= (S(1) - a);
+        if (a != S(0))  // IdentityObs::force_grad (unused lanes: 0 times 1 - a)
+          for (index_t r = 0; r < N_; ++r) pstore(gp + r * L, pmul(pload<Bk>(gp + r * L), keep));
       }
       std::swap(cur, prev);
     }
@@ -135,6 +160,8 @@ class LaneChunkBPTT {
   index_t width(index_t g) const { return std::min<index_t>(L, nb_ - g * L); }
   S* u_block(index_t t, index_t g) { return U_.col(t).data() + g * blk_; }
   S* v_block(index_t t, index_t g) { return V_.col(t).data() + g * model_.lane_hidden_size(); }
+  S* e_block(index_t t, index_t g) { return E_.col(t).data() + g * N_ * L; }  // [N, L] lane block
+  S* xl_block(index_t t, index_t g) { return Xl_.col(t).data() + g * N_ * L; }  // [N, L] lane block
   // the N observed rows of group g's lane block z <-> its columns of a [N, nb] block
   void rows_to_columns(const S* z, index_t g, Mat<S>& X) const {
     for (index_t j = 0; j < width(g); ++j)
@@ -153,8 +180,9 @@ class LaneChunkBPTT {
   index_t M_, N_, T_, b0_, nb_, groups_, blk_;
   double work_;
   typename Model::Tape tape_;  // the per-lane gradient sums
-  Eigen::Map<Mat<S>> U_, E_, G_;
-  Eigen::Map<Mat<S>> V_;  // W2 u of every group-step (the model's step_group), read by the backward pass
+  Eigen::Map<Mat<S>> U_, E_, G_;  // E_: [N, L] lane blocks of every group
+  Eigen::Map<Mat<S>> V_;  // the hidden tape of every group-step (step_group's v_tape), read backwards
+  Eigen::Map<Mat<S>> Xl_;  // the data of every step in [N, L] lane blocks of every group
 };
 
 }  // namespace plrnn
