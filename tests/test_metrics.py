@@ -103,6 +103,27 @@ def test_binned_sparse_matches_dense_formula(outside):
     assert got == pytest.approx(expected, rel=1e-10)
 
 
+@pytest.mark.parametrize("outside", ["drop", "bin"])
+@pytest.mark.parametrize("N", [1, 3, 4])
+def test_binned_reference_dense_and_sorted_counts_agree(outside, N, monkeypatch):
+    # the histogram of the data made once (BinnedReference, the best-model selection) gives the
+    # function's value, the same float whether the counts are dense (bincount) or sorted (unique)
+    from plrnn_native.metrics import observations
+
+    rng = np.random.default_rng(N)
+    x_true = rng.standard_normal((3000, N))
+    gens = [1.2 * rng.standard_normal((int(rng.integers(50, 4000)), N)) + 0.3 for _ in range(3)]
+    ref = metrics.BinnedReference(x_true, bins=9, outside=outside)
+    dense = [ref.divergence(g) for g in gens]
+    assert dense == [metrics.state_space_divergence_binned(x_true, g, bins=9, outside=outside) for g in gens]
+    monkeypatch.setattr(observations, "_DENSE_BINS", 0)
+    ref = metrics.BinnedReference(x_true, bins=9, outside=outside)
+    assert not ref.dense
+    assert [ref.divergence(g) for g in gens] == dense
+    with pytest.raises(ValueError, match="x_gen"):
+        ref.divergence(gens[0][:, :1] if N > 1 else np.ones((5, 2)))
+
+
 def test_binned_disjoint_is_large_and_escapes_are_penalised():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((3000, 2))

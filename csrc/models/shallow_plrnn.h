@@ -3,6 +3,7 @@
 //   z' = A*u + W1 (relu(W2 u + h2) - relu(W2 u)) + h1 + C s            (Clipped = true)
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
 
 #include "core/column_product.h"
@@ -82,10 +83,11 @@ class ShallowPLRNN {
 
   struct Workspace {                 // per chunk
     AlignedVector<S> u, z, g;        // lanes: [Mc, L] lane blocks of one group (padding rows stay 0)
+    AlignedVector<S> phi1;           // lanes: the hidden layer of one sequence (step_single)
     Mat<S> v, phi;                   // packed: [H, nb] without the tape
     packed::ProductBuffers<S> prod;  // packed: the four products with W1, W2 and their transposes
     Workspace(const ShallowPLRNN& m, index_t nb)
-        : u(m.Mc_ * L, S(0)), z(m.Mc_ * L, S(0)), g(m.Mc_ * L, S(0)),
+        : u(m.Mc_ * L, S(0)), z(m.Mc_ * L, S(0)), g(m.Mc_ * L, S(0)), phi1(m.lanes_ ? m.Hp_ + P : 0),
           v(m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : nb), phi(m.lanes_ ? 0 : m.H_, m.lanes_ ? 0 : nb),
           prod(m.lanes_ ? 0 : std::max(m.M_, m.H_), m.lanes_ ? 0 : std::max(m.M_, m.H_), m.lanes_ ? 0 : nb) {}
   };
@@ -126,6 +128,12 @@ class ShallowPLRNN {
     if (lanes_) {
       for (index_t c0 = 0; c0 < nb; c0 += L) {
         const index_t n = std::min<index_t>(L, nb - c0);
+        if (n == 1) {  // a group of one sequence (a batch of one): without the L - 1 empty lanes
+          std::copy_n(U.col(c0).data(), M_, ws.u.data());  // (rows M..Mc-1 stay 0)
+          step_single(ws.u.data(), ws.z.data(), ws.phi1.data());
+          std::copy_n(ws.z.data(), M_, Z.col(c0).data());
+          continue;
+        }
         lanes::load_lanes(U.data(), U.outerStride(), M_, c0, n, ws.u.data());
         step_group(ws.u.data(), ws.z.data());
         lanes::store_lanes(ws.z.data(), M_, c0, n, Z.data(), Z.outerStride());
@@ -217,6 +225,16 @@ class ShallowPLRNN {
       const Bk au = pmadd(pset1<Bk>(A_[i]), pload<Bk>(u + i * L), pset1<Bk>(h1_[i]));
       pstore(z + i * L, padd(pload<Bk>(z + i * L), au));
     }
+  }
+
+  // z = A*u + W1 hidden(W2 u) + h1 of one sequence (u, z [Mc], rows M..Mc-1 of u 0; phi: Hp + P values
+  // of scratch): lane 0 of step_group for a group that holds this sequence in lane 0, the same
+  // operations on every value in the same order (the same bits), without step_group's L - 1 empty
+  // lanes: the hidden layer P units at a time, and each sum over the units (forward_fused's
+  // accumulators: NS chains of FMAs per unit of a packet, added in store_sums' and store_reduced's
+  // order) as a chain of scalar FMAs, 2 Q Mc of them side by side.
+  void step_single(const S* u, S* z, S* phi) const {
+    lane_rows_switch([&](auto mc) { step_single_fixed<decltype(mc)::value>(u, z, phi); });
   }
 
   // gu = A*g + W2^T delta of one group, and its terms added to the tape's per-lane sums (Layout);
@@ -428,6 +446,59 @@ class ShallowPLRNN {
       }
     }
     store_sums<MC, NS>(acc, z);
+  }
+
+  // a * b + c as the packets' pmadd computes it: rounded once where the ISA has FMA, else twice
+  static S madd(S a, S b, S c) {
+#if defined(EIGEN_VECTORIZE_FMA)
+    return std::fma(a, b, c);
+#else
+    return a * b + c;  // (no FMA instruction to contract into)
+#endif
+  }
+
+  template <int MC>
+  void step_single_fixed(const S* u, S* z, S* phi) const {
+    using namespace Eigen::internal;
+    constexpr int NS = kSplit<MC>;
+    const index_t nq = Hp_ / Q;
+    const Pk zero = pset1<Pk>(S(0));
+    Pk x[MC];
+    PLRNN_UNROLL for (int i = 0; i < MC; ++i) x[i] = pset1<Pk>(u[i]);
+    // phi = activation(hidden_input) of P units at a time: hidden_input's chain of FMAs (from h2 with
+    // kFoldBias) and activation's operations, unit by unit as forward_fused computes them lane by lane.
+    // Units past Hp (the last packet's) read the arrays' kLookahead padding and are not used.
+    for (index_t j = 0; j < Hp_; j += P) {
+      Pk v = pmadd(ploadu<Pk>(W2p_.data() + j), x[0], kFoldBias ? ploadu<Pk>(h2p_.data() + j) : zero);
+      PLRNN_UNROLL for (int i = 1; i < MC; ++i) v = pmadd(ploadu<Pk>(W2p_.data() + i * Hp_ + j), x[i], v);
+      const Pk f = kFoldBias ? pmax(v, zero) : psub(pmax(padd(v, ploadu<Pk>(h2p_.data() + j)), zero), pmax(v, zero));
+      pstoreu(phi + j, f);
+    }
+    // forward_fused's accumulator acc[k][i] in lane (sequence 0, unit q of a packet): the units
+    // q' Q + q of the packets q' = k mod NS, ascending
+    S acc[NS][MC][Q] = {};
+    for (index_t q0 = 0; q0 < nq; q0 += NS)
+      PLRNN_UNROLL for (int k = 0; k < NS; ++k) {
+        const index_t j = (q0 + k) * Q;
+        PLRNN_UNROLL for (int i = 0; i < MC; ++i)
+          PLRNN_UNROLL for (int q = 0; q < Q; ++q)
+            acc[k][i][q] = madd(W1p_[i * Hp_ + j + q], phi[j + q], acc[k][i][q]);
+      }
+    for (index_t i = 0; i < M_; ++i) {
+      S t[Q];  // store_sums: the NS partial sums added in order
+      for (int q = 0; q < Q; ++q) {
+        t[q] = acc[0][i][q];
+        for (int k = 1; k < NS; ++k) t[q] = t[q] + acc[k][i][q];
+      }
+      S r;  // store_reduced: the packet's Q units of the sequence, (0 + 1) + (2 + 3)
+      if constexpr (Q == 1) {
+        r = t[0];
+      } else {
+        static_assert(Q == 4, "store_reduced's order is written for 1 or 4 units per packet");
+        r = (t[0] + t[1]) + (t[2] + t[3]);
+      }
+      z[i] = r + madd(A_[i], u[i], h1_[i]);  // step_group: z + (A u + h1)
+    }
   }
 
   // One group backwards: gu = W2^T delta, g_A += g u, dh1 += g, and the step's terms of the other

@@ -45,6 +45,8 @@ class BestModelSelector:
         self.best_score = math.inf
         self.best_epoch: Optional[int] = None
         self.best_params: Optional[Dict[str, np.ndarray]] = None
+        self._x_val_bound = 1e3 * np.abs(self.x_val).max()  # a free run beyond this diverged
+        self._reference = None  # the binned histogram of x_val (N <= 4), made at the first score
 
     def score(self, model: PLRNN) -> float:
         from . import metrics
@@ -59,10 +61,12 @@ class BestModelSelector:
                 gen = model.generate(T, x0=x0, s=s)[T // 4:].astype(np.float64)
             else:
                 gen = model.generate(T + T // 4, x0=x0)[T // 4:].astype(np.float64)
-        if not np.isfinite(gen).all() or np.abs(gen).max() > 1e3 * np.abs(self.x_val).max():
+        if not np.isfinite(gen).all() or np.abs(gen).max() > self._x_val_bound:
             return math.inf
-        if self.x_val.shape[1] <= 4:
-            return metrics.state_space_divergence_binned(self.x_val, gen)
+        if self.x_val.shape[1] <= metrics.BINNED_MAX_DIM:
+            if self._reference is None:
+                self._reference = metrics.BinnedReference(self.x_val)
+            return self._reference.divergence(gen)
         return metrics.state_space_divergence_gmm(self.x_val, gen, seed=self.seed)
 
     def __call__(self, trainer: "Trainer", record: dict) -> None:

@@ -345,9 +345,10 @@ class Trainer:
             self.batches_done += 1
         return loss, norm
 
-    def train_epoch_steps(self, lr: float) -> Tuple[List[float], List[float]]:
+    def train_epoch_steps(self, lr: float) -> Tuple[Sequence[float], Sequence[float]]:
         """The optimiser steps of one epoch (``batches_per_epoch``, fewer when one diverges): their losses
-        and gradient norms. With the native loop, one native call runs them all."""
+        and gradient norms (float64 arrays from the native loop, which runs them all in one call; lists
+        from the Python one)."""
         n = self.config.batches_per_epoch
         if self._native is None:
             losses, norms = [], []
@@ -364,7 +365,7 @@ class Trainer:
         self.optimizer.t += done
         self.batches_done += done
         self._native_params_finite = bool(finite[-1])
-        return loss.tolist(), norm.tolist()
+        return loss, norm
 
     # ---- epochs ------------------------------------------------------------------------------
     def train(self, epochs: Optional[int] = None, progress: bool = False) -> TrainResult:
@@ -394,8 +395,8 @@ class Trainer:
         """One epoch; None when it completed (its record appended), else how it diverged."""
         t0 = time.perf_counter()
         lr = self.lr_at(self.epoch)
-        losses, norms = self.train_epoch_steps(lr)
-        loss, norm = losses[-1], norms[-1]
+        losses, norms = self.train_epoch_steps(lr)  # (numpy.mean of an array, not of its list: 15 us less)
+        loss, norm = float(losses[-1]), float(norms[-1])
         if not (math.isfinite(loss) and math.isfinite(norm)) or not self._params_finite():
             return (f"training diverged in epoch {self.epoch} (loss {loss}, gradient norm {norm}); "
                     f"restored the model and optimiser to the end of epoch {self.epoch - 1}")

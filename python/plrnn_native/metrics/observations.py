@@ -21,20 +21,100 @@ BINNED_MAX_DIM = 4  # the binned D_stsp is used up to this dimension, the GMM va
 # ------------------------------------------------------------------------------------------------
 # state-space divergence
 # ------------------------------------------------------------------------------------------------
-def _histogram_counts(
-    x: np.ndarray, lo: np.ndarray, hi: np.ndarray, bins: int, overflow: bool
-) -> Tuple[np.ndarray, np.ndarray, int]:
-    """Sparse occupation counts: (sorted flat bin ids, counts, number of points counted). Points
-    outside ``[lo, hi)`` in any dimension are dropped, or go to an overflow bin with id ``bins**N``."""
-    N = x.shape[1]
-    inside = np.all((x >= lo) & (x < hi), axis=1)
-    codes = np.floor((x[inside] - lo) / (hi - lo) * bins).astype(np.int64)
-    np.clip(codes, 0, bins - 1, out=codes)  # rounding at the upper edge
-    flat = codes @ (bins ** np.arange(N, dtype=np.int64))
-    if overflow:
-        flat = np.concatenate([flat, np.full(int((~inside).sum()), bins**N, dtype=np.int64)])
-    ids, counts = np.unique(flat, return_counts=True)
-    return ids, counts, int(flat.size)
+#: Up to this many bins a histogram is counted densely (``numpy.bincount``), beyond it by sorting.
+_DENSE_BINS = 1 << 22
+
+
+def _bin_ids(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, bins: int) -> Tuple[np.ndarray, int]:
+    """The flat bin index (``sum_d code_d bins**d``) of every point of ``x`` inside ``[lo, hi)`` in all
+    dimensions, in order, and the number of points outside."""
+    cols = np.ascontiguousarray(x.T)  # a column at a time: contiguous, fast comparisons
+    inside = np.ones(x.shape[0], dtype=bool)
+    for d, col in enumerate(cols):
+        inside &= (col >= lo[d]) & (col < hi[d])
+    flat = np.zeros(int(inside.sum()), dtype=np.int64)
+    for d in range(x.shape[1] - 1, -1, -1):
+        code = np.floor((cols[d][inside] - lo[d]) / (hi[d] - lo[d]) * bins).astype(np.int64)
+        np.clip(code, 0, bins - 1, out=code)  # rounding at the upper edge
+        flat *= bins
+        flat += code
+    return flat, int(x.shape[0] - flat.size)
+
+
+class BinnedReference:
+    """The occupation histogram of the data ``x_true`` for :func:`state_space_divergence_binned`,
+    computed once: ``divergence(x_gen)`` scores one generated series after another against it (as the
+    best-model selection does every few epochs) with the same result as the function.
+
+    Occupied bins only enter the sum: up to ``_DENSE_BINS`` bins their counts come from a dense count
+    array (``numpy.bincount``), beyond it from ``numpy.unique`` of the flat bin index."""
+
+    def __init__(self, x_true: np.ndarray, bins: int = 30, widen: float = 0.1, outside: str = "drop"):
+        x_true = real_array("x_true", x_true)
+        N = x_true.shape[1]
+        if N > BINNED_MAX_DIM:
+            raise ValueError(
+                f"x_true: the binned divergence is for N <= {BINNED_MAX_DIM} dimensions, got N={N} "
+                "(use state_space_divergence_gmm)"
+            )
+        self.bins = check_int("bins", bins, 1)
+        widen = check_float("widen", widen, 0.0)
+        check_choice("outside", outside, ("drop", "bin"))
+        if self.bins**N > 2**40:
+            raise ValueError(f"bins: {self.bins}**{N} bins is too many")
+        std = x_true.std(axis=0)
+        self.lo = x_true.min(axis=0) - widen * std
+        self.hi = x_true.max(axis=0) + widen * std
+        if np.any(self.hi <= self.lo):
+            d = int(np.argmax(self.hi <= self.lo))
+            raise ValueError(
+                f"x_true: dimension {d} is constant; the binned divergence needs a range of "
+                "nonzero width"
+            )
+        self.N = N
+        self.overflow = outside == "bin"
+        self.n_bins = self.bins**N + int(self.overflow)  # G (the overflow bin has id bins**N)
+        self.dense = self.n_bins <= _DENSE_BINS
+        self.n, self.counts = self._counts(x_true)
+
+    def _counts(self, x: np.ndarray):
+        """(points counted, counts): a dense [G] array, or (sorted occupied ids, their counts)."""
+        flat, n_out = _bin_ids(x, self.lo, self.hi, self.bins)
+        n_out = n_out if self.overflow else 0
+        if self.dense:
+            counts = np.bincount(flat, minlength=self.n_bins)
+            if n_out:
+                counts[self.n_bins - 1] += n_out
+            return flat.size + n_out, counts
+        if n_out:
+            flat = np.concatenate([flat, np.full(n_out, self.n_bins - 1, dtype=np.int64)])
+        return flat.size, np.unique(flat, return_counts=True)
+
+    def divergence(self, x_gen: np.ndarray, smoothing: float = 1e-5) -> float:
+        """``D_stsp = KL(p_true || p_gen)`` of ``x_gen`` ``[T', N]`` (finite) against the data."""
+        x_gen = real_array("x_gen", x_gen)
+        if x_gen.shape[-1] != self.N:
+            raise ValueError(f"x_gen: expected N={self.N} dimensions like x_true, got shape {x_gen.shape}")
+        smoothing = check_float("smoothing", smoothing, 0.0, lo_open=True)
+        n_q, counts_q = self._counts(x_gen)
+        if self.dense:  # the occupied bins in ascending order, their counts
+            union = np.flatnonzero((self.counts > 0) | (counts_q > 0))
+            c_p, c_q = self.counts[union], counts_q[union]
+        else:
+            (ids_p, cnt_p), (ids_q, cnt_q) = self.counts, counts_q
+            union = np.union1d(ids_p, ids_q)
+            c_p = np.zeros(union.size)
+            c_q = np.zeros(union.size)
+            c_p[np.searchsorted(union, ids_p)] = cnt_p
+            c_q[np.searchsorted(union, ids_q)] = cnt_q
+        z_p = self.n + smoothing * self.n_bins
+        z_q = n_q + smoothing * self.n_bins
+        p = (c_p + smoothing) / z_p
+        q = (c_q + smoothing) / z_q
+        kl = float(np.sum(p * np.log(p / q)))
+        n_empty = self.n_bins - union.size
+        kl += n_empty * (smoothing / z_p) * math.log(z_q / z_p)
+        return kl
 
 
 def state_space_divergence_binned(
@@ -62,7 +142,7 @@ def state_space_divergence_binned(
     With counts ``c_i`` (``sum c = T``, the points counted) over ``G`` bins (``bins**N``, plus one
     with ``outside="bin"``), ``p_i = (c_i + eps) / (T + G eps)``, likewise ``q_i`` from ``x_gen``, and
     ``D_stsp = sum_i p_i log(p_i / q_i)`` (natural log) over all ``G`` bins. Only occupied bins are
-    stored (``numpy.unique`` of the flat bin index); the bins empty in both contribute
+    stored (the nonzero counts of the flat bin index); the bins empty in both contribute
     ``eps/Z_p log(Z_q/Z_p)`` each, added in closed form.
 
     Returns:
@@ -71,46 +151,7 @@ def state_space_divergence_binned(
     x_true = real_array("x_true", x_true)
     x_gen = real_array("x_gen", x_gen)
     same_dim(x_true, x_gen)
-    N = x_true.shape[1]
-    if N > BINNED_MAX_DIM:
-        raise ValueError(
-            f"x_true: the binned divergence is for N <= {BINNED_MAX_DIM} dimensions, got N={N} "
-            "(use state_space_divergence_gmm)"
-        )
-    bins = check_int("bins", bins, 1)
-    widen = check_float("widen", widen, 0.0)
-    smoothing = check_float("smoothing", smoothing, 0.0, lo_open=True)
-    check_choice("outside", outside, ("drop", "bin"))
-    if bins**N > 2**40:
-        raise ValueError(f"bins: {bins}**{N} bins is too many")
-
-    std = x_true.std(axis=0)
-    lo = x_true.min(axis=0) - widen * std
-    hi = x_true.max(axis=0) + widen * std
-    if np.any(hi <= lo):
-        d = int(np.argmax(hi <= lo))
-        raise ValueError(
-            f"x_true: dimension {d} is constant; the binned divergence needs a range of "
-            "nonzero width"
-        )
-    overflow = outside == "bin"
-    ids_p, cnt_p, n_p = _histogram_counts(x_true, lo, hi, bins, overflow)
-    ids_q, cnt_q, n_q = _histogram_counts(x_gen, lo, hi, bins, overflow)
-
-    n_bins = bins**N + int(overflow)
-    z_p = n_p + smoothing * n_bins
-    z_q = n_q + smoothing * n_bins
-    union = np.union1d(ids_p, ids_q)
-    c_p = np.zeros(union.size)
-    c_q = np.zeros(union.size)
-    c_p[np.searchsorted(union, ids_p)] = cnt_p
-    c_q[np.searchsorted(union, ids_q)] = cnt_q
-    p = (c_p + smoothing) / z_p
-    q = (c_q + smoothing) / z_q
-    kl = float(np.sum(p * np.log(p / q)))
-    n_empty = n_bins - union.size
-    kl += n_empty * (smoothing / z_p) * math.log(z_q / z_p)
-    return kl
+    return BinnedReference(x_true, bins, widen, outside).divergence(x_gen, smoothing)
 
 
 def _subsample(x: np.ndarray, max_points: int, rng: np.random.Generator) -> np.ndarray:
