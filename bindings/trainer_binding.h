@@ -176,7 +176,7 @@ void adam_arrays(const py::array& p, const py::array& g, const py::array& m, con
   S* mp = view_out<S>(m, "m['" + k + "']", shape);
   S* vp = view_out<S>(v, "v['" + k + "']", shape);
   const training::AdamStep<S> st(c, 0.0);
-  for (py::ssize_t e = 0; e < p.size(); ++e) pp[e] = st.apply(pp[e], mp[e], vp[e], gp[e]);
+  training::apply_all(st, pp, mp, vp, gp, static_cast<std::size_t>(p.size()));
 }
 
 inline void def_adam(py::module_& m) {

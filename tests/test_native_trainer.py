@@ -202,6 +202,25 @@ def _adam_reference(p, m, v, g, lr, b1, b2, eps, radam, t):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("radam", [False, True])
+def test_adam_update_is_the_same_in_packets_and_one_by_one(dtype, radam):
+    """The host update runs in SIMD packets with a scalar tail (csrc/training/adam.h, apply_all): an array
+    of 19 elements gives the same bits as 19 one-element arrays (RAdam's momentum phase included)."""
+    rng = np.random.default_rng(5)
+    n = 19
+    p = rng.standard_normal(n).astype(dtype)
+    m, v = np.zeros(n, dtype), np.zeros(n, dtype)
+    ones = [(p[i:i + 1].copy(), m[i:i + 1].copy(), v[i:i + 1].copy()) for i in range(n)]
+    for t in range(1, 9):
+        g = rng.standard_normal(n).astype(dtype)
+        pn._core.adam_step({"a": p}, {"a": g}, {"a": m}, {"a": v}, 1e-2, 0.9, 0.999, 1e-8, radam, t)
+        for i, (pi, mi, vi) in enumerate(ones):
+            pn._core.adam_step({"a": pi}, {"a": g[i:i + 1]}, {"a": mi}, {"a": vi}, 1e-2, 0.9, 0.999, 1e-8, radam, t)
+        for got, want in zip((p, m, v), zip(*ones)):
+            assert got.tobytes() == np.concatenate(want).tobytes(), t
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("radam", [False, True])
 def test_native_adam_update_equals_the_formulas(dtype, radam):
     """_core.adam_step (the update of every trainer) against the formulas, t = 1 .. 8 (RAdam's momentum
     phase, rho_t <= 5, lasts while t <= 5 at beta2 = 0.999). Tolerance: per step a handful of roundings in

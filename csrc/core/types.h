@@ -110,6 +110,12 @@ struct Batch {
                             //             signals (docs/model.md, "Missing values"); CPU core only.
   S* xhat = nullptr;        // [B, T, N]   out: pre-forcing predictions (optional)
   S* z = nullptr;           // [B, T, M]   out: pre-forcing latent states (optional)
+  // Optional (CPU core only): fill(fill_ctx, b0, b1) writes x and s of sequences [b0, b1) before they
+  // are read. The core calls it once per chunk of the batch (core/thread_pool.h, batch_chunks), on the
+  // thread that runs the chunk, so that a trainer's gather of its windows runs in parallel, into the
+  // cache of the core that reads them (training/train_step.cpp). mask must be filled beforehand.
+  void (*fill)(void* ctx, index_t b0, index_t b1) = nullptr;
+  void* fill_ctx = nullptr;
 };
 
 // Sum of squared errors over the scored entries and the loss = sse / scored, where scored is the

@@ -180,8 +180,7 @@ LossResult rollout_or_bptt(const ModelSpec& spec, const Params<S>& p, const Forc
   const S grad_scale = scored > 0 ? S(2) / static_cast<S>(scored) : S(0);
 
   std::vector<double> sse(n_chunks, 0.0);
-  std::vector<GradBuffers<S>> parts;
-  if (grads) parts.assign(n_chunks, GradBuffers<S>(spec));
+  std::vector<GradBuffers<S>>& parts = chunk_grad_buffers<S>(spec, grads ? n_chunks : 0);
   // the time loop in lane blocks where it applies (rollout/lane_bptt.h: the same bits)
   constexpr bool kLaneCapable = HasLaneGroups<Model>::value && std::is_same_v<Observation, IdentityObs<S>>;
   bool lane_loop = false;
@@ -189,6 +188,7 @@ LossResult rollout_or_bptt(const ModelSpec& spec, const Params<S>& p, const Forc
     lane_loop = lane_time_loop_enabled() && LaneChunkBPTT<S, Model>::applies(spec, model, batch, grads != nullptr);
   parallel_for(n_chunks, [&](int c) {
     const auto [b0, b1] = chunk_range(B, n_chunks, c);
+    if (batch.fill) batch.fill(batch.fill_ctx, b0, b1);
     if constexpr (kLaneCapable) {
       if (lane_loop) {
         LaneChunkBPTT<S, Model> run(spec, model, obs, weight, batch, b0, b1 - b0);
@@ -203,6 +203,7 @@ LossResult rollout_or_bptt(const ModelSpec& spec, const Params<S>& p, const Forc
     if (grads && T >= 2) run.backward(parts[c]);
   });
   if (grads) reduce_grads(parts, *grads);
+  trim_chunk_grad_buffers(parts, Scratch<S>::kKeepBytes);
 
   LossResult r;
   for (double v : sse) r.sse += v;

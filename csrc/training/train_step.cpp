@@ -66,15 +66,16 @@ class TrainerImpl final : public TrainerHandle::Impl {
       const int i = training::series_of(prefix_.data(), n_series, idx);
       starts_[b] = offsets_[i] + (idx - prefix_[i]);
     }
-    gather(x_all_, N, opt_.teacher_noise, k, xb_);
-    if (K > 0) gather(s_all_, K, 0.0, k, sb_);
-    if (!mb_.empty()) gather(mask_all_, N, 0.0, k, mb_);
+    if (!mb_.empty()) gather(mask_all_, N, 0.0, k, 0, Bsz, mb_);  // (the loss counts the observed entries first)
     Batch<S> batch;
     batch.B = Bsz;
     batch.T = T;
     batch.x = xb_.data();
     batch.s = K > 0 ? sb_.data() : nullptr;
     batch.mask = mb_.empty() ? nullptr : mb_.data();
+    step_ = k;
+    batch.fill = &TrainerImpl::fill;  // x and s gathered chunk by chunk, in parallel (core/types.h)
+    batch.fill_ctx = this;
     ForcingSpec f = opt_.forcing;
     if (f.mode == Forcing::Generalized) f.alpha = alpha;
     if (needs_binv(spec_, f)) {
@@ -99,11 +100,7 @@ class TrainerImpl final : public TrainerHandle::Impl {
                                    out.grad_norm);
     bool finite = true;
     for (int id = 0; id < kNumParams; ++id)
-      for (std::size_t e = 0; e < size_[id]; ++e) {
-        const S pe = st.apply(params_[id][e], m_[id][e], v_[id][e], grads_[id][e]);
-        params_[id][e] = pe;
-        finite &= std::isfinite(pe);
-      }
+      finite &= training::apply_all(st, params_[id].data(), m_[id].data(), v_[id].data(), grads_[id].data(), size_[id]);
     out.params_finite = finite;
     return out;
   }
@@ -134,10 +131,18 @@ class TrainerImpl final : public TrainerHandle::Impl {
     return out;
   }
 
-  // out[b, t, c] = src[starts[b] + t, c] (+ noise_std * N(0, 1) of flat element (b, t, c))
-  void gather(const AlignedVector<S>& src, index_t cols, double noise_std, std::uint64_t k, AlignedVector<S>& out) {
+  // Batch::fill: x and s of sequences [b0, b1) of step step_
+  static void fill(void* self, index_t b0, index_t b1) {
+    auto& t = *static_cast<TrainerImpl*>(self);
+    t.gather(t.x_all_, t.spec_.dims.N, t.opt_.teacher_noise, t.step_, b0, b1, t.xb_);
+    if (t.spec_.dims.K > 0) t.gather(t.s_all_, t.spec_.dims.K, 0.0, t.step_, b0, b1, t.sb_);
+  }
+
+  // out[b, t, c] = src[starts[b] + t, c] (+ noise_std * N(0, 1) of flat element (b, t, c)), b in [b0, b1)
+  void gather(const AlignedVector<S>& src, index_t cols, double noise_std, std::uint64_t k, index_t b0, index_t b1,
+              AlignedVector<S>& out) const {
     const index_t T = opt_.seq_len;
-    for (index_t b = 0; b < opt_.batch_size; ++b) {
+    for (index_t b = b0; b < b1; ++b) {
       const S* from = src.data() + starts_[b] * cols;
       S* to = out.data() + b * T * cols;
       std::copy_n(from, T * cols, to);
@@ -157,6 +162,7 @@ class TrainerImpl final : public TrainerHandle::Impl {
   Buffers params_, grads_, m_, v_;
   AlignedVector<S> x_all_, s_all_, mask_all_, xb_, sb_, mb_, Binv_;
   std::vector<long long> prefix_, offsets_, starts_;
+  std::uint64_t step_ = 0;  // the step whose batch fill() gathers
 };
 
 }  // namespace

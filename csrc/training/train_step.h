@@ -3,7 +3,7 @@
 // It holds copies of the training series (and their masks of missing entries), the parameters, the
 // gradients and the Adam moments. A step samples its batch with the counter-based generator keyed by
 // (seed, step index) (counter_rng.h: the same windows as the CUDA trainer), gathers the windows (teacher
-// noise, masks), runs forward + BPTT (the CPU core's loss_and_grad, threaded over the batch), adds the
+// noise; x and inputs chunk by chunk inside the core's parallel loop, Batch::fill), runs forward + BPTT (the CPU core's loss_and_grad, threaded over the batch), adds the
 // MAR penalty, takes the global gradient norm (float64, fixed order), clips and applies Adam/RAdam
 // (adam.h, the update every trainer uses). Results depend on the seed, not on the thread count.
 // Plain C++ (no Python): the binding is bindings/trainer_binding.h.
