@@ -17,6 +17,7 @@
 #include "core/fma_peak.h"
 #include "observation/pinv.h"
 #include "rollout/lane_bptt.h"
+#include "adam_binding.h"
 #include "interrupt.h"
 #include "model_api.h"
 #include "model_args.h"

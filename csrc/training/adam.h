@@ -9,15 +9,9 @@
 // r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t)).
 #pragma once
 #include <cmath>
-#include <cstddef>
 #include <cstdint>
 
 #include "training/counter_rng.h"  // PLRNN_HD
-
-#if !defined(__CUDACC__) && defined(__AVX__) && defined(__FMA__)
-#include <immintrin.h>
-#define PLRNN_ADAM_AVX 1  // apply_all in 256-bit packets
-#endif
 
 namespace plrnn::training {
 
@@ -90,90 +84,5 @@ struct AdamStep {
 #endif
   }
 };
-
-#if !defined(__CUDACC__)
-namespace detail {
-#if defined(PLRNN_ADAM_AVX)
-// apply() on 8 floats / 4 doubles at a time: the same operations, elementwise (the same bits)
-struct AdamAvxF {
-  using V = __m256;
-  static constexpr std::size_t kW = 8;
-  static V set1(float x) { return _mm256_set1_ps(x); }
-  static V load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, V a) { _mm256_storeu_ps(p, a); }
-  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static V div(V a, V b) { return _mm256_div_ps(a, b); }
-  static V add(V a, V b) { return _mm256_add_ps(a, b); }
-  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
-  static V sqrt(V a) { return _mm256_sqrt_ps(a); }
-  static bool finite(V a) {  // |a| < inf in every element (false for NaN)
-    const V abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a);
-    return _mm256_movemask_ps(_mm256_cmp_ps(abs, _mm256_set1_ps(INFINITY), _CMP_LT_OQ)) == 0xFF;
-  }
-};
-struct AdamAvxD {
-  using V = __m256d;
-  static constexpr std::size_t kW = 4;
-  static V set1(double x) { return _mm256_set1_pd(x); }
-  static V load(const double* p) { return _mm256_loadu_pd(p); }
-  static void store(double* p, V a) { _mm256_storeu_pd(p, a); }
-  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-  static V div(V a, V b) { return _mm256_div_pd(a, b); }
-  static V add(V a, V b) { return _mm256_add_pd(a, b); }
-  static V sub(V a, V b) { return _mm256_sub_pd(a, b); }
-  static V sqrt(V a) { return _mm256_sqrt_pd(a); }
-  static bool finite(V a) {
-    const V abs = _mm256_andnot_pd(_mm256_set1_pd(-0.0), a);
-    return _mm256_movemask_pd(_mm256_cmp_pd(abs, _mm256_set1_pd(INFINITY), _CMP_LT_OQ)) == 0xF;
-  }
-};
-template <typename S> struct AdamAvx;
-template <> struct AdamAvx<float> : AdamAvxF {};
-template <> struct AdamAvx<double> : AdamAvxD {};
-
-template <typename S>
-std::size_t apply_packets(const AdamStep<S>& st, S* p, S* m, S* v, const S* g, std::size_t n, bool& finite) {
-  using A = AdamAvx<S>;
-  const auto scale = A::set1(st.scale), b1 = A::set1(st.b1), ob1 = A::set1(st.ob1), b2 = A::set1(st.b2),
-             ob2 = A::set1(st.ob2), step = A::set1(st.step), nstep = A::set1(-st.step), eps = A::set1(st.eps),
-             c2 = A::set1(st.c2);
-  std::size_t e = 0;
-  for (; e + A::kW <= n; e += A::kW) {
-    auto ge = A::load(g + e);
-    if (st.scale != S(1)) ge = A::mul(ge, scale);
-    const auto me = A::fma(b1, A::load(m + e), A::mul(ob1, ge));
-    const auto ve = A::fma(b2, A::load(v + e), A::mul(A::mul(ob2, ge), ge));
-    A::store(m + e, me);
-    A::store(v + e, ve);
-    const auto pe = st.sgd ? A::fma(nstep, me, A::load(p + e))
-                           : A::sub(A::load(p + e), A::div(A::mul(step, me), A::add(A::sqrt(A::div(ve, c2)), eps)));
-    A::store(p + e, pe);
-    finite = finite && A::finite(pe);
-  }
-  return e;
-}
-#endif
-}  // namespace detail
-
-// apply() to n elements (p, m and v updated in place); whether every new p is finite. The host's
-// update of every trainer (the CPU trainer's step, the Python optimiser's adam_step): 256-bit packets
-// where the target has AVX and FMA (the Lorenz-63 default's update: 6 us a step in scalars, serial work
-// beside the step's threads), the rest (and elsewhere all) one element at a time.
-template <typename S>
-bool apply_all(const AdamStep<S>& st, S* p, S* m, S* v, const S* g, std::size_t n) {
-  bool finite = true;
-  std::size_t e = 0;
-#if defined(PLRNN_ADAM_AVX)
-  e = detail::apply_packets(st, p, m, v, g, n, finite);
-#endif
-  for (; e < n; ++e) {
-    p[e] = st.apply(p[e], m[e], v[e], g[e]);
-    finite = finite && std::isfinite(p[e]);
-  }
-  return finite;
-}
-#endif
 
 }  // namespace plrnn::training

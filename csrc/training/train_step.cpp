@@ -10,7 +10,7 @@
 #include "core/errors.h"
 #include "core/interrupt.h"
 #include "observation/pinv.h"
-#include "training/adam.h"
+#include "training/adam_host.h"
 #include "training/counter_rng.h"
 
 namespace plrnn {
