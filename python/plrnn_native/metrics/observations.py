@@ -71,7 +71,7 @@ class BinnedReference:
                 f"x_true: dimension {d} is constant; the binned divergence needs a range of "
                 "nonzero width"
             )
-        self.N = N
+        self._x_true_rows = x_true[:0]  # (no rows: the shape that same_dim compares x_gen with)
         self.overflow = outside == "bin"
         self.n_bins = self.bins**N + int(self.overflow)  # G (the overflow bin has id bins**N)
         self.dense = self.n_bins <= _DENSE_BINS
@@ -93,8 +93,7 @@ class BinnedReference:
     def divergence(self, x_gen: np.ndarray, smoothing: float = 1e-5) -> float:
         """``D_stsp = KL(p_true || p_gen)`` of ``x_gen`` ``[T', N]`` (finite) against the data."""
         x_gen = real_array("x_gen", x_gen)
-        if x_gen.shape[-1] != self.N:
-            raise ValueError(f"x_gen: expected N={self.N} dimensions like x_true, got shape {x_gen.shape}")
+        same_dim(self._x_true_rows, x_gen)
         smoothing = check_float("smoothing", smoothing, 0.0, lo_open=True)
         n_q, counts_q = self._counts(x_gen)
         if self.dense:  # the occupied bins in ascending order, their counts
