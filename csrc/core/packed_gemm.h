@@ -13,6 +13,7 @@
 // Summation order is fixed (ascending reduction index), so results do not depend on the thread count.
 #pragma once
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "core/eigen.h"
@@ -92,6 +93,11 @@ template <index_t n, typename S>
 inline void copy_fixed(const S* __restrict src, S* __restrict dst) {
   for (index_t r = 0; r < n; ++r) dst[r] = src[r];
 }
+// dst[r] = fx(row0 + r, src[r]) for r < n (a compile-time n)
+template <index_t n, typename S, class Fx>
+inline void copy_fixed(const S* __restrict src, S* __restrict dst, index_t row0, const Fx& fx) {
+  for (index_t r = 0; r < n; ++r) dst[r] = fx(row0 + r, src[r]);
+}
 
 // out[0:kRows, 0:NR] (column-major, ld) = panel [K][kRows] times X [K][NR], where X(k, j) is
 // x[k * NR + j] (packed by pack_cols) or, with Strided, x[j * ldx + k] (a column-major block read in
@@ -168,9 +174,17 @@ void gemm(const PackedRows<S>& A, const S* x, index_t ldx, index_t n, S* out, in
 // (the product ran at about 15 % of the FMA peak). One group of X (kChunk x kNR, 8 KiB at float)
 // stays in L1 while the panels of G stream past it from L2. Every entry of D is still summed in
 // ascending column order into one accumulator, so packing does not change a bit of the result.
-template <typename S>
+// With fx, X(k, c) is read as fx(k, X(k, c)) (applied while packing: e.g. a ReLU of the states, so that
+// their rectified copy need not be kept).
+struct Identity {
+  template <typename S>
+  S operator()(index_t, S v) const { return v; }
+};
+
+template <typename S, class Fx = Identity>
 index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M, index_t K,
-                     index_t cols, S* d, index_t ldd) {
+                     index_t cols, S* d, index_t ldd, const Fx& fx = {}) {
+  constexpr bool kIdentity = std::is_same_v<Fx, Identity>;
   constexpr int NR = Tile<S>::kNR;
   constexpr index_t R = Tile<S>::kRows;
   constexpr index_t kChunk = 256;  // columns per block: all packed panels of G stay in L2
@@ -178,6 +192,7 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
   const index_t panels = full / R, groups = kfull / NR;
   AlignedVector<S> gp(static_cast<size_t>(full * std::min(kChunk, cols)));
   AlignedVector<S> xp(static_cast<size_t>(kfull * std::min(kChunk, cols)));
+  AlignedVector<S> xt(kIdentity ? 0 : static_cast<size_t>(std::min(kChunk, cols)));  // one row of X, fx applied
   for (index_t c0 = 0; c0 < cols; c0 += kChunk) {
     const index_t nc = std::min(kChunk, cols - c0);
     const S* gc = g + c0 * ldg;
@@ -186,16 +201,26 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
       for (index_t c = 0; c < nc; ++c)
         detail::copy_fixed<R>(gc + c * ldg + p * R, gp.data() + (p * nc + c) * R);
     for (index_t q = 0; q < groups; ++q)  // X's group q: [nc][NR]
-      for (index_t c = 0; c < nc; ++c)
-        detail::copy_fixed<NR>(xc + c * ldx + q * NR, xp.data() + (q * nc + c) * NR);
+      for (index_t c = 0; c < nc; ++c) {
+        if constexpr (kIdentity)
+          detail::copy_fixed<NR>(xc + c * ldx + q * NR, xp.data() + (q * nc + c) * NR);
+        else
+          detail::copy_fixed<NR>(xc + c * ldx + q * NR, xp.data() + (q * nc + c) * NR, q * NR, fx);
+      }
     for (index_t q = 0; q < groups; ++q)
       for (index_t p = 0; p < panels; ++p)
         detail::panel_times_rows_t<S, NR>(gp.data() + p * nc * R, R, xp.data() + q * nc * NR, NR,
                                           nc, d + q * NR * ldd + p * R, ldd);
-    for (index_t k0 = kfull; k0 < K; ++k0)  // the last K % NR columns of D, one at a time
+    for (index_t k0 = kfull; k0 < K; ++k0) {  // the last K % NR columns of D, one at a time
+      const S* xk = xc + k0;                     // row k0 of X (stride ldx), or its copy with fx applied
+      index_t ldk = ldx;
+      if constexpr (!kIdentity) {
+        for (index_t c = 0; c < nc; ++c) xt[c] = fx(k0, xc[c * ldx + k0]);
+        xk = xt.data(), ldk = 1;
+      }
       for (index_t p = 0; p < panels; ++p)
-        detail::panel_times_rows_t<S, 1>(gp.data() + p * nc * R, R, xc + k0, ldx, nc,
-                                         d + k0 * ldd + p * R, ldd);
+        detail::panel_times_rows_t<S, 1>(gp.data() + p * nc * R, R, xk, ldk, nc, d + k0 * ldd + p * R, ldd);
+    }
   }
   return M - full;
 }
@@ -231,15 +256,24 @@ Eigen::Block<Mat<S>> multiply(const PackedRows<S>& A, typename NonDeduced<CRef<S
   return buf.out.topLeftCorner(A.M(), X.cols());
 }
 
-// G X^T [M, K] (column-major) for G [M, c], X [K, c], summed over the c columns: whole row panels
-// with the register-blocked kernel, the remaining M % kRows rows with Eigen.
-template <typename S>
-Mat<S> times_transpose(CRef<S> G, CRef<S> X) {
+// G fx(X)^T [M, K] (column-major) for G [M, c], X [K, c], summed over the c columns, fx(k, X(k, c))
+// elementwise (default: X itself): whole row panels with the register-blocked kernel, the remaining
+// M % kRows rows with Eigen.
+template <typename S, class Fx = Identity>
+Mat<S> times_transpose(CRef<S> G, CRef<S> X, const Fx& fx = {}) {
   PLRNN_ASSERT(G.cols() == X.cols());
   Mat<S> D = Mat<S>::Zero(G.rows(), X.rows());
   const index_t rest = gemm_abt_acc(G.data(), G.outerStride(), X.data(), X.outerStride(), G.rows(),
-                                    X.rows(), G.cols(), D.data(), D.outerStride());
-  if (rest > 0) D.bottomRows(rest).noalias() = G.bottomRows(rest) * X.transpose();
+                                    X.rows(), G.cols(), D.data(), D.outerStride(), fx);
+  if (rest == 0) return D;
+  if constexpr (std::is_same_v<Fx, Identity>) {
+    D.bottomRows(rest).noalias() = G.bottomRows(rest) * X.transpose();
+  } else {
+    Mat<S> FX(X.rows(), X.cols());
+    for (index_t c = 0; c < X.cols(); ++c)
+      for (index_t k = 0; k < X.rows(); ++k) FX(k, c) = fx(k, X(k, c));
+    D.bottomRows(rest).noalias() = G.bottomRows(rest) * FX.transpose();
+  }
   return D;
 }
 

@@ -12,6 +12,7 @@ namespace plrnn {
 template <typename S, bool Clipped>
 struct DendriticPhi {
   static constexpr bool kHasParams = true;
+  static constexpr bool kTapePhi = true;  // phi costs Bb terms per entry: kept for the gradient of W
   DendriticPhi(const ModelSpec& spec, const Params<S>& p)
       : M(spec.dims.M), Bb(spec.dims.Bb), alpha(p.alpha, Bb), theta(p.theta, M, Bb), alpha_sum(ordered_sum(p.alpha, Bb)) {}
 
@@ -26,12 +27,13 @@ struct DendriticPhi {
         Phi(i, c) = acc;
       }
   }
-  // grad: phi_i'(u) = sum_b alpha_b 1[u > theta_ib] [- alpha_sum 1[u > 0]]
-  S derivative(S u, index_t i) const {
+  // grad: phi_i'(u) r, phi_i'(u) = sum_b alpha_b 1[u > theta_ib] [- alpha_sum 1[u > 0]] (one row at a time)
+  static constexpr bool kPacketDerivative = false;
+  S times_derivative(S u, S r, index_t i) const {
     S d = 0;
     for (index_t b = 0; b < Bb; ++b) d += u > theta(i, b) ? alpha[b] : S(0);
     if constexpr (Clipped) d -= u > S(0) ? alpha_sum : S(0);
-    return d;
+    return d * r;
   }
   // grad of alpha and theta from R_all = W^T G of every step           U_all, R_all [M, cols]
   //   d alpha_b   = sum_ic R_ic (relu(U_ic - theta_ib) [- relu(U_ic)])

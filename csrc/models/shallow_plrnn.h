@@ -12,6 +12,7 @@
 #include "core/kind_dispatch.h"
 #include "core/lanes.h"
 #include "core/packed_gemm.h"
+#include "core/row_packets.h"
 #include "core/scratch.h"
 
 namespace plrnn {
@@ -448,15 +449,6 @@ class ShallowPLRNN {
     store_sums<MC, NS>(acc, z);
   }
 
-  // a * b + c as the packets' pmadd computes it: rounded once where the ISA has FMA, else twice
-  static S madd(S a, S b, S c) {
-#if defined(EIGEN_VECTORIZE_FMA)
-    return std::fma(a, b, c);
-#else
-    return a * b + c;  // (no FMA instruction to contract into)
-#endif
-  }
-
   template <int MC>
   void step_single_fixed(const S* u, S* z, S* phi) const {
     using namespace Eigen::internal;
@@ -482,7 +474,7 @@ class ShallowPLRNN {
         const index_t j = (q0 + k) * Q;
         PLRNN_UNROLL for (int i = 0; i < MC; ++i)
           PLRNN_UNROLL for (int q = 0; q < Q; ++q)
-            acc[k][i][q] = madd(W1p_[i * Hp_ + j + q], phi[j + q], acc[k][i][q]);
+            acc[k][i][q] = rowpk::madd(W1p_[i * Hp_ + j + q], phi[j + q], acc[k][i][q]);
       }
     for (index_t i = 0; i < M_; ++i) {
       S t[Q];  // store_sums: the NS partial sums added in order
@@ -497,7 +489,7 @@ class ShallowPLRNN {
         static_assert(Q == 4, "store_reduced's order is written for 1 or 4 units per packet");
         r = (t[0] + t[1]) + (t[2] + t[3]);
       }
-      z[i] = r + madd(A_[i], u[i], h1_[i]);  // step_group: z + (A u + h1)
+      z[i] = r + rowpk::madd(A_[i], u[i], h1_[i]);  // step_group: z + (A u + h1)
     }
   }
 

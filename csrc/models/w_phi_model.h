@@ -1,7 +1,7 @@
 // The shared skeleton of the standard PLRNN, the ALRNN and the dendritic PLRNN:
 //   z' = A*u + W phi(u) + h + C s
 // The kind-specific part is the elementwise nonlinearity `Phi` (see standard_plrnn.h, alrnn.h,
-// dendritic_plrnn.h), each with its forward (`apply`) beside its gradient (`derivative`,
+// dendritic_plrnn.h), each with its forward (`apply`) beside its gradient (`times_derivative`,
 // `param_grads`).
 #pragma once
 #include "core/eigen.h"
@@ -9,6 +9,7 @@
 #include "core/grad_buffers.h"
 #include "core/kind_dispatch.h"
 #include "core/packed_gemm.h"
+#include "core/row_packets.h"
 #include "core/scratch.h"
 
 namespace plrnn {
@@ -33,23 +34,35 @@ class WPhiModel {
     Workspace(const WPhiModel& m, index_t nb) : phi(m.M_, nb), prod(m.M_, m.M_, nb) {}
   };
   struct Tape {                // per chunk, all steps: what the parameter gradients need beyond U, G
-    Eigen::Map<Mat<S>> PhiU;   // [M, cols] phi(U) of every step
+    Eigen::Map<Mat<S>> PhiU;   // [M, cols] phi(U) of every step (Phi::kTapePhi; else phi is recomputed)
     Eigen::Map<Mat<S>> R;      // [M, cols] W^T G of every step, only when Phi has parameters
     Vec<S> g_A, g_h;           // [M] accumulated over the steps
     Tape(const WPhiModel& m, index_t cols)
-        : PhiU(Scratch<S>::get(kTapePhi, m.M_, cols)),
+        : PhiU(Scratch<S>::get(kTapePhi, Phi::kTapePhi ? m.M_ : 0, Phi::kTapePhi ? cols : 0)),
           R(Scratch<S>::get(kModelTape0, Phi::kHasParams ? m.M_ : 0, Phi::kHasParams ? cols : 0)),
           g_A(Vec<S>::Zero(m.M_)),
           g_h(Vec<S>::Zero(m.M_)) {}
   };
 
   // fwd inputs:  U [M, nb] state after forcing (z~_{t-1}), Sx [K, nb] input s_t
-  // fwd outputs: Z [M, nb] = A*U + W phi(U) + h + C Sx;  tape->PhiU keeps phi(U)
+  // fwd outputs: Z [M, nb] = A*U + W phi(U) + h + C Sx;  tape->PhiU keeps phi(U) (Phi::kTapePhi)
   void step(CRef<S> U, CRef<S> Sx, Ref<S> Z, Workspace& ws, Tape* tape, index_t col0) const {
-    Ref<S> phi = tape ? Ref<S>(tape->PhiU.middleCols(col0, U.cols())) : Ref<S>(ws.phi);
+    const bool taped = Phi::kTapePhi && tape;
+    Ref<S> phi = taped ? Ref<S>(tape->PhiU.middleCols(col0, U.cols())) : Ref<S>(ws.phi);
     phi_.apply(U, phi);
     const auto Wphi = packed::multiply(W_packed_, phi, ws.prod);
-    Z.array() = Wphi.array() + ((U.array().colwise() * A_.array()).colwise() + h_.array());
+    const index_t n = U.cols(), ldu = U.outerStride(), ldw = Wphi.outerStride(), ldz = Z.outerStride();
+    const S *u = U.data(), *wphi = Wphi.data(), *a = A_.data(), *h = h_.data();
+    S* z = Z.data();
+    rowpk::for_row_packets<S>(M_, [&](index_t i) {  // z = W phi + (A*u + h)
+      using namespace Eigen::internal;
+      using Pk = rowpk::Packet<S>;
+      const Pk ai = ploadu<Pk>(a + i), hi = ploadu<Pk>(h + i);
+      for (index_t c = 0; c < n; ++c)
+        pstoreu(z + c * ldz + i, padd(ploadu<Pk>(wphi + c * ldw + i), pmadd(ploadu<Pk>(u + c * ldu + i), ai, hi)));
+    }, [&](index_t i) {
+      for (index_t c = 0; c < n; ++c) z[c * ldz + i] = wphi[c * ldw + i] + rowpk::madd(u[c * ldu + i], a[i], h[i]);
+    });
     if (K_ > 0) Cs_.multiply_add(Sx, Z);
   }
 
@@ -60,19 +73,42 @@ class WPhiModel {
     const index_t n = G.cols();
     const auto R = packed::multiply(Wt_packed_, G, ws.prod);  // W^T G
     if constexpr (Phi::kHasParams) tape.R.middleCols(col0, n) = R;
-    S* __restrict g_A = tape.g_A.data();
-    S* __restrict g_h = tape.g_h.data();
-    const S* __restrict a = A_.data();
-    for (index_t c = 0; c < n; ++c) {  // vectorised along the units
-      const S* __restrict g = G.col(c).data();
-      const S* __restrict u = U.col(c).data();
-      const S* __restrict r = R.col(c).data();
-      S* __restrict gu = GU.col(c).data();
-      for (index_t i = 0; i < M_; ++i) gu[i] = a[i] * g[i] + phi_.derivative(u[i], i) * r[i];
-      for (index_t i = 0; i < M_; ++i) {
-        g_A[i] += g[i] * u[i];
-        g_h[i] += g[i];
+    const index_t ldu = U.outerStride(), ldg = G.outerStride(), ldr = R.outerStride(), ldgu = GU.outerStride();
+    const S *u = U.data(), *g = G.data(), *r = R.data(), *a = A_.data();
+    S* gu = GU.data();
+    S* g_A = tape.g_A.data();
+    S* g_h = tape.g_h.data();
+    // per row: gu = A*g + phi'(u) r, g_A += g u and g_h += g column by column (ascending), the sums in
+    // registers (Phi::kPacketDerivative: a packet of rows at a time, the last M % kLanes rows and
+    // every row otherwise one at a time)
+    auto row = [&](index_t i) {
+      S sa = g_A[i], sh = g_h[i];
+      for (index_t c = 0; c < n; ++c) {
+        const S gi = g[c * ldg + i], ui = u[c * ldu + i];
+        gu[c * ldgu + i] = rowpk::madd(a[i], gi, phi_.times_derivative(ui, r[c * ldr + i], i));
+        sa = rowpk::madd(gi, ui, sa);
+        sh += gi;
       }
+      g_A[i] = sa;
+      g_h[i] = sh;
+    };
+    if constexpr (Phi::kPacketDerivative) {
+      rowpk::for_row_packets<S>(M_, [&](index_t i) {
+        using namespace Eigen::internal;
+        using Pk = rowpk::Packet<S>;
+        const Pk ai = ploadu<Pk>(a + i);
+        Pk sa = ploadu<Pk>(g_A + i), sh = ploadu<Pk>(g_h + i);
+        for (index_t c = 0; c < n; ++c) {
+          const Pk gi = ploadu<Pk>(g + c * ldg + i), ui = ploadu<Pk>(u + c * ldu + i);
+          pstoreu(gu + c * ldgu + i, pmadd(ai, gi, phi_.times_derivative(ui, ploadu<Pk>(r + c * ldr + i), i)));
+          sa = pmadd(gi, ui, sa);
+          sh = padd(sh, gi);
+        }
+        pstoreu(g_A + i, sa);
+        pstoreu(g_h + i, sh);
+      }, row);
+    } else {
+      for (index_t i = 0; i < M_; ++i) row(i);
     }
   }
 
@@ -81,7 +117,10 @@ class WPhiModel {
   void param_grads(CRef<S> U_all, CRef<S> G_all, CRef<S> S_all, const Tape& tape,
                    GradBuffers<S>& g) const {
     g.vec(pA) = tape.g_A;
-    g.mat(pW) = packed::times_transpose(G_all, CRef<S>(tape.PhiU));
+    if constexpr (Phi::kTapePhi)
+      g.mat(pW) = packed::times_transpose(G_all, CRef<S>(tape.PhiU));
+    else  // phi(U) recomputed while the product packs U (the same values: no tape of phi)
+      g.mat(pW) = packed::times_transpose(G_all, U_all, [this](index_t i, S u) { return phi_.value(u, i); });
     if (zero_diag_W_) g.mat(pW).diagonal().setZero();  // kinds.h: a constraint of the kind
     g.vec(ph) = tape.g_h;
     if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();

@@ -1,0 +1,51 @@
+// Elementwise loops over column-major [rows, n] blocks (a chunk's states at one step), the rows a SIMD
+// packet at a time with the per-row vectors (A, h, ...) and per-row sums in registers across the n
+// columns, and the last rows % kLanes rows one at a time with the same operations (madd: rounded as
+// pmadd rounds). Eigen's expressions on such blocks (Ref with a dynamic outer stride, colwise
+// broadcasts) ran in 128-bit halves with a load and a store of every per-row sum per column.
+//
+//   for_row_packets(rows, packet_fn, scalar_fn)  packet_fn(i) for i = 0, kLanes, ... (whole packets),
+//                                                then scalar_fn(i) for each of the last rows % kLanes
+#pragma once
+#include <cmath>
+#include <type_traits>
+
+#include "core/eigen.h"
+
+namespace plrnn::rowpk {
+
+template <typename S>
+using Packet = typename Eigen::internal::packet_traits<S>::type;
+template <typename S>
+inline constexpr int kLanes = Eigen::internal::unpacket_traits<Packet<S>>::size;
+
+// a * b + c rounded as Eigen's pmadd rounds it: once where the ISA has FMA, else twice
+template <typename S>
+inline S madd(S a, S b, S c) {
+#if defined(EIGEN_VECTORIZE_FMA)
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// r where a > 0, else 0 (a ReLU's derivative times r), for a packet or a scalar
+template <typename T>
+inline T where_positive(const T& a, const T& r) {
+  using namespace Eigen::internal;
+  if constexpr (std::is_arithmetic_v<T>) {
+    return a > T(0) ? r : T(0);
+  } else {
+    return pand(pcmp_lt(pset1<T>(typename unpacket_traits<T>::type(0)), a), r);
+  }
+}
+
+template <typename S, class PacketFn, class ScalarFn>
+inline void for_row_packets(index_t rows, PacketFn&& packet_fn, ScalarFn&& scalar_fn) {
+  constexpr index_t L = kLanes<S>;
+  index_t i = 0;
+  for (; i + L <= rows; i += L) packet_fn(i);
+  for (; i < rows; ++i) scalar_fn(i);
+}
+
+}  // namespace plrnn::rowpk
