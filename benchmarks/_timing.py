@@ -73,12 +73,14 @@ def time_interleaved(
     repeats: int,
     warmup: int,
     block: int = 5,
+    reentry_s: float = 0.0,
 ) -> dict[str, list[float]]:
     """Time each callable ``repeats`` times, in alternating blocks, after ``warmup`` untimed calls each.
 
-    A block is one untimed call followed by ``block`` timed consecutive calls of one callable, as in
-    a training loop (so a call is not timed right after the other implementation has evicted its
-    caches and put its worker threads to sleep). Blocks of the callables alternate, their order
+    A block is one untimed call (more, until ``reentry_s`` seconds have passed) followed by ``block``
+    timed consecutive calls of one callable, as in a training loop (so a call is not timed right after
+    the other implementation has evicted its caches and put its worker threads to sleep; on a virtual
+    machine a core left idle meanwhile can run slowly for some milliseconds after it resumes). Blocks of the callables alternate, their order
     rotating each round, so that all see the same machine noise. The garbage collector is disabled
     while timing (as :mod:`timeit` does); its young generations are collected between blocks (the
     callables' garbage; a full collection would cost a third of a second per block in a large process,
@@ -90,6 +92,8 @@ def time_interleaved(
         raise ValueError("repeats must be >= 1")
     if block < 1:
         raise ValueError("block must be >= 1")
+    if not 0.0 <= reentry_s < float("inf"):
+        raise ValueError("reentry_s must be a finite number >= 0")
     names = list(fns)
     for _ in range(max(warmup, 0)):
         for name in names:
@@ -104,7 +108,10 @@ def time_interleaved(
                 fn = fns[name]
                 gc.collect(1)
                 gc.disable()
-                fn()  # re-entry call of the block, untimed
+                entered = time.perf_counter()
+                fn()  # re-entry call(s) of the block, untimed
+                while time.perf_counter() - entered < reentry_s:
+                    fn()
                 for _ in range(min(block, repeats - len(samples[name]))):
                     start = time.perf_counter_ns()
                     fn()

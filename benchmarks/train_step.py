@@ -13,7 +13,8 @@ relative tolerance of ``LOSS_TOL_FACTOR * eps32 * T``; gradients are compared to
 Frobenius error per parameter), and both are measured against a float64 torch reference.
 
 Timing: ``--warmup`` untimed calls each, then ``--repeats`` timed calls each, in alternating blocks
-of ``--block`` consecutive calls (after one untimed re-entry call), as in a training loop; native and
+of ``--block`` consecutive calls (after untimed re-entry calls for ``--reentry-ms``, at least one), as
+in a training loop; native and
 torch blocks alternate so that both see the same machine noise. Reported: median and interquartile
 range per implementation and the ratio torch_median / native_median (the speed-up of native).
 
@@ -428,7 +429,8 @@ def run_config(
     if record["check"] is not None:
         record["check"].pop("grads_float64")
 
-    samples = time_interleaved(fns, repeats=args.repeats, warmup=args.warmup, block=args.block)
+    samples = time_interleaved(fns, repeats=args.repeats, warmup=args.warmup, block=args.block,
+                               reentry_s=args.reentry_ms * 1e-3)
     for name in BASELINES + ("native",):
         record[name] = summarize(samples[name]).to_dict(samples[name]) if name in samples else None
     native = record["native"]
@@ -580,6 +582,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--block", type=int, default=5,
         help="timed consecutive calls per block (blocks of native and torch alternate)",
     )
+    parser.add_argument(
+        "--reentry-ms", type=float, default=20.0,
+        help="untimed calls before each block, for at least this long (the first call's wake-up and a "
+             "core that was idle can be slow for milliseconds)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of model init and data")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     parser.add_argument("--no-jax", action="store_true", help="skip the JAX baseline")
@@ -596,6 +603,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("need T >= 2, 1 <= N < M, tau >= 1, 0 <= alpha <= 1 and threads >= 1")
     if args.clipped and args.model != "shallow":
         parser.error("--clipped needs --model shallow")
+    if not args.reentry_ms >= 0 or args.reentry_ms == float("inf"):
+        parser.error("--reentry-ms must be a finite number >= 0")
     return args
 
 
@@ -721,6 +730,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": {
             "repeats": args.repeats,
             "warmup": args.warmup,
+            "block": args.block,
+            "reentry_ms": args.reentry_ms,
             "seed": args.seed,
             "loss_tol_factor": LOSS_TOL_FACTOR,
             "grad_tol_factor": GRAD_TOL_FACTOR,
