@@ -1,11 +1,11 @@
-"""The benchmarks' interleaved timing (benchmarks/_timing.py): blocks, re-entry calls, sample counts."""
+"""The benchmarks' interleaved timing (benchmarks/_timing.py): blocks, re-entry calls, sample counts
+(on a stand-in clock)."""
 
 from __future__ import annotations
 
 import importlib.util
 import pathlib
 import sys
-import time
 
 import pytest
 
@@ -20,41 +20,51 @@ def _timing():
     return module
 
 
-def _recording(log, name, seconds=0.0):
+class _Clock:
+    """A stand-in for the time module: each recorded call advances it by ``step`` seconds (exact in
+    binary), so the number of re-entry calls is determined."""
+
+    def __init__(self, step):
+        self.now, self.step = 0.0, step
+
+    def perf_counter(self):
+        return self.now
+
+    def perf_counter_ns(self):
+        return int(self.now * 1e9)
+
+
+def _recording(log, clock, name):
     def fn():
-        log.append((name, time.perf_counter()))
-        if seconds:
-            time.sleep(seconds)
+        log.append(name)
+        clock.now += clock.step
     return fn
 
 
 def _blocks(log):
-    """The calls grouped into runs of one name: [(name, [call times])]."""
+    """The calls grouped into runs of one name: [(name, number of calls)]."""
     blocks = []
-    for name, t in log:
+    for name in log:
         if not blocks or blocks[-1][0] != name:
-            blocks.append((name, []))
-        blocks[-1][1].append(t)
-    return blocks
+            blocks.append([name, 0])
+        blocks[-1][1] += 1
+    return [tuple(b) for b in blocks]
 
 
-@pytest.mark.parametrize("reentry_s", [0.0, 0.02])
-def test_reentry_calls_precede_every_block(reentry_s):
+@pytest.mark.parametrize("reentry_calls", [0, 1, 10])
+def test_reentry_calls_precede_every_block(monkeypatch, reentry_calls):
     timing = _timing()
+    clock = _Clock(1 / 512)
+    monkeypatch.setattr(timing, "time", clock)
     log = []
-    fns = {name: _recording(log, name, 0.002) for name in "abc"}
-    samples = timing.time_interleaved(fns, repeats=6, warmup=1, block=3, reentry_s=reentry_s)
+    fns = {name: _recording(log, clock, name) for name in "abc"}
+    samples = timing.time_interleaved(fns, repeats=6, warmup=1, block=3, reentry_s=reentry_calls / 512)
     assert {k: len(v) for k, v in samples.items()} == {"a": 6, "b": 6, "c": 6}
-    blocks = _blocks(log[3:])  # after the warm-up calls (one each)
-    assert [b[0] for b in blocks] == ["a", "b", "c", "b", "c", "a"]  # the order rotates each round
-    for _, calls in blocks:
-        untimed = len(calls) - 3
-        assert untimed >= 1
-        if reentry_s == 0.0:
-            assert untimed == 1
-        else:
-            # the first timed call starts at least reentry_s after the block's first call
-            assert calls[untimed] - calls[0] >= reentry_s
+    assert all(t == pytest.approx(1 / 512) for v in samples.values() for t in v)
+    # after the warm-up calls (one each), blocks of the re-entry calls (at least one) and 3 timed calls,
+    # the order rotating each round
+    untimed = max(reentry_calls, 1)
+    assert _blocks(log[3:]) == [(name, untimed + 3) for name in "abcbca"]
 
 
 def test_bad_arguments():
