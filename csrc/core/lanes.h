@@ -26,6 +26,7 @@
 #pragma once
 
 #include "core/eigen.h"
+#include "core/row_packets.h"
 
 // Fully unrolls a loop of a compile-time trip count (keeps arrays of packets in registers).
 #define PLRNN_UNROLL _Pragma("GCC unroll 16")
@@ -58,8 +59,7 @@ struct Lane {
   static void store_reduced(const Packet& a, S* p) { Eigen::internal::pstore(p, a); }
   static Packet unit0_ones() { return Eigen::internal::pset1<Packet>(S(1)); }  // every lane is unit 0
   static Packet where_positive(const Packet& a, const Packet& r) {
-    using namespace Eigen::internal;
-    return pand(pcmp_lt(pset1<Packet>(S(0)), a), r);  // a compare and an and (pselect adds a blend)
+    return rowpk::where_positive(a, r);
   }
 };
 

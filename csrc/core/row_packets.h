@@ -29,7 +29,8 @@ inline S madd(S a, S b, S c) {
 #endif
 }
 
-// r where a > 0, else 0 (a ReLU's derivative times r), for a packet or a scalar
+// r where a > 0, else 0 (a ReLU's derivative times r), for a packet or a scalar: a compare and an
+// and (pselect would add a blend)
 template <typename T>
 inline T where_positive(const T& a, const T& r) {
   using namespace Eigen::internal;
