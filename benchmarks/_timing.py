@@ -68,6 +68,13 @@ def summarize(samples: Sequence[float]) -> Summary:
     )
 
 
+def check_reentry(seconds: float) -> None:
+    """Raises ValueError unless ``seconds`` (the re-entry time of :func:`time_interleaved`) is finite
+    and >= 0."""
+    if not 0.0 <= seconds < float("inf"):
+        raise ValueError(f"the re-entry time must be a finite number of seconds >= 0, got {seconds}")
+
+
 def time_interleaved(
     fns: Mapping[str, Callable[[], object]],
     repeats: int,
@@ -80,8 +87,8 @@ def time_interleaved(
     A block is one untimed call (more, until ``reentry_s`` seconds have passed) followed by ``block``
     timed consecutive calls of one callable, as in a training loop (so a call is not timed right after
     the other implementation has evicted its caches and put its worker threads to sleep; on a virtual
-    machine a core left idle meanwhile can run slowly for some milliseconds after it resumes). Blocks of the callables alternate, their order
-    rotating each round, so that all see the same machine noise. The garbage collector is disabled
+    machine a core left idle meanwhile can run slowly for some milliseconds after it resumes). Blocks
+    of the callables alternate, their order rotating each round, so that all see the same machine noise. The garbage collector is disabled
     while timing (as :mod:`timeit` does); its young generations are collected between blocks (the
     callables' garbage; a full collection would cost a third of a second per block in a large process,
     e.g. under pytest).
@@ -92,8 +99,7 @@ def time_interleaved(
         raise ValueError("repeats must be >= 1")
     if block < 1:
         raise ValueError("block must be >= 1")
-    if not 0.0 <= reentry_s < float("inf"):
-        raise ValueError("reentry_s must be a finite number >= 0")
+    check_reentry(reentry_s)
     names = list(fns)
     for _ in range(max(warmup, 0)):
         for name in names:

@@ -14,8 +14,7 @@ Frobenius error per parameter), and both are measured against a float64 torch re
 
 Timing: ``--warmup`` untimed calls each, then ``--repeats`` timed calls each, in alternating blocks
 of ``--block`` consecutive calls (after untimed re-entry calls for ``--reentry-ms``, at least one), as
-in a training loop; native and
-torch blocks alternate so that both see the same machine noise. Reported: median and interquartile
+in a training loop; the blocks of native, JAX and torch alternate so that all see the same machine noise. Reported: median and interquartile
 range per implementation and the ratio torch_median / native_median (the speed-up of native).
 
 Roofline: at startup one core's float32 FMA throughput is measured (``_core.fma_peak_flops``, in the
@@ -58,9 +57,9 @@ from typing import Any
 import numpy as np
 
 try:  # run as a script (benchmarks/ is sys.path[0]) ...
-    from _timing import machine_info, summarize, time_interleaved
+    from _timing import check_reentry, machine_info, summarize, time_interleaved
 except ImportError:  # ... or as ``python -m benchmarks.train_step`` from the repository root
-    from benchmarks._timing import machine_info, summarize, time_interleaved
+    from benchmarks._timing import check_reentry, machine_info, summarize, time_interleaved
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "train_step.json"
@@ -603,8 +602,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("need T >= 2, 1 <= N < M, tau >= 1, 0 <= alpha <= 1 and threads >= 1")
     if args.clipped and args.model != "shallow":
         parser.error("--clipped needs --model shallow")
-    if not args.reentry_ms >= 0 or args.reentry_ms == float("inf"):
-        parser.error("--reentry-ms must be a finite number >= 0")
+    try:
+        check_reentry(args.reentry_ms * 1e-3)
+    except ValueError:
+        parser.error(f"--reentry-ms must be a finite number of milliseconds >= 0, got {args.reentry_ms}")
     return args
 
 
