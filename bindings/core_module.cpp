@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "analysis/fixed_points.h"
+#include "analysis/lyapunov.h"
 #include "api.h"
 #include "core/fma_peak.h"
 #include "observation/pinv.h"
@@ -321,6 +322,34 @@ PYBIND11_MODULE(_core, m) {
      py::arg("intercepts"), py::arg("k"), py::arg("progress") = py::none(),
      "All k-cycles with primitive region sequences: (points [c,k,M], pieces [c,k,n], degenerate [d,k,n], n_degenerate, visited).\n"
      "Interruptible (Ctrl-C); progress(sequences_solved) is called every few ms when given.");
+
+  m.def("lyapunov_frame", [](const py::array& J, const py::array& Q, index_t first, index_t transient, index_t total,
+                             index_t renorm_every) {
+    if (Q.ndim() != 2) throw py::value_error("Q: expected a 2-d array [M, k], got " + std::to_string(Q.ndim()) + " dimensions");
+    if (J.ndim() != 3) throw py::value_error("J: expected a 3-d array [n, M, M], got " + std::to_string(J.ndim()) + " dimensions");
+    const index_t M = Q.shape(0), k = Q.shape(1), n = J.shape(0);
+    const double* j = view<double>(J, "J", {n, M, M});
+    const double* q = view<double>(Q, "Q", {M, k});
+    if (!std::all_of(j, j + n * M * M, [](double v) { return std::isfinite(v); }))
+      throw py::value_error("J: contains NaN or inf");
+    if (!std::all_of(q, q + M * k, [](double v) { return std::isfinite(v); }))
+      throw py::value_error("Q: contains NaN or inf");
+    if (transient < 0 || total < 1 || renorm_every < 1)
+      throw py::value_error("schedule: need transient >= 0, total >= 1, renorm_every >= 1");
+    auto frame = new_array<double>({M, k});
+    auto log_growth = new_array<double>({k});
+    std::copy(q, q + M * k, frame.mutable_data());
+    std::fill(log_growth.mutable_data(), log_growth.mutable_data() + k, 0.0);
+    const plrnn::FrameSchedule schedule{transient, total, renorm_every};
+    double* f = frame.mutable_data();
+    double* g = log_growth.mutable_data();
+    call_interruptible([&] { plrnn::propagate_frame(j, first, n, M, k, schedule, f, g); });
+    return py::make_tuple(frame, log_growth);
+  }, py::arg("J").noconvert(), py::arg("Q").noconvert(), py::arg("first"), py::arg("transient"), py::arg("total"),
+     py::arg("renorm_every"),
+     "(Q [M,k], log_growth [k]): the orthonormal frame Q carried through the Jacobians J [n,M,M] (float64) of the "
+     "steps first .. first+n-1 of a Lyapunov run (csrc/analysis/lyapunov.h: Q <- J_s Q, Householder QR where the "
+     "schedule says) and the sum of log|R_ii| over the QRs after the transient. Interruptible (Ctrl-C).");
 
   m.def("fma_peak_flops", [](const std::string& dtype, double seconds) {
     if (!(seconds > 0 && seconds <= 10)) throw py::value_error("seconds: must be in (0, 10]");

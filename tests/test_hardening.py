@@ -85,6 +85,11 @@ model = pn.PLRNN("standard", M=400, N=3, dtype="float32", seed=0)
 x = np.random.default_rng(0).standard_normal((8, 3000, 3)).astype(np.float32)
 work = lambda: [model.loss_and_grad(x, forcing="sparse", tau=10) for _ in range(1000)]
 """,
+    "lyapunov": """
+from plrnn_native import metrics
+model = pn.PLRNN("standard", M=400, N=3, dtype="float64", seed=0)
+work = lambda: metrics.lyapunov_spectrum(model, T=20_000, transient=0, seed=0)
+""",
     "ode": """
 from plrnn_native import _core
 u0 = np.array([1.0, 2.0, 20.0])

@@ -566,6 +566,27 @@ def mar_penalty_and_grad(cfg, params, units, weight, reduce="sum"):
 SINGULAR_COND = 1e12  # I - J (or I - Pi) with a larger condition number counts as singular
 
 
+def lyapunov_frame(jacobians, Q, first: int, transient: int, total: int, renorm_every: int):
+    """The QR method's frame (``csrc/analysis/lyapunov.h``), literally: the run of ``total`` steps
+    is cut into blocks of ``renorm_every`` steps from 0 in the transient and from ``transient``
+    after it; ``jacobians`` ``[n, M, M]`` are the steps ``first .. first + n - 1``. Each step
+    ``Q <- J_s Q``; at the end of a block ``Q, R = qr(Q)`` (NumPy), and after the transient
+    ``log|R_ii|`` is added up. Returns ``(Q, log_growth)``."""
+    Q = np.array(Q, dtype=np.float64)
+    log_growth = np.zeros(Q.shape[1])
+    block_ends = set(range(renorm_every, transient, renorm_every)) | {transient, total}
+    block_ends |= set(range(transient + renorm_every, total, renorm_every))
+    for i, J in enumerate(jacobians):
+        step = first + i
+        Q = J @ Q
+        if step + 1 in block_ends:
+            Q, R = np.linalg.qr(Q)
+            if step >= transient:
+                with np.errstate(divide="ignore"):
+                    log_growth += np.log(np.abs(np.diag(R)))
+    return Q, log_growth
+
+
 def _singular(matrix: np.ndarray) -> bool:
     """True when the square ``matrix`` is (numerically) singular: rank deficient or cond > 1e12."""
     return np.linalg.matrix_rank(matrix) < matrix.shape[0] or np.linalg.cond(matrix) > SINGULAR_COND

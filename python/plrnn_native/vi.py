@@ -15,7 +15,6 @@ import math
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
-from scipy import stats
 
 from . import _backend
 from ._validation import check_ndarray
@@ -52,6 +51,8 @@ def hrf_spm(TR: float) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _hrf(TR: float) -> np.ndarray:
+    from scipy import stats  # here, not at the top: importing scipy.stats takes about a second
+
     t = np.arange(int(math.floor(HRF_LENGTH / TR + 1e-9)) + 1) * TR
     h = (stats.gamma.pdf(t, HRF_RESPONSE_DELAY / HRF_DISPERSION, scale=HRF_DISPERSION)
          - stats.gamma.pdf(t, HRF_UNDERSHOOT_DELAY / HRF_DISPERSION, scale=HRF_DISPERSION) / HRF_RATIO)

@@ -6,6 +6,7 @@ from typing import Optional
 
 import numpy as np
 
+from .. import _core
 from .._validation import as_rng, check_float, check_int, check_ndarray
 from ._checks import CHUNK_ELEMENTS, SeedLike, check_model
 
@@ -45,6 +46,7 @@ def lyapunov_spectrum(
 
     Raises:
         FloatingPointError: the free trajectory reaches NaN/inf (it diverged).
+        OverflowError: the frame overflowed between two QRs (``renorm_every`` too large).
     """
     check_model(model)
     M = model.M
@@ -74,27 +76,15 @@ def lyapunov_spectrum(
             "the Lyapunov exponents are undefined"
         )
 
-    def jacobians():
-        chunk = max(1, CHUNK_ELEMENTS // (M * M))
-        for c0 in range(0, total, chunk):
-            yield from model.jacobian(z[c0 : c0 + chunk]).astype(np.float64)
-
-    blocks = [
-        (s, min(s + renorm_every, transient), False) for s in range(0, transient, renorm_every)
-    ]
-    blocks += [
-        (s, min(s + renorm_every, total), True) for s in range(transient, total, renorm_every)
-    ]
-    J = jacobians()
+    # The frame's propagation and QRs run natively (csrc/analysis/lyapunov.h), the exact Jacobians
+    # (model.jacobian) in chunks; reference.lyapunov_frame is the same loop with NumPy's QR.
     Q = np.eye(M, k)
     log_growth = np.zeros(k)
-    with np.errstate(divide="ignore"):
-        for start, stop, counted in blocks:
-            for _ in range(start, stop):
-                Q = next(J) @ Q
-            Q, R = np.linalg.qr(Q)
-            if counted:
-                log_growth += np.log(np.abs(np.diag(R)))
+    chunk = max(1, CHUNK_ELEMENTS // (M * M))
+    for c0 in range(0, total, chunk):
+        J = np.ascontiguousarray(model.jacobian(z[c0 : c0 + chunk]), dtype=np.float64)
+        Q, growth = _core.lyapunov_frame(J, Q, c0, transient, total, renorm_every)
+        log_growth += growth
     exponents = np.sort(log_growth / T)[::-1]
     return exponents / dt if dt is not None else exponents
 

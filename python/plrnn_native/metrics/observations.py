@@ -9,8 +9,6 @@ import math
 from typing import Tuple
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
-from scipy.special import logsumexp
 
 from .._validation import as_rng, check_choice, check_float, check_int
 from ._checks import CHUNK_ELEMENTS, SeedLike, real_array, same_dim
@@ -161,6 +159,8 @@ def _subsample(x: np.ndarray, max_points: int, rng: np.random.Generator) -> np.n
 
 def _gmm_logpdf(y: np.ndarray, centres: np.ndarray, std: float) -> np.ndarray:
     """``log( (1/K) sum_k Normal(y; centres_k, std^2 I) )`` for ``y`` ``[S, N]``, centres ``[K, N]``."""
+    from scipy.special import logsumexp  # here, not at the top: importing scipy.special takes 0.3 s
+
     S, N = y.shape
     K = centres.shape[0]
     out = np.empty(S)
@@ -230,6 +230,8 @@ def _normalised_spectrum(x: np.ndarray, sigma: float) -> np.ndarray:
         z = (x - x.mean()) / x.std()
         power = np.abs(np.fft.rfft(z)) ** 2
     if sigma > 0:
+        from scipy.ndimage import gaussian_filter1d  # here: importing scipy.ndimage takes 0.3 s
+
         power = gaussian_filter1d(power, sigma, mode="reflect")
     return power / power.sum()
 
