@@ -190,6 +190,7 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
   constexpr index_t kChunk = 256;  // columns per block: all packed panels of G stay in L2
   const index_t full = M / R * R, kfull = K / NR * NR;
   const index_t panels = full / R, groups = kfull / NR;
+  if (panels == 0) return M;  // no whole row panel: all rows are the caller's (nothing to pack X for)
   AlignedVector<S> gp(static_cast<size_t>(full * std::min(kChunk, cols)));
   AlignedVector<S> xp(static_cast<size_t>(kfull * std::min(kChunk, cols)));
   AlignedVector<S> xt(kIdentity ? 0 : static_cast<size_t>(std::min(kChunk, cols)));  // one row of X, fx applied
