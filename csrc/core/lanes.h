@@ -83,9 +83,7 @@ struct Lane<float> {  // 4 units x 4 sequences
     _mm_store_ps(p, _mm512_castps512_ps128(_mm512_permutexvar_ps(first, a)));
   }
   static Packet unit0_ones() { return _mm512_maskz_mov_ps(0x1111, _mm512_set1_ps(1.0f)); }
-  static Packet where_positive(const Packet& a, const Packet& r) {  // a compare into a mask register
-    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GT_OQ), r);
-  }
+  static Packet where_positive(const Packet& a, const Packet& r) { return rowpk::where_positive(a, r); }
 };
 template <>
 struct Lane<double> {  // 4 units x 2 sequences
@@ -106,9 +104,7 @@ struct Lane<double> {  // 4 units x 2 sequences
     _mm_store_pd(p, _mm512_castpd512_pd128(_mm512_permutexvar_pd(first, a)));
   }
   static Packet unit0_ones() { return _mm512_maskz_mov_pd(0x11, _mm512_set1_pd(1.0)); }
-  static Packet where_positive(const Packet& a, const Packet& r) {
-    return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(a, _mm512_setzero_pd(), _CMP_GT_OQ), r);
-  }
+  static Packet where_positive(const Packet& a, const Packet& r) { return rowpk::where_positive(a, r); }
 };
 #endif
 

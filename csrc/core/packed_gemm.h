@@ -168,10 +168,10 @@ void gemm(const PackedRows<S>& A, const S* x, index_t ldx, index_t n, S* out, in
 // their count back.
 //
 // The reduction runs in blocks of kChunk columns. Each block of G is copied into row panels
-// [kChunk][kRows] and each block of X into column groups [kChunk][kNR], so that the kernel reads
-// both with unit stride: read in place, consecutive columns of G and X lie ldg and ldx elements
-// apart (512 bytes at M = 128), which maps them onto a few L1 sets and defeats the prefetcher
-// (the product ran at about 15 % of the FMA peak). One group of X (kChunk x kNR, 8 KiB at float)
+// [kChunk][kRows] (unless its columns lie at most kInPlaceBytes apart, below) and each block of X into
+// column groups [kChunk][kNR], so that the kernel reads both with unit stride: read in place,
+// consecutive columns of G and X lie ldg and ldx elements apart (512 bytes at M = 128), which maps
+// them onto a few L1 sets and defeats the prefetcher (the product ran at about 15 % of the FMA peak). One group of X (kChunk x kNR, 8 KiB at float)
 // stays in L1 while the panels of G stream past it from L2. Every entry of D is still summed in
 // ascending column order into one accumulator, so packing does not change a bit of the result.
 // With fx, X(k, c) is read as fx(k, X(k, c)) (applied while packing: e.g. a ReLU of the states, so that
@@ -191,16 +191,24 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
   const index_t full = M / R * R, kfull = K / NR * NR;
   const index_t panels = full / R, groups = kfull / NR;
   if (panels == 0) return M;  // no whole row panel: all rows are the caller's (nothing to pack X for)
-  AlignedVector<S> gp(static_cast<size_t>(full * std::min(kChunk, cols)));
+  // G's columns at most kInPlaceBytes apart (M <= 64 floats): its panels are read in place (panel p at
+  // g + p R, columns ldg apart), which the prefetcher follows; the copy cost more than it saved
+  // (1.05-1.15x per step at M = 32 and 64 on an AVX-512 Xeon; at M = 128 no difference, so packed).
+  constexpr index_t kInPlaceBytes = 256;
+  const bool g_in_place = ldg * static_cast<index_t>(sizeof(S)) <= kInPlaceBytes;
+  AlignedVector<S> gp(g_in_place ? 0 : static_cast<size_t>(full * std::min(kChunk, cols)));
   AlignedVector<S> xp(static_cast<size_t>(kfull * std::min(kChunk, cols)));
   AlignedVector<S> xt(kIdentity ? 0 : static_cast<size_t>(std::min(kChunk, cols)));  // one row of X, fx applied
   for (index_t c0 = 0; c0 < cols; c0 += kChunk) {
     const index_t nc = std::min(kChunk, cols - c0);
     const S* gc = g + c0 * ldg;
     const S* xc = x + c0 * ldx;
-    for (index_t p = 0; p < panels; ++p)  // G's panel p: [nc][R]
-      for (index_t c = 0; c < nc; ++c)
-        detail::copy_fixed<R>(gc + c * ldg + p * R, gp.data() + (p * nc + c) * R);
+    const S* gpk = g_in_place ? gc : gp.data();               // panel p at gpk + p * gps,
+    const index_t gps = g_in_place ? R : nc * R, gld = g_in_place ? ldg : R;  // columns gld apart
+    if (!g_in_place)
+      for (index_t p = 0; p < panels; ++p)  // G's panel p: [nc][R]
+        for (index_t c = 0; c < nc; ++c)
+          detail::copy_fixed<R>(gc + c * ldg + p * R, gp.data() + (p * nc + c) * R);
     for (index_t q = 0; q < groups; ++q)  // X's group q: [nc][NR]
       for (index_t c = 0; c < nc; ++c) {
         if constexpr (kIdentity)
@@ -210,7 +218,7 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
       }
     for (index_t q = 0; q < groups; ++q)
       for (index_t p = 0; p < panels; ++p)
-        detail::panel_times_rows_t<S, NR>(gp.data() + p * nc * R, R, xp.data() + q * nc * NR, NR,
+        detail::panel_times_rows_t<S, NR>(gpk + p * gps, gld, xp.data() + q * nc * NR, NR,
                                           nc, d + q * NR * ldd + p * R, ldd);
     for (index_t k0 = kfull; k0 < K; ++k0) {  // the last K % NR columns of D, one at a time
       const S* xk = xc + k0;                     // row k0 of X (stride ldx), or its copy with fx applied
@@ -220,7 +228,7 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
         xk = xt.data(), ldk = 1;
       }
       for (index_t p = 0; p < panels; ++p)
-        detail::panel_times_rows_t<S, 1>(gp.data() + p * nc * R, R, xk, ldk, nc, d + k0 * ldd + p * R, ldd);
+        detail::panel_times_rows_t<S, 1>(gpk + p * gps, gld, xk, ldk, nc, d + k0 * ldd + p * R, ldd);
     }
   }
   return M - full;

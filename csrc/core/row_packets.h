@@ -30,7 +30,8 @@ inline S madd(S a, S b, S c) {
 }
 
 // r where a > 0, else 0 (a ReLU's derivative times r), for a packet or a scalar: a compare and an
-// and (pselect would add a blend)
+// and (pselect would add a blend); with AVX-512 a compare into a mask register and a zero-masked move
+// (Eigen's pcmp_lt there widens the mask into a vector first). Every form gives r or +0.
 template <typename T>
 inline T where_positive(const T& a, const T& r) {
   using namespace Eigen::internal;
@@ -40,6 +41,16 @@ inline T where_positive(const T& a, const T& r) {
     return pand(pcmp_lt(pset1<T>(typename unpacket_traits<T>::type(0)), a), r);
   }
 }
+#if defined(EIGEN_VECTORIZE_AVX512)
+inline Eigen::internal::Packet16f where_positive(const Eigen::internal::Packet16f& a,
+                                                 const Eigen::internal::Packet16f& r) {
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GT_OQ), r);
+}
+inline Eigen::internal::Packet8d where_positive(const Eigen::internal::Packet8d& a,
+                                                const Eigen::internal::Packet8d& r) {
+  return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(a, _mm512_setzero_pd(), _CMP_GT_OQ), r);
+}
+#endif
 
 template <typename S, class PacketFn, class ScalarFn>
 inline void for_row_packets(index_t rows, PacketFn&& packet_fn, ScalarFn&& scalar_fn) {
