@@ -221,7 +221,7 @@ def test_derived_tau_and_schedule():
     assert out["train"]["seq_len"] == int(np.clip(8 * tau, 50, 500))
     assert out["train"]["lr"] == 1e-3 and out["train"]["lr_end"] == 1e-4
     assert out["run"]["select_every"] == max(1, out["train"]["epochs"] // 40)
-    assert out["run"]["validation_steps"] == int(min(20000, max(50, 0.2 * 6000)))
+    assert out["run"]["validation_steps"] == 6000  # the whole (longest) training series, <= 1e5
     assert "alpha" not in out["train"]  # only for generalized forcing
     _check_reasons(out, why)
 

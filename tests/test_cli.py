@@ -22,7 +22,10 @@ def test_train_evaluate_analyze_resume(tmp_path):
     assert metrics["status"] == "completed" and metrics["D_stsp_variant"] == "binned"
     assert metrics["selected_epoch"] in (0, 1) and (out / "best.npz").exists()
     history = json.loads((out / "history.json").read_text())
-    assert all("val_D_stsp" in h for h in history)
+    assert all("val_D_stsp" in h and "val_D_H" in h and "val_score" in h for h in history)
+    best = next(h for h in history if h["epoch"] == metrics["selected_epoch"])
+    assert metrics["validation_score"] == best["val_score"] == min(h["val_score"] for h in history)
+    assert (metrics["validation_D_stsp"], metrics["validation_D_H"]) == (best["val_D_stsp"], best["val_D_H"])
     assert "train.epochs" not in (out / "config.toml").read_text()
     config = (out / "config.toml").read_text()
     assert "epochs = 2" in config
@@ -43,9 +46,24 @@ def test_train_evaluate_analyze_resume(tmp_path):
     assert result["cycles_2"]["method"] == "exhaustive"
 
     # resume to more epochs continues the history where it stopped
+    selection = json.loads((out / "selection.json").read_text())
+    assert selection["rule"] == "D_stsp + D_H"
     assert cli.main(["train", "--resume", str(out), "--set", "train.epochs=3", "--quiet", "--no-plots"]) == 0
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1, 2]
+    best = min(history, key=lambda h: h["val_score"])
+    assert json.loads((out / "selection.json").read_text())["best_score"] == best["val_score"]
+
+    # a run folder from before the rule (selection.json without it, a D_stsp-only score) resumes with
+    # its kept parameters scored again under the rule, so that later epochs compare like with like
+    selection = json.loads((out / "selection.json").read_text())
+    kept = selection["best_score"]
+    (out / "selection.json").write_text(json.dumps({"best_score": -1.0, "best_epoch": selection["best_epoch"]}))
+    assert cli.main(["train", "--resume", str(out), "--set", "train.epochs=4", "--quiet", "--no-plots"]) == 0
+    selection = json.loads((out / "selection.json").read_text())
+    history = json.loads((out / "history.json").read_text())
+    assert selection["rule"] == "D_stsp + D_H"
+    assert selection["best_score"] == min(kept, history[-1]["val_score"])  # -1.0 did not survive
 
 
 def _without(args, key):

@@ -205,6 +205,17 @@ def test_power_spectrum_lengths_and_constant_series():
     assert 0.0 < d <= 1.0
 
 
+def test_spectrum_reference_gives_the_function_value_for_every_length():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((700, 2)).cumsum(axis=0)
+    ref = metrics.SpectrumReference(x, smoothing_sigma=3.0)
+    for n in (700, 900, 400, 700, 3):  # longer, shorter (the data cut to it), and the cached length again
+        y = rng.standard_normal((n, 2))
+        assert ref.distance(y) == metrics.power_spectrum_distance(x, y, smoothing_sigma=3.0)
+    with pytest.raises(ValueError, match="x_gen"):
+        ref.distance(np.zeros((10, 3)))
+
+
 def test_power_spectrum_hand_computed_no_smoothing():
     rng = np.random.default_rng(8)
     a, b = rng.standard_normal(64), rng.standard_normal(64)

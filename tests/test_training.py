@@ -118,17 +118,39 @@ def test_bad_checkpoint_is_rejected(tmp_path):
         Trainer.resume(path, _data())
 
 
+def test_best_model_selector_scores_are_the_evaluation_metrics_of_its_free_run():
+    # the selector's two terms, recomputed from a free run with the metric functions themselves; a NaN
+    # row in the validation data is left out of D_stsp and interpolated for D_H
+    from plrnn_native import metrics
+    from plrnn_native.recordings import _interpolated
+
+    x = _data()[-400:].astype(np.float64)
+    x[7, 1] = np.nan
+    model = pn.PLRNN("standard", M=8, N=3, dtype="float64", seed=3)
+    model["W"] = 0.3 * model["W"]  # a contracting, finite free run
+    got = BestModelSelector(x, every=1).scores(model)
+    T = len(x)
+    gen = model.generate(T + T // 4, x0=x[0])[T // 4:]
+    complete = x[~np.isnan(x).any(axis=1)]
+    assert got["D_stsp"] == metrics.state_space_divergence_binned(complete, gen)
+    assert got["D_H"] == metrics.power_spectrum_distance(_interpolated(x), gen)
+    assert got["score"] == got["D_stsp"] + got["D_H"]
+    model["W"] = 1e3 * model["W"]  # a diverging free run scores inf in every term
+    assert BestModelSelector(x, every=1).scores(model) == {"D_stsp": np.inf, "D_H": np.inf, "score": np.inf}
+
+
 def test_best_model_selector_keeps_the_best_scored_parameters():
     x = _data()
     model = pn.PLRNN("standard", M=8, N=3, dtype="float32", seed=0)
     selector = BestModelSelector(x[-300:], every=2)
     trainer = Trainer(model, x, config=_config(epochs=6), callback=selector)
     trainer.train()
-    scored = [h for h in trainer.history if "val_D_stsp" in h]
+    scored = [h for h in trainer.history if "val_score" in h]
     assert [h["epoch"] for h in scored] == [1, 3, 5]
-    best = min(scored, key=lambda h: h["val_D_stsp"])
-    assert selector.best_epoch == best["epoch"] and selector.best_score == best["val_D_stsp"]
-    assert selector.score(model) == scored[-1]["val_D_stsp"]  # scoring is deterministic
+    assert all(h["val_score"] == h["val_D_stsp"] + h["val_D_H"] for h in scored)
+    best = min(scored, key=lambda h: h["val_score"])
+    assert selector.best_epoch == best["epoch"] and selector.best_score == best["val_score"]
+    assert selector.score(model) == scored[-1]["val_score"]  # scoring is deterministic
     selector.restore(model)
     assert selector.score(model) == pytest.approx(selector.best_score, rel=1e-12)
     with pytest.raises(ValueError, match="x_val"):

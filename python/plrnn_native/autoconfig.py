@@ -22,8 +22,8 @@ has not given from the data itself, each with the reason written next to it in t
   (and at most the shortest training series), batches and epoch size as the preset; about
   ``clip(T_train, 2e4, 1e5)`` optimiser steps in all (the Lorenz-63 preset makes 1e5 on 8e4
   samples), so short data is not trained for longer than it can support; the learning rate decays
-  from 1e-3 to 1e-4; model selection every 1/40 of the epochs on the last
-  ``min(20 %, 20000)`` steps of the training data.
+  from 1e-3 to 1e-4; model selection (D_stsp + D_H) every 1/40 of the epochs on the longest training
+  series, at most its last 1e5 steps.
 
 Missing values (NaN) are ignored by the estimators (the autocorrelation and the mutual information
 use the pairs where both values are observed).
@@ -251,8 +251,8 @@ def derive_settings(series: Sequence[np.ndarray], given: Dict[str, Dict[str, obj
     value("train", "lr", 1e-3, "Adam's usual start")
     value("train", "lr_end", 1e-4, "decayed exponentially to a tenth of the start")
     value("run", "select_every", max(1, int(epochs) // 40), "model selection 40 times over the training")
-    value("run", "validation_steps", int(min(20_000, max(50, 0.2 * max(lengths)))),
-          "min(20 %, 20000) of the longest training series")
+    value("run", "validation_steps", int(min(100_000, max(lengths))),
+          "the longest training series, at most 1e5 steps (model selection: D_stsp + D_H)")
     return out, why, details
 
 

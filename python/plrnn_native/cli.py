@@ -32,6 +32,7 @@ from ._validation import check_int
 from .models import PLRNN, load
 from .runconfig import DEFAULTS, ConfigError, RunConfig  # noqa: F401  (DEFAULTS: the Lorenz-63 preset)
 from . import runconfig
+from .selection import SELECTION_RULE
 from .training import BestModelSelector, HistoryFiles, TrainConfig, Trainer
 
 
@@ -40,7 +41,8 @@ class CLIError(Exception):
 
 
 #: Called as ``EPOCH_HOOK(trainer, record)`` after every epoch of ``plrnn train`` (after model
-#: selection has added ``val_D_stsp``); the sweep's early stopping reports through it.
+#: selection has added ``val_D_stsp``, ``val_D_H`` and ``val_score``); the sweep's early stopping
+#: reports through it.
 EPOCH_HOOK = None
 
 
@@ -193,7 +195,7 @@ def _train(args, out: str, cfg: dict, trainer: Trainer, train: list, test: list)
     select_every = int(cfg["run"].get("select_every", 0) or 0)
     if select_every:
         longest = max(train, key=lambda ts: ts.T)
-        n_val = min(int(cfg["run"].get("validation_steps", 20_000)), longest.T)
+        n_val = min(int(cfg["run"].get("validation_steps", DEFAULTS["run"]["validation_steps"])), longest.T)
         selector = BestModelSelector(longest.x[-n_val:], every=select_every,
                                      s_val=None if longest.s is None else longest.s[-n_val:])
         best_path = os.path.join(out, "best.npz")
@@ -202,6 +204,11 @@ def _train(args, out: str, cfg: dict, trainer: Trainer, train: list, test: list)
                 state = json.load(f)
             selector.best_score, selector.best_epoch = state["best_score"], state["best_epoch"]
             selector.best_params = dict(load(best_path).items())
+            if state.get("rule") != SELECTION_RULE:  # kept under an earlier rule: scored again
+                kept = trainer.model.copy()
+                selector.restore(kept)
+                selector.best_score = selector.score(kept)
+                _write_json(os.path.join(out, "selection.json"), selector.state())
 
     history = HistoryFiles(out)
 
@@ -233,7 +240,7 @@ def _train(args, out: str, cfg: dict, trainer: Trainer, train: list, test: list)
         for k, v in selector.best_params.items():
             model[k] = v
         print(f"selected the parameters of epoch {selector.best_epoch} "
-              f"(validation D_stsp {selector.best_score:.3f})")
+              f"(validation D_stsp + D_H {selector.best_score:.3f})")
     model.save(os.path.join(out, "model.npz"))
     if result.status != "completed":
         print(f"warning: {result.message}", file=sys.stderr)
@@ -242,7 +249,11 @@ def _train(args, out: str, cfg: dict, trainer: Trainer, train: list, test: list)
     metrics["train_missing_fraction"] = trainer.missing_fraction
     if selector is not None:
         metrics["selected_epoch"] = selector.best_epoch
-        metrics["validation_D_stsp"] = selector.best_score
+        metrics["validation_score"] = selector.best_score  # selection.SELECTION_RULE
+        best = next((r for r in trainer.history
+                     if r.get("epoch") == selector.best_epoch and "val_D_stsp" in r), {})
+        metrics["validation_D_stsp"] = best.get("val_D_stsp")
+        metrics["validation_D_H"] = best.get("val_D_H")
     metrics["status"] = result.status
     _write_json(os.path.join(out, "metrics.json"), metrics)
     _print_metrics(metrics)

@@ -18,7 +18,7 @@ them into the object store once; no trial generates or reads them again (generat
 preset's 2 x 1e5 steps takes longer than a short training run). Each trial works on its own copy.
 
 Early stopping (``--early-stop``, Ray only): the unfinished trials run as Ray Tune trials under the
-ASHA scheduler, each reporting its validation D_stsp (``run.select_every``) through
+ASHA scheduler, each reporting its validation score (D_stsp + D_H, ``run.select_every``) through
 :data:`plrnn_native.cli.EPOCH_HOOK`; a trial whose score lags the others' at a rung (after
 :data:`GRACE_PERIOD`, 3x, 9x, ... validations) is ended and marked with ``stopped.json`` (no metrics;
 skipped on a re-run: delete the marker to train it fully). Which trials are stopped depends on the
@@ -324,8 +324,9 @@ def _ray_init(jobs: Optional[int], address: Optional[str]) -> bool:
 
 
 def _tune_trial(config: dict, shared: Optional[dict] = None) -> None:
-    """A Ray Tune trial: :func:`run_trial`, reporting every validation D_stsp of ``plrnn train`` to
-    the scheduler; its outcome goes to ``folder/trial.json`` (an early-stopped trial writes none)."""
+    """A Ray Tune trial: :func:`run_trial`, reporting every validation score of ``plrnn train`` (the
+    model selection's D_stsp + D_H) to the scheduler; its outcome goes to ``folder/trial.json`` (an
+    early-stopped trial writes none)."""
     from ray import tune
 
     from . import cli
@@ -333,11 +334,11 @@ def _tune_trial(config: dict, shared: Optional[dict] = None) -> None:
     stopped = {}
 
     def hook(trainer, record):
-        if record.get("val_D_stsp") is not None:
+        if record.get("val_score") is not None:
             try:
-                tune.report({"val_D_stsp": float(record["val_D_stsp"]), "epoch": trainer.epoch})
+                tune.report({"val_score": float(record["val_score"]), "epoch": trainer.epoch})
             except SystemExit:  # how Tune ends a trial that its scheduler stops
-                stopped.update(epoch=trainer.epoch, val_D_stsp=float(record["val_D_stsp"]))
+                stopped.update(epoch=trainer.epoch, val_score=float(record["val_score"]))
                 raise
 
     trial = config["trial"]
@@ -356,8 +357,8 @@ def _tune_trial(config: dict, shared: Optional[dict] = None) -> None:
 
 def _run_tune(trials: List[dict], jobs: Optional[int], address: Optional[str], data_of, report,
               out: str) -> List[dict]:
-    """The unfinished trials as Ray Tune trials under ASHA (metric: validation D_stsp, lower is
-    better): settings behind the others at a rung are stopped and marked with ``stopped.json``."""
+    """The unfinished trials as Ray Tune trials under ASHA (metric: the validation score D_stsp + D_H,
+    lower is better): settings behind the others at a rung are stopped and marked with ``stopped.json``."""
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -379,7 +380,7 @@ def _run_tune(trials: List[dict], jobs: Optional[int], address: Optional[str], d
                     os.remove(os.path.join(trials[i]["folder"], "trial.json"))
             by_folder = {}
             trainable = tune.with_parameters(_tune_trial, shared=_shared_data([trials[i] for i in todo], data_of))
-            scheduler = ASHAScheduler(metric="val_D_stsp", mode="min", time_attr="training_iteration",
+            scheduler = ASHAScheduler(metric="val_score", mode="min", time_attr="training_iteration",
                                       grace_period=GRACE_PERIOD, reduction_factor=3, max_t=10**6)
             tuner = tune.Tuner(trainable, param_space={"trial": tune.grid_search([trials[i] for i in todo])},
                                tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=1),
@@ -532,7 +533,7 @@ def sweep(config: Optional[str] = None, grid=None, seeds=3, out: str = "sweep", 
     times ``seeds`` (a count: seeds 0..n-1, or a list) as ``plrnn train`` runs under ``out``; returns
     the ranked summary rows (also in ``out/summary.json``). ``config``, ``system``, ``data`` and
     ``overrides`` are those of ``plrnn train``; ``plots``: the per-trial plots too; ``early_stop``
-    (Ray only): Ray Tune's ASHA stops trials whose validation D_stsp lags the others'."""
+    (Ray only): Ray Tune's ASHA stops trials whose validation score (D_stsp + D_H) lags the others'."""
     from . import cli, runconfig
 
     gridl = parse_grid(grid)

@@ -366,7 +366,7 @@ def _validation(cfg: dict, train: List[Series]) -> Optional[Series]:
     if not every:
         return None
     longest = max(train, key=lambda ts: ts.T)
-    val = longest.tail(min(int(cfg["run"].get("validation_steps", 20_000)), longest.T))
+    val = longest.tail(min(int(cfg["run"].get("validation_steps", runconfig.DEFAULTS["run"]["validation_steps"])), longest.T))
     fmri = val.channels.get("fmri")
     if fmri is not None and val.T <= len(vi.hrf_spm(fmri["TR"])) - 1:
         raise ConfigError(f"run.validation_steps: {val.T} steps, no more than the HRF's span "

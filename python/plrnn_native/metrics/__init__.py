@@ -38,7 +38,7 @@ from .protocol import evaluate
 
 # used by other modules of the package (cli, runconfig), not part of __all__
 from ._checks import SeedLike  # noqa: F401
-from .observations import BINNED_MAX_DIM, BinnedReference  # noqa: F401
+from .observations import BINNED_MAX_DIM, BinnedReference, SpectrumReference  # noqa: F401
 from .protocol import check_evaluate_args  # noqa: F401
 
 __all__ = [

@@ -256,20 +256,35 @@ def power_spectrum_distance(
     Returns:
         the mean over the ``N`` dimensions of ``H``, a float in ``[0, 1]``.
     """
-    x_true = real_array("x_true", x_true)
-    x_gen = real_array("x_gen", x_gen)
-    same_dim(x_true, x_gen)
-    sigma = check_float("smoothing_sigma", smoothing_sigma, 0.0)
-    T = min(x_true.shape[0], x_gen.shape[0])
-    if T < 2:
-        raise ValueError(
-            f"x_true, x_gen: need at least 2 time steps, got {x_true.shape[0]} and {x_gen.shape[0]}"
-        )
-    distances = []
-    for d in range(x_true.shape[1]):
-        p = _normalised_spectrum(x_true[:T, d], sigma)
-        q = _normalised_spectrum(x_gen[:T, d], sigma)
-        distances.append(np.sqrt(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2)) / np.sqrt(2.0))
-    return float(np.mean(distances))
+    return SpectrumReference(x_true, smoothing_sigma).distance(x_gen)
+
+
+class SpectrumReference:
+    """The normalised, smoothed power spectra of the data ``x_true`` for :func:`power_spectrum_distance`,
+    computed once per length: ``distance(x_gen)`` scores one generated series after another against
+    them (as the best-model selection does every few epochs) with the same result as the function."""
+
+    def __init__(self, x_true: np.ndarray, smoothing_sigma: float = 20.0):
+        self.x_true = real_array("x_true", x_true)
+        self.sigma = check_float("smoothing_sigma", smoothing_sigma, 0.0)
+        self._sqrt_spectra = {}  # length T -> [sqrt of the normalised spectrum of each dimension]
+
+    def distance(self, x_gen: np.ndarray) -> float:
+        """``D_H`` of ``x_gen`` against the data, both cut to the shorter length."""
+        x_gen = real_array("x_gen", x_gen)
+        same_dim(self.x_true, x_gen)
+        T = min(self.x_true.shape[0], x_gen.shape[0])
+        if T < 2:
+            raise ValueError(
+                f"x_true, x_gen: need at least 2 time steps, got {self.x_true.shape[0]} and {x_gen.shape[0]}"
+            )
+        if T not in self._sqrt_spectra:
+            self._sqrt_spectra[T] = [np.sqrt(_normalised_spectrum(self.x_true[:T, d], self.sigma))
+                                     for d in range(self.x_true.shape[1])]
+        distances = []
+        for d, sqrt_p in enumerate(self._sqrt_spectra[T]):
+            q = _normalised_spectrum(x_gen[:T, d], self.sigma)
+            distances.append(np.sqrt(np.sum((sqrt_p - np.sqrt(q)) ** 2)) / np.sqrt(2.0))
+        return float(np.mean(distances))
 
 
