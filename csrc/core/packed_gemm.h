@@ -88,6 +88,17 @@ void pack_cols(const S* x, index_t ldx, index_t K, index_t n, S* xp) {
 
 namespace detail {
 
+// With Prefetch, the kernels prefetch their streamed operand (the packed rows of A, the panels of G)
+// kAhead reduction steps ahead into L1 (a hint: an address past the end is harmless). It pays where
+// that operand does not stay in L1 (kPrefetchBytes and more: W at M >= 128 floats, 1.03-1.07x per
+// step on an AVX-512 Xeon) and costs where it does (M = 32: 0.93x), so the callers choose by size.
+constexpr index_t kAhead = 16;
+constexpr index_t kPrefetchBytes = index_t(64) << 10;
+template <bool Prefetch, typename S>
+inline void prefetch(const S* p) {
+  if constexpr (Prefetch) __builtin_prefetch(p, 0, 3);
+}
+
 // dst[0:n] = src[0:n] for a compile-time n: inlined (std::copy_n of 32 bytes became a memmove call).
 template <index_t n, typename S>
 inline void copy_fixed(const S* __restrict src, S* __restrict dst) {
@@ -102,7 +113,7 @@ inline void copy_fixed(const S* __restrict src, S* __restrict dst, index_t row0,
 // out[0:kRows, 0:NR] (column-major, ld) = panel [K][kRows] times X [K][NR], where X(k, j) is
 // x[k * NR + j] (packed by pack_cols) or, with Strided, x[j * ldx + k] (a column-major block read in
 // place: NR column streams, each read with unit stride).
-template <typename S, int NR, bool Strided = false>
+template <typename S, int NR, bool Strided = false, bool Prefetch = false>
 inline void panel_times_cols(const S* panel, const S* x, index_t ldx, index_t K, S* out, index_t ld) {
   using namespace Eigen::internal;
   using P = typename Tile<S>::Packet;
@@ -112,6 +123,7 @@ inline void panel_times_cols(const S* panel, const S* x, index_t ldx, index_t K,
     for (int j = 0; j < NR; ++j) acc[i][j] = pset1<P>(S(0));
   for (index_t k = 0; k < K; ++k) {
     P a[MR];
+    for (int i = 0; i < MR; ++i) prefetch<Prefetch>(panel + (k + kAhead) * MR * L + i * L);
     for (int i = 0; i < MR; ++i) a[i] = pload<P>(panel + k * MR * L + i * L);
     for (int j = 0; j < NR; ++j) {
       const P xv = pset1<P>(Strided ? x[j * ldx + k] : x[k * NR + j]);
@@ -123,7 +135,7 @@ inline void panel_times_cols(const S* panel, const S* x, index_t ldx, index_t K,
 }
 
 // d[0:kRows, 0:NR] (column-major, ld) += sum_c g[0:kRows, c] x[0:NR, c] (g, x column-major).
-template <typename S, int NR>
+template <typename S, int NR, bool Prefetch = false>
 inline void panel_times_rows_t(const S* g, index_t ldg, const S* x, index_t ldx, index_t cols,
                                S* d, index_t ldd) {
   using namespace Eigen::internal;
@@ -134,6 +146,7 @@ inline void panel_times_rows_t(const S* g, index_t ldg, const S* x, index_t ldx,
     for (int i = 0; i < MR; ++i) acc[i][j] = ploadu<P>(d + j * ldd + i * L);
   for (index_t c = 0; c < cols; ++c) {
     P a[MR];
+    for (int i = 0; i < MR; ++i) prefetch<Prefetch>(g + (c + kAhead) * ldg + i * L);
     for (int i = 0; i < MR; ++i) a[i] = ploadu<P>(g + c * ldg + i * L);
     for (int j = 0; j < NR; ++j) {
       const P xv = pset1<P>(x[c * ldx + j]);
@@ -156,10 +169,16 @@ void gemm(const PackedRows<S>& A, const S* x, index_t ldx, index_t n, S* out, in
   constexpr index_t R = Tile<S>::kRows;
   PLRNN_ASSERT(!Strided || n % NR == 0);
   const index_t group = Strided ? NR * ldx : A.K() * NR;  // from one column group of X to the next
-  for (index_t g = 0; g < col_groups<S>(n); ++g)
-    for (index_t p = 0; p < A.panels(); ++p)
-      detail::panel_times_cols<S, NR, Strided>(A.panel(p), x + g * group, ldx, A.K(), out + g * NR * ld + p * R,
-                                               ld);
+  auto run = [&](auto prefetch) {
+    for (index_t g = 0; g < col_groups<S>(n); ++g)
+      for (index_t p = 0; p < A.panels(); ++p)
+        detail::panel_times_cols<S, NR, Strided, decltype(prefetch)::value>(
+            A.panel(p), x + g * group, ldx, A.K(), out + g * NR * ld + p * R, ld);
+  };
+  if (A.panels() * R * A.K() * static_cast<index_t>(sizeof(S)) >= detail::kPrefetchBytes)
+    run(std::true_type{});
+  else
+    run(std::false_type{});
 }
 
 // D [M, K] (column-major, leading dimension ldd) += G X^T, summed over the `cols` columns of
@@ -171,11 +190,12 @@ void gemm(const PackedRows<S>& A, const S* x, index_t ldx, index_t n, S* out, in
 // [kChunk][kRows] (unless its columns lie at most kInPlaceBytes apart, below) and each block of X into
 // column groups [kChunk][kNR], so that the kernel reads both with unit stride: read in place,
 // consecutive columns of G and X lie ldg and ldx elements apart (512 bytes at M = 128), which maps
-// them onto a few L1 sets and defeats the prefetcher (the product ran at about 15 % of the FMA peak). One group of X (kChunk x kNR, 8 KiB at float)
-// stays in L1 while the panels of G stream past it from L2. Every entry of D is still summed in
-// ascending column order into one accumulator, so packing does not change a bit of the result.
-// With fx, X(k, c) is read as fx(k, X(k, c)) (applied while packing: e.g. a ReLU of the states, so that
-// their rectified copy need not be kept).
+// them onto a few L1 sets and defeats the prefetcher (the product ran at about 15 % of the FMA peak).
+// One group of X (kChunk x kNR, 8 KiB at float) stays in L1 while the panels of G stream past it from
+// L2 (prefetched ahead when they exceed kPrefetchBytes). Every entry of D is still summed in ascending
+// column order into one accumulator, so packing does not change a bit of the result. With fx,
+// X(k, c) is read as fx(k, X(k, c)) (applied while packing: e.g. a ReLU of the states, so that their
+// rectified copy need not be kept).
 struct Identity {
   template <typename S>
   S operator()(index_t, S v) const { return v; }
@@ -216,10 +236,16 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
         else
           detail::copy_fixed<NR>(xc + c * ldx + q * NR, xp.data() + (q * nc + c) * NR, q * NR, fx);
       }
-    for (index_t q = 0; q < groups; ++q)
-      for (index_t p = 0; p < panels; ++p)
-        detail::panel_times_rows_t<S, NR>(gpk + p * gps, gld, xp.data() + q * nc * NR, NR,
-                                          nc, d + q * NR * ldd + p * R, ldd);
+    auto run = [&](auto prefetch) {
+      for (index_t q = 0; q < groups; ++q)
+        for (index_t p = 0; p < panels; ++p)
+          detail::panel_times_rows_t<S, NR, decltype(prefetch)::value>(
+              gpk + p * gps, gld, xp.data() + q * nc * NR, NR, nc, d + q * NR * ldd + p * R, ldd);
+    };
+    if (full * nc * static_cast<index_t>(sizeof(S)) >= detail::kPrefetchBytes)  // G's panels of this block
+      run(std::true_type{});
+    else
+      run(std::false_type{});
     for (index_t k0 = kfull; k0 < K; ++k0) {  // the last K % NR columns of D, one at a time
       const S* xk = xc + k0;                     // row k0 of X (stride ldx), or its copy with fx applied
       index_t ldk = ldx;
