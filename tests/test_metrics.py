@@ -164,6 +164,24 @@ def test_gmm_identical_zero_and_grows_with_shift():
     assert math.isfinite(far) and far > 1e3
 
 
+def test_gmm_logpdf_is_the_log_of_the_mixture_density():
+    # the mixture's log density written out (densities summed directly: fine at these distances), and
+    # far from every centre, where the direct sum underflows, against the nearest centre's own term
+    from plrnn_native.metrics.observations import _gmm_logpdf
+
+    rng = np.random.default_rng(4)
+    centres = rng.standard_normal((300, 5))
+    y = rng.standard_normal((40, 5))
+    std = 0.8
+    d2 = ((y[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+    direct = np.log(np.mean(np.exp(-0.5 * d2 / std**2), axis=1) / (2 * np.pi * std**2) ** 2.5)
+    np.testing.assert_allclose(_gmm_logpdf(y, centres, std), direct, rtol=1e-12)
+    far = centres[:1] + 60.0  # exp(-0.5 * 60^2 * 5 / 0.64) underflows to 0
+    nearest = -0.5 * ((far - centres) ** 2).sum(axis=1).min() / std**2
+    expected = nearest - np.log(300) - 2.5 * np.log(2 * np.pi * std**2)
+    assert _gmm_logpdf(far, centres, std)[0] == pytest.approx(expected, rel=1e-6)
+
+
 def test_gmm_subsampling_and_seed():
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3000, 5))
