@@ -22,7 +22,7 @@ class ShallowPLRNN {
   using LN = lanes::Lane<S>;
   using Pk = typename LN::Packet;
   static constexpr int P = LN::kP, Q = LN::kQ, L = LN::kS;  // packet = Q hidden units x L sequences
-  // lanes: group-steps a flush of the deferred sums adds (kDeferSums). A flush loads and stores each sum
+  // lanes: group-steps a flush of the deferred sums adds (flush_slots). A flush loads and stores each sum
   // once, so more slots mean fewer of those per step: the Lorenz-63 default (M = 3, H = 100, float32,
   // AMD Zen 1) took 33.6 cycles per packet and group-step (forward, backward and flushes) with 8 slots,
   // 30.9 with 16 or 24, 30.6 with 32, 31.5 with 48 or 64 (16 slots of 6.6 KiB: L2, not L1).
@@ -42,9 +42,8 @@ class ShallowPLRNN {
   //    core's L2) or recomputes it (the general loop, rollout/bptt.h: nothing taped), and adds each
   //    packet's outer products to per-lane sums (Layout):
   //    g (x) (phi, 1) gives dW1 and dh1, (u, 1) (x) delta gives dW2^T and dh2. The sums
-  //    (Mc (2 nq + 2) + nq packets: 12 KiB at M = 3, H = 100, float32) stay in L1; where a step's
-  //    terms are added (while the packet is in registers, or a few group-steps later) depends on the
-  //    ISA: kDeferSums. Both add the same terms in the same order: the same bits.
+  //    (Mc (2 nq + 2) + nq packets: 12 KiB at M = 3, H = 100, 81 KiB at M = 10, H = 200, float32)
+  //    receive a group-step's terms a few group-steps later, kSlots at a time (flush_slots).
   //  - packed (larger M): register-blocked tiles (core/packed_gemm.h), V, Phi and Delta on the tape
   //    and the weight gradients as one product over all steps at the end.
   // Measured with the earlier lane kernels (one unit of 8 sequences per 256-bit packet; float32,
@@ -109,7 +108,7 @@ class ShallowPLRNN {
           g_h1(Vec<S>::Zero(m.lanes_ ? 0 : m.M_)),
           g_h2(Vec<S>::Zero(m.lanes_ ? 0 : m.H_)),
           acc(Scratch<S>::get(kModelTape1, m.lanes_ && cols > 0 ? m.lay_.acc_size : 0, 1)),
-          slots(Scratch<S>::get(kModelTape0, kDeferSums && m.lanes_ && cols > 0 ? m.lay_.slot_size : 0,
+          slots(Scratch<S>::get(kModelTape0, m.lanes_ && cols > 0 ? m.lay_.slot_size : 0,
                                 kSlots)) {
       if (m.lanes_ && cols > 0) acc.setZero();
     }
@@ -249,7 +248,7 @@ class ShallowPLRNN {
       v_tape ? backward_fused<MC, true>(u, g, gu, tape, v_tape)
              : backward_fused<MC, false>(u, g, gu, tape, nullptr);
     });
-    if (kDeferSums && ++tape.used == kSlots) flush_slots(tape);
+    if (++tape.used == kSlots) flush_slots(tape);
     for (index_t i = 0; i < M_; ++i)
       pstore(gu + i * L, pmadd(pset1<Bk>(A_[i]), pload<Bk>(g + i * L), pload<Bk>(gu + i * L)));
   }
@@ -342,20 +341,16 @@ class ShallowPLRNN {
   // iteration computes (and drops) the products of up to 2 packets past the hidden units: the padded
   // arrays have kLookahead more zeros.
   static constexpr index_t kLookahead = 2 * P;
-  // Where the backward pass adds a group-step's terms of dW1, dW2, dh2 to the per-lane sums:
-  //  - deferred (kDeferSums): it writes them into the tape's next slot (Layout) and flush_slots adds
-  //    the slots of kSlots group-steps at a time, the sums in registers (outer_sums). Adding them while
-  //    the packet is in registers costs a load and a store of 7 sums per packet (M = 3); on a core with
-  //    one 128-bit store and two 128-bit loads per cycle (AMD Zen 1, AVX2) the deferred sums made the
-  //    Lorenz-63 default's training step 1.04x faster (1 thread, float32, same session, interleaved).
-  //  - in the loop (AVX-512): there the same kind of deferral (the packets of 16 group-steps added in
-  //    one register-blocked pass) was 3-5 % slower (Intel Xeon AVX-512, an earlier session).
-  // Either way each sum receives the same terms in the same order: the same bits.
-#if defined(EIGEN_VECTORIZE_AVX512)
-  static constexpr bool kDeferSums = false;
-#else
-  static constexpr bool kDeferSums = true;
-#endif
+  // The backward pass adds a group-step's terms of dW1, dW2, dh2 to the per-lane sums deferred: it
+  // writes them into the tape's next slot (Layout) and flush_slots adds the slots of kSlots group-steps
+  // at a time, the sums in registers (outer_sums). Adding them while the packet is in registers costs a
+  // load and a store of 2 Mc + 1 sums per packet and group-step, more than half of the backward pass's
+  // memory operations, from L2 once the sums outgrow L1. Deferred against added in the loop (Intel Xeon,
+  // AVX-512, float32, 1 thread, loss_and_grad in alternating processes): the Lorenz-96 default (M = 10,
+  // H = 200: 81 KiB of sums) 1.41-1.51x (1 and 2 threads), M = 8 / 12 with H = 200 / 300 1.50-1.62x,
+  // M = 12, H = 100 1.20x, M = 6, H = 50 1.05x, the Lorenz-63 default 0.97-1.03x, M = 2, H = 30 0.98x;
+  // on AMD Zen 1 (AVX2) the Lorenz-63 default's training step 1.04x. Each sum receives the same terms
+  // in the same order as it would in the loop: the same bits.
   // What the lane-resident loop tapes per packet in the forward pass (step_group's v_tape), for the
   // backward pass to read instead of computing it: the hidden activation phi (unclipped: the backward
   // pass then needs no activation and no compare on v + h2, its ReLU mask being phi > 0, and the flush
@@ -494,8 +489,8 @@ class ShallowPLRNN {
   }
 
   // One group backwards: gu = W2^T delta, g_A += g u, dh1 += g, and the step's terms of the other
-  // weight gradients (kDeferSums: into the tape's next slot, Layout: phi, delta and its unclipped
-  // part, u, g; else added to the per-lane sums: [dW1] += g (x) phi, [dW2^T ; dh2] += (u, 1) (x) delta)
+  // weight gradients into the tape's next slot (Layout: phi, delta and its unclipped part, u, g; flush_slots
+  // adds them to the per-lane sums: [dW1] += g (x) phi, [dW2^T ; dh2] += (u, 1) (x) delta)
   // (Taped: the hidden tape read from vt, as forward_fused<MC, true> wrote it, instead of computed:
   // kPhiOnTape: phi, its ReLU mask phi > 0 (the same as v + h2 > 0) and no slot for phi; else v)
   template <int MC, bool Taped>
@@ -505,21 +500,17 @@ class ShallowPLRNN {
     constexpr bool kPhi = Taped && kPhiOnTape;  // phi from the tape
     const index_t nq = Hp_ / Q;
     S* __restrict acc_all = tape.acc.data();
-    S* __restrict dW1 = acc_all + lay_.dW1;    // [Mc][nq + 1] packets: dW1, then dh1
-    S* __restrict dW2t = acc_all + lay_.dW2t;  // [Mc + 1][nq] packets: dW2^T, then dh2 (not clipped)
-    S* __restrict dh2 = acc_all + lay_.g_h2;   // [nq] packets (clipped)
-    S* __restrict g_A = acc_all + lay_.g_A;    // [Mc] packets
-    S* __restrict slot = kDeferSums ? tape.slots.col(tape.used).data() : nullptr;
-    if constexpr (kDeferSums) tape.phi[tape.used] = kPhi ? vt : slot + lay_.f;
+    S* __restrict dW1 = acc_all + lay_.dW1;  // [Mc][nq + 1] packets: dW1, then dh1
+    S* __restrict g_A = acc_all + lay_.g_A;  // [Mc] packets
+    S* __restrict slot = tape.slots.col(tape.used).data();
+    tape.phi[tape.used] = kPhi ? vt : slot + lay_.f;
     Pk x[MC], y[MC], acc[NS][MC];
     PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
       x[i] = LN::load_state(u + i * L);
       y[i] = LN::load_state(g + i * L);
       pstore(g_A + i * P, pmadd(x[i], y[i], pload<Pk>(g_A + i * P)));
-      if constexpr (kDeferSums) {
-        pstore(slot + lay_.x + i * P, x[i]);
-        pstore(slot + lay_.y + i * P, y[i]);
-      }
+      pstore(slot + lay_.x + i * P, x[i]);
+      pstore(slot + lay_.y + i * P, y[i]);
     }
     PLRNN_UNROLL for (int k = 0; k < NS; ++k)
       PLRNN_UNROLL for (int i = 0; i < MC; ++i) acc[k][i] = pset1<Pk>(S(0));
@@ -552,20 +543,9 @@ class ShallowPLRNN {
           d = Clipped ? psub(d1, LN::where_positive(v, rs[k])) : d1;
           f = activation(j, v);
         }
-        if constexpr (kDeferSums) {
-          if constexpr (Clipped) pstore(slot + lay_.d1 + jq * P, d1);
-          if constexpr (!kPhi) pstore(slot + lay_.f + jq * P, f);
-          pstore(slot + lay_.d + jq * P, d);
-        } else {  // the same operations as outer_block's
-          PLRNN_UNROLL for (int i = 0; i < MC; ++i) {
-            S* w1 = dW1 + (i * (nq + 1) + jq) * P;
-            S* w2 = dW2t + (i * nq + jq) * P;
-            pstore(w1, pmadd(y[i], f, pload<Pk>(w1)));
-            pstore(w2, pmadd(x[i], d, pload<Pk>(w2)));
-          }
-          S* b2 = Clipped ? dh2 + jq * P : dW2t + (MC * nq + jq) * P;  // dh2: the ones row of (u, 1)
-          pstore(b2, padd(pload<Pk>(b2), d1));                          // or the unclipped part
-        }
+        if constexpr (Clipped) pstore(slot + lay_.d1 + jq * P, d1);
+        if constexpr (!kPhi) pstore(slot + lay_.f + jq * P, f);
+        pstore(slot + lay_.d + jq * P, d);
         add_units<MC>(acc[k], W2p_.data() + j, d);
       }
     }
@@ -580,12 +560,10 @@ class ShallowPLRNN {
   // The filled slots' terms added to the per-lane sums, slot by slot in the order they were filled
   // (each sum receives the same terms in the same order as when every group-step added its own):
   // [dW1] += g (x) phi, [dW2^T ; dh2] += (u, 1) (x) delta, and dh2 += the unclipped part of delta
-  // (clipped). Adding a group-step's terms while its packets are in registers costs a load and a store
-  // of each of the 7 sums a packet touches (M = 3) per group-step, more than half of the backward
-  // pass's memory operations; here a sum is loaded and stored once per kSlots group-steps, a block of
-  // sums (outer_block) staying in registers over the slots (kDeferSums: where this is faster).
+  // (clipped): a sum is loaded and stored once per kSlots group-steps, a block of sums (outer_block)
+  // staying in registers over the slots (above backward_fused: why).
   void flush_slots(Tape& tape) const {
-    if (!kDeferSums || tape.used == 0) return;
+    if (tape.used == 0) return;
     lane_rows_switch([&](auto mc) {
       constexpr int MC = decltype(mc)::value;
       const index_t nq = Hp_ / Q;
