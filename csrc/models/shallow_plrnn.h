@@ -577,15 +577,41 @@ class ShallowPLRNN {
 
   // sums[i][jq] += state_s[i] v_s[jq] (i < MC rows of `stride` packets) and ones[jq] += v_s[jq] (Ones)
   // over the filled slots s, for every packet jq of hidden units; v_s at slot offset `vec` (kPhiSlot:
-  // at tape.phi[s]), the state packets at `state`. Blocks of J packets keep their sums in registers.
+  // at tape.phi[s]), the state packets at `state`. Blocks of R rows (outer_rows) and J packets
+  // (outer_packets) keep their sums in registers; each sum still receives the slots in order.
   template <int MC, bool Ones>
   void outer_sums(const Tape& tape, index_t state, index_t vec, S* sums, index_t stride, S* ones) const {
-    constexpr int kRegs = sizeof(Pk) == 64 ? 32 : 16;  // vector registers (AVX-512: 32)
-    constexpr int J = std::clamp((kRegs - MC - 2) / (MC + (Ones ? 1 : 0)), 1, 4);
+    constexpr int R = outer_rows(MC, Ones);
+    outer_rows_block<R, Ones>(tape, state, vec, sums, stride, ones);  // the ones row with the first block
+    if constexpr (MC > R)
+      for (int i0 = R; i0 < MC; i0 += R)
+        outer_rows_block<R, false>(tape, state + i0 * P, vec, sums + i0 * stride * P, stride, nullptr);
+  }
+
+  // Packets per register block of `rows` state rows: its rows x J sums, the rows' state packets, a
+  // packet of v and J ones sums (Ones) in the vector registers (AVX-512: 32, else 16)
+  static constexpr int outer_packets(int rows, bool ones) {
+    constexpr int kRegs = sizeof(Pk) == 64 ? 32 : 16;
+    return std::clamp((kRegs - rows - 2) / (rows + (ones ? 1 : 0)), 1, 4);
+  }
+  // Rows per register block: all MC where at least 2 packets fit beside them, else MC halved until they
+  // do. A block loads its R state packets and J packets of v per slot for R J FMAs: at M = 10 (MC = 12)
+  // on AVX-512 one block of 12 rows held 1 packet (13 loads per 12 FMAs), two blocks of 6 hold 3-4
+  // (0.4-0.5 loads per FMA): the Lorenz-96 default's step 1.09-1.11x (1 and 2 threads), M = 12, H = 100
+  // 1.09x; the same bits.
+  static constexpr int outer_rows(int mc, bool ones) {
+    int r = mc;
+    while (r % 2 == 0 && outer_packets(r, ones) < 2) r /= 2;
+    return r;
+  }
+
+  template <int R, bool Ones>
+  void outer_rows_block(const Tape& tape, index_t state, index_t vec, S* sums, index_t stride, S* ones) const {
+    constexpr int J = outer_packets(R, Ones);
     const index_t nq = Hp_ / Q;
     index_t jq = 0;
-    for (; jq + J <= nq; jq += J) outer_block<MC, J, Ones>(tape, state, vec, sums, stride, ones, jq);
-    for (; jq < nq; ++jq) outer_block<MC, 1, Ones>(tape, state, vec, sums, stride, ones, jq);
+    for (; jq + J <= nq; jq += J) outer_block<R, J, Ones>(tape, state, vec, sums, stride, ones, jq);
+    for (; jq < nq; ++jq) outer_block<R, 1, Ones>(tape, state, vec, sums, stride, ones, jq);
   }
 
   template <int MC, int J, bool Ones>
