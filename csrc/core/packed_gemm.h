@@ -88,6 +88,11 @@ void pack_cols(const S* x, index_t ldx, index_t K, index_t n, S* xp) {
 
 namespace detail {
 
+// The kernels' loops over the tile (compile-time trip counts) fully unrolled, so that GCC keeps the
+// accumulators in registers from start to end (with nested arrays and partly unrolled loops it kept a
+// copy on the stack: 16 stores and loads of it around every call).
+#define PLRNN_UNROLL _Pragma("GCC unroll 32")
+
 // With Prefetch, the kernels prefetch their streamed operand (the packed rows of A, the panels of G)
 // kAhead reduction steps ahead into L1 (a hint: an address past the end is harmless). It pays where
 // that operand does not stay in L1 (kPrefetchBytes and more: W at M >= 128 floats, 1.03-1.07x per
@@ -118,43 +123,59 @@ inline void panel_times_cols(const S* panel, const S* x, index_t ldx, index_t K,
   using namespace Eigen::internal;
   using P = typename Tile<S>::Packet;
   constexpr int MR = Tile<S>::kMR, L = Tile<S>::kLanes;
-  P acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = pset1<P>(S(0));
+  P acc[NR * MR];  // acc[j * MR + i]: rows i L ... (i + 1) L - 1, column j
+  PLRNN_UNROLL for (int t = 0; t < NR * MR; ++t) acc[t] = pset1<P>(S(0));
   for (index_t k = 0; k < K; ++k) {
     P a[MR];
-    for (int i = 0; i < MR; ++i) prefetch<Prefetch>(panel + (k + kAhead) * MR * L + i * L);
-    for (int i = 0; i < MR; ++i) a[i] = pload<P>(panel + k * MR * L + i * L);
-    for (int j = 0; j < NR; ++j) {
+    PLRNN_UNROLL for (int i = 0; i < MR; ++i) prefetch<Prefetch>(panel + (k + kAhead) * MR * L + i * L);
+    PLRNN_UNROLL for (int i = 0; i < MR; ++i) a[i] = pload<P>(panel + k * MR * L + i * L);
+    PLRNN_UNROLL for (int j = 0; j < NR; ++j) {
       const P xv = pset1<P>(Strided ? x[j * ldx + k] : x[k * NR + j]);
-      for (int i = 0; i < MR; ++i) acc[i][j] = pmadd(a[i], xv, acc[i][j]);
+      PLRNN_UNROLL for (int i = 0; i < MR; ++i) acc[j * MR + i] = pmadd(a[i], xv, acc[j * MR + i]);
     }
   }
-  for (int j = 0; j < NR; ++j)
-    for (int i = 0; i < MR; ++i) pstoreu(out + j * ld + i * L, acc[i][j]);
+  PLRNN_UNROLL for (int j = 0; j < NR; ++j)
+    PLRNN_UNROLL for (int i = 0; i < MR; ++i) pstoreu(out + j * ld + i * L, acc[j * MR + i]);
 }
 
 // d[0:kRows, 0:NR] (column-major, ld) += sum_c g[0:kRows, c] x[0:NR, c] (g, x column-major).
-template <typename S, int NR, bool Prefetch = false>
-inline void panel_times_rows_t(const S* g, index_t ldg, const S* x, index_t ldx, index_t cols,
+// kLdg > 0: g's leading dimension is that compile-time constant (packed panels; ldg is ignored).
+template <typename S, int NR, bool Prefetch = false, index_t kLdg = 0>
+inline void panel_times_rows_t(const S* g, index_t ldg_, const S* x, index_t ldx, index_t cols,
                                S* d, index_t ldd) {
   using namespace Eigen::internal;
   using P = typename Tile<S>::Packet;
   constexpr int MR = Tile<S>::kMR, L = Tile<S>::kLanes;
-  P acc[MR][NR];
-  for (int j = 0; j < NR; ++j)
-    for (int i = 0; i < MR; ++i) acc[i][j] = ploadu<P>(d + j * ldd + i * L);
+  const index_t ldg = kLdg > 0 ? kLdg : ldg_;
+  P acc[NR * MR];  // as in panel_times_cols
+  PLRNN_UNROLL for (int j = 0; j < NR; ++j)
+    PLRNN_UNROLL for (int i = 0; i < MR; ++i) acc[j * MR + i] = ploadu<P>(d + j * ldd + i * L);
   for (index_t c = 0; c < cols; ++c) {
     P a[MR];
-    for (int i = 0; i < MR; ++i) prefetch<Prefetch>(g + (c + kAhead) * ldg + i * L);
-    for (int i = 0; i < MR; ++i) a[i] = ploadu<P>(g + c * ldg + i * L);
-    for (int j = 0; j < NR; ++j) {
+    PLRNN_UNROLL for (int i = 0; i < MR; ++i) prefetch<Prefetch>(g + (c + kAhead) * ldg + i * L);
+    PLRNN_UNROLL for (int i = 0; i < MR; ++i) a[i] = ploadu<P>(g + c * ldg + i * L);
+    PLRNN_UNROLL for (int j = 0; j < NR; ++j) {
       const P xv = pset1<P>(x[c * ldx + j]);
-      for (int i = 0; i < MR; ++i) acc[i][j] = pmadd(a[i], xv, acc[i][j]);
+      PLRNN_UNROLL for (int i = 0; i < MR; ++i) acc[j * MR + i] = pmadd(a[i], xv, acc[j * MR + i]);
     }
   }
-  for (int j = 0; j < NR; ++j)
-    for (int i = 0; i < MR; ++i) pstoreu(d + j * ldd + i * L, acc[i][j]);
+  PLRNN_UNROLL for (int j = 0; j < NR; ++j)
+    PLRNN_UNROLL for (int i = 0; i < MR; ++i) pstoreu(d + j * ldd + i * L, acc[j * MR + i]);
+}
+
+// One block of the weight gradient with G's panels packed ([nc][kRows] each, panel p at gp + p nc kRows):
+// d(group q, panel p) += G's panel p times X's group q^T for every whole group and panel. Out of line
+// and with G's stride a constant: inlined into its caller GCC ran out of general registers and kept
+// one in a mask register, an extra uop on an FMA port per iteration (the step at M = 128: 1.02x).
+template <typename S, bool Prefetch>
+__attribute__((noinline)) void packed_block_times_groups(const S* gp, const S* xp, index_t nc, index_t groups,
+                                                         index_t panels, S* d, index_t ldd) {
+  constexpr int NR = Tile<S>::kNR;
+  constexpr index_t R = Tile<S>::kRows;
+  for (index_t q = 0; q < groups; ++q)
+    for (index_t p = 0; p < panels; ++p)
+      panel_times_rows_t<S, NR, Prefetch, R>(gp + p * nc * R, R, xp + q * nc * NR, NR, nc,
+                                             d + q * NR * ldd + p * R, ldd);
 }
 
 }  // namespace detail
@@ -240,10 +261,14 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
           detail::copy_fixed<NR>(xc + c * ldx + q * NR, xp.data() + (q * nc + c) * NR, q * NR, fx);
       }
     auto run = [&](auto prefetch) {
-      for (index_t q = 0; q < groups; ++q)
-        for (index_t p = 0; p < panels; ++p)
-          detail::panel_times_rows_t<S, NR, decltype(prefetch)::value>(
-              gpk + p * gps, gld, xp.data() + q * nc * NR, NR, nc, d + q * NR * ldd + p * R, ldd);
+      constexpr bool kPrefetch = decltype(prefetch)::value;
+      if (g_in_place)
+        for (index_t q = 0; q < groups; ++q)
+          for (index_t p = 0; p < panels; ++p)
+            detail::panel_times_rows_t<S, NR, kPrefetch>(gc + p * R, ldg, xp.data() + q * nc * NR, NR, nc,
+                                                         d + q * NR * ldd + p * R, ldd);
+      else
+        detail::packed_block_times_groups<S, kPrefetch>(gp.data(), xp.data(), nc, groups, panels, d, ldd);
     };
     if (full * nc * static_cast<index_t>(sizeof(S)) >= detail::kPrefetchBytes)  // G's panels of this block
       run(std::true_type{});
