@@ -1,10 +1,13 @@
-// Per-chunk gradient accumulators, laid out exactly like the output arrays (row-major), so the
-// reduction over chunks is a flat, ordered sum.
+// Per-chunk gradient accumulators, laid out like the output arrays (row-major), so the reduction over
+// chunks is a flat, ordered sum; a matrix may instead be written column by column (mat_colmajor: the
+// layout of the packed products, which then write straight into the buffer), and the reduction
+// transposes it into the output once per call instead of once per chunk.
 #pragma once
 #include <algorithm>
 #include <vector>
 
 #include "core/eigen.h"
+#include "core/errors.h"
 #include "core/param_layout.h"
 
 namespace plrnn {
@@ -13,6 +16,7 @@ template <typename S>
 struct GradBuffers {
   std::array<AlignedVector<S>, kNumParams> data;
   std::array<ParamShape, kNumParams> shape;
+  std::array<bool, kNumParams> col_major{};  // data[id] holds the matrix column by column
 
   GradBuffers() = default;
   explicit GradBuffers(const ModelSpec& spec) { reset(spec); }
@@ -21,9 +25,18 @@ struct GradBuffers {
     for (int id = 0; id < kNumParams; ++id) {
       shape[id] = param_shape(spec, id);
       data[id].assign(shape[id].present ? static_cast<size_t>(shape[id].size()) : 0, S(0));
+      col_major[id] = false;
     }
   }
-  MapRow<S> mat(int id) { return MapRow<S>(data[id].data(), shape[id].rows, shape[id].cols); }
+  MapRow<S> mat(int id) {
+    PLRNN_ASSERT(!col_major[id]);
+    return MapRow<S>(data[id].data(), shape[id].rows, shape[id].cols);
+  }
+  // The matrix as a column-major map (zeros until written); from now on the buffer is column-major.
+  Eigen::Map<Mat<S>> mat_colmajor(int id) {
+    col_major[id] = true;
+    return Eigen::Map<Mat<S>>(data[id].data(), shape[id].rows, shape[id].cols);
+  }
   MapVec<S> vec(int id) { return MapVec<S>(data[id].data(), shape[id].rows); }
 };
 
@@ -48,20 +61,36 @@ void trim_chunk_grad_buffers(std::vector<GradBuffers<S>>& parts, size_t keep_byt
   if (bytes > keep_bytes) std::vector<GradBuffers<S>>().swap(parts);
 }
 
-// out[id] = sum over chunks (in chunk order, from 0) for every parameter the model has.
+// dst [rows, cols] (row-major) = src (column-major), dst written in order
+template <typename S>
+void copy_transposed(const S* __restrict src, index_t rows, index_t cols, S* __restrict dst) {
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t c = 0; c < cols; ++c) dst[r * cols + c] = src[c * rows + r];
+}
+
+// out[id] = sum over chunks (in chunk order, from 0) for every parameter the model has. Column-major
+// parts (all parts of a call are written alike) are summed flat too, their buffers read in order (on
+// several threads most of them come from another core's cache), and the sum is transposed into out
+// once.
 template <typename S>
 void reduce_grads(const std::vector<GradBuffers<S>>& parts, Grads<S> out) {
   auto slots = param_slots(out);
+  AlignedVector<S> sum;  // the column-major sum
   for (int id = 0; id < kNumParams; ++id) {
     S* __restrict dst = *slots[id];
     if (parts.empty() || !parts[0].shape[id].present) continue;
     PLRNN_ASSERT(dst != nullptr);
     const size_t n = parts[0].data[id].size();
-    std::fill(dst, dst + n, S(0));
+    const bool col_major = parts[0].col_major[id];
+    if (col_major) sum.resize(n);
+    S* __restrict acc = col_major ? sum.data() : dst;
+    std::fill(acc, acc + n, S(0));
     for (const auto& part : parts) {  // a part at a time: the same sums, vectorised
+      PLRNN_ASSERT(part.col_major[id] == col_major);
       const S* __restrict src = part.data[id].data();
-      for (size_t i = 0; i < n; ++i) dst[i] += src[i];
+      for (size_t i = 0; i < n; ++i) acc[i] += src[i];
     }
+    if (col_major) copy_transposed(acc, parts[0].shape[id].rows, parts[0].shape[id].cols, dst);
   }
 }
 

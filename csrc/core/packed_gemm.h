@@ -319,16 +319,16 @@ Eigen::Block<Mat<S>> multiply(const PackedRows<S>& A, typename NonDeduced<CRef<S
   return buf.out.topLeftCorner(A.M(), X.cols());
 }
 
-// G fx(X)^T [M, K] (column-major) for G [M, c], X [K, c], summed over the c columns, fx(k, X(k, c))
-// elementwise (default: X itself): whole row panels with the register-blocked kernel, the remaining
-// M % kRows rows with Eigen.
+// D [M, K] (column-major, zeros on entry) = G fx(X)^T for G [M, c], X [K, c], summed over the c
+// columns, fx(k, X(k, c)) elementwise (default: X itself): whole row panels with the register-blocked
+// kernel, the remaining M % kRows rows with Eigen. D is written in place (a gradient buffer's
+// column-major map, core/grad_buffers.h: no copy of the result).
 template <typename S, class Fx = Identity>
-Mat<S> times_transpose(CRef<S> G, CRef<S> X, const Fx& fx = {}) {
-  PLRNN_ASSERT(G.cols() == X.cols());
-  Mat<S> D = Mat<S>::Zero(G.rows(), X.rows());
+void times_transpose_into(CRef<S> G, CRef<S> X, Ref<S> D, const Fx& fx = {}) {
+  PLRNN_ASSERT(G.cols() == X.cols() && D.rows() == G.rows() && D.cols() == X.rows());
   const index_t rest = gemm_abt_acc(G.data(), G.outerStride(), X.data(), X.outerStride(), G.rows(),
                                     X.rows(), G.cols(), D.data(), D.outerStride(), fx);
-  if (rest == 0) return D;
+  if (rest == 0) return;
   if constexpr (std::is_same_v<Fx, Identity>) {
     D.bottomRows(rest).noalias() = G.bottomRows(rest) * X.transpose();
   } else {
@@ -337,7 +337,6 @@ Mat<S> times_transpose(CRef<S> G, CRef<S> X, const Fx& fx = {}) {
       for (index_t k = 0; k < X.rows(); ++k) FX(k, c) = fx(k, X(k, c));
     D.bottomRows(rest).noalias() = G.bottomRows(rest) * FX.transpose();
   }
-  return D;
 }
 
 }  // namespace plrnn::packed

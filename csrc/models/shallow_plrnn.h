@@ -194,8 +194,8 @@ class ShallowPLRNN {
       param_grads_lanes(tape, g);
     } else {
       g.vec(pA) = tape.g_A;
-      g.mat(pW1) = packed::times_transpose(G_all, CRef<S>(tape.Phi));
-      g.mat(pW2) = packed::times_transpose(CRef<S>(tape.Delta), U_all);
+      packed::times_transpose_into<S>(G_all, tape.Phi, g.mat_colmajor(pW1));  // in place (no copy per chunk)
+      packed::times_transpose_into<S>(tape.Delta, U_all, g.mat_colmajor(pW2));
       g.vec(ph1) = tape.g_h1;
       g.vec(ph2) = tape.g_h2;
     }

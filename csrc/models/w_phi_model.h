@@ -117,11 +117,12 @@ class WPhiModel {
   void param_grads(CRef<S> U_all, CRef<S> G_all, CRef<S> S_all, const Tape& tape,
                    GradBuffers<S>& g) const {
     g.vec(pA) = tape.g_A;
+    auto gW = g.mat_colmajor(pW);  // written in place by the product (no copy per chunk)
     if constexpr (Phi::kTapePhi)
-      g.mat(pW) = packed::times_transpose(G_all, CRef<S>(tape.PhiU));
+      packed::times_transpose_into<S>(G_all, tape.PhiU, gW);
     else  // phi(U) recomputed while the product packs U (the same values: no tape of phi)
-      g.mat(pW) = packed::times_transpose(G_all, U_all, [this](index_t i, S u) { return phi_.value(u, i); });
-    if (zero_diag_W_) g.mat(pW).diagonal().setZero();  // kinds.h: a constraint of the kind
+      packed::times_transpose_into<S>(G_all, U_all, gW, [this](index_t i, S u) { return phi_.value(u, i); });
+    if (zero_diag_W_) gW.diagonal().setZero();  // kinds.h: a constraint of the kind
     g.vec(ph) = tape.g_h;
     if (K_ > 0) g.mat(pC).noalias() = G_all * S_all.transpose();
     if constexpr (Phi::kHasParams) phi_.param_grads(U_all, tape.R, g);
