@@ -167,14 +167,16 @@ inline void panel_times_rows_t(const S* g, index_t ldg_, const S* x, index_t ldx
 // d(group q, panel p) += G's panel p times X's group q^T for every whole group and panel. Out of line
 // and with G's stride a constant: inlined into its caller GCC ran out of general registers and kept
 // one in a mask register, an extra uop on an FMA port per iteration (the step at M = 128: 1.02x).
+// X's group q at xq + q xqs, columns xld apart.
 template <typename S, bool Prefetch>
-__attribute__((noinline)) void packed_block_times_groups(const S* gp, const S* xp, index_t nc, index_t groups,
-                                                         index_t panels, S* d, index_t ldd) {
+__attribute__((noinline)) void packed_block_times_groups(const S* gp, const S* xq, index_t xqs, index_t xld,
+                                                         index_t nc, index_t groups, index_t panels, S* d,
+                                                         index_t ldd) {
   constexpr int NR = Tile<S>::kNR;
   constexpr index_t R = Tile<S>::kRows;
   for (index_t q = 0; q < groups; ++q)
     for (index_t p = 0; p < panels; ++p)
-      panel_times_rows_t<S, NR, Prefetch, R>(gp + p * nc * R, R, xp + q * nc * NR, NR, nc,
+      panel_times_rows_t<S, NR, Prefetch, R>(gp + p * nc * R, R, xq + q * xqs, xld, nc,
                                              d + q * NR * ldd + p * R, ldd);
 }
 
@@ -208,8 +210,8 @@ void gemm(const PackedRows<S>& A, const S* x, index_t ldx, index_t n, S* out, in
 // their count back.
 //
 // The reduction runs in blocks of kChunk columns. Each block of G is copied into row panels
-// [kChunk][kRows] (unless its columns lie at most kInPlaceBytes apart, below) and each block of X into
-// column groups [kChunk][kNR], so that the kernel reads both with unit stride: read in place,
+// [kChunk][kRows] and each block of X into column groups [kChunk][kNR] (unless read in place,
+// kInPlaceBytes below), so that the kernel reads both with unit stride: read in place,
 // consecutive columns of G and X lie ldg and ldx elements apart (512 bytes at M = 128), which maps
 // them onto a few L1 sets and defeats the prefetcher (the product ran at about 15 % of the FMA peak).
 // A block is short (kChunk = 80 columns): the packed panels of G (M x 80, 40 KiB at M = 128) and the
@@ -225,6 +227,14 @@ struct Identity {
   S operator()(index_t, S v) const { return v; }
 };
 
+// An operand whose columns lie at most kInPlaceBytes apart (M <= 64 floats) is read in place: G's
+// panels (panel p at g + p R, columns ldg apart) and, without fx, X's groups (group q at x + q NR,
+// columns ldx apart), which the prefetcher follows; copying G cost more than it saved (1.05-1.15x per
+// step at M = 32 and 64 on an AVX-512 Xeon; at M = 128 no difference, so packed there).
+constexpr index_t kInPlaceBytes = 256;
+template <typename S>
+constexpr bool read_in_place(index_t ld) { return ld * static_cast<index_t>(sizeof(S)) <= kInPlaceBytes; }
+
 template <typename S, class Fx = Identity>
 index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M, index_t K,
                      index_t cols, S* d, index_t ldd, const Fx& fx = {}) {
@@ -235,13 +245,9 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
   const index_t full = M / R * R, kfull = K / NR * NR;
   const index_t panels = full / R, groups = kfull / NR;
   if (panels == 0) return M;  // no whole row panel: all rows are the caller's (nothing to pack X for)
-  // G's columns at most kInPlaceBytes apart (M <= 64 floats): its panels are read in place (panel p at
-  // g + p R, columns ldg apart), which the prefetcher follows; the copy cost more than it saved
-  // (1.05-1.15x per step at M = 32 and 64 on an AVX-512 Xeon; at M = 128 no difference, so packed).
-  constexpr index_t kInPlaceBytes = 256;
-  const bool g_in_place = ldg * static_cast<index_t>(sizeof(S)) <= kInPlaceBytes;
+  const bool g_in_place = read_in_place<S>(ldg), x_in_place = kIdentity && read_in_place<S>(ldx);
   AlignedVector<S> gp(g_in_place ? 0 : static_cast<size_t>(full * std::min(kChunk, cols)));
-  AlignedVector<S> xp(static_cast<size_t>(kfull * std::min(kChunk, cols)));
+  AlignedVector<S> xp(x_in_place ? 0 : static_cast<size_t>(kfull * std::min(kChunk, cols)));
   AlignedVector<S> xt(kIdentity ? 0 : static_cast<size_t>(std::min(kChunk, cols)));  // one row of X, fx applied
   for (index_t c0 = 0; c0 < cols; c0 += kChunk) {
     const index_t nc = std::min(kChunk, cols - c0);
@@ -253,22 +259,26 @@ index_t gemm_abt_acc(const S* g, index_t ldg, const S* x, index_t ldx, index_t M
       for (index_t p = 0; p < panels; ++p)  // G's panel p: [nc][R]
         for (index_t c = 0; c < nc; ++c)
           detail::copy_fixed<R>(gc + c * ldg + p * R, gp.data() + (p * nc + c) * R);
-    for (index_t q = 0; q < groups; ++q)  // X's group q: [nc][NR]
-      for (index_t c = 0; c < nc; ++c) {
-        if constexpr (kIdentity)
-          detail::copy_fixed<NR>(xc + c * ldx + q * NR, xp.data() + (q * nc + c) * NR);
-        else
-          detail::copy_fixed<NR>(xc + c * ldx + q * NR, xp.data() + (q * nc + c) * NR, q * NR, fx);
-      }
+    if (!x_in_place)
+      for (index_t q = 0; q < groups; ++q)  // X's group q: [nc][NR]
+        for (index_t c = 0; c < nc; ++c) {
+          if constexpr (kIdentity)
+            detail::copy_fixed<NR>(xc + c * ldx + q * NR, xp.data() + (q * nc + c) * NR);
+          else
+            detail::copy_fixed<NR>(xc + c * ldx + q * NR, xp.data() + (q * nc + c) * NR, q * NR, fx);
+        }
+    // X's group q at xq + q * xqs, columns xld apart
+    const S* xq = x_in_place ? xc : xp.data();
+    const index_t xqs = x_in_place ? NR : nc * NR, xld = x_in_place ? ldx : NR;
     auto run = [&](auto prefetch) {
       constexpr bool kPrefetch = decltype(prefetch)::value;
       if (g_in_place)
         for (index_t q = 0; q < groups; ++q)
           for (index_t p = 0; p < panels; ++p)
-            detail::panel_times_rows_t<S, NR, kPrefetch>(gc + p * R, ldg, xp.data() + q * nc * NR, NR, nc,
+            detail::panel_times_rows_t<S, NR, kPrefetch>(gc + p * R, ldg, xq + q * xqs, xld, nc,
                                                          d + q * NR * ldd + p * R, ldd);
       else
-        detail::packed_block_times_groups<S, kPrefetch>(gp.data(), xp.data(), nc, groups, panels, d, ldd);
+        detail::packed_block_times_groups<S, kPrefetch>(gp.data(), xq, xqs, xld, nc, groups, panels, d, ldd);
     };
     if (full * nc * static_cast<index_t>(sizeof(S)) >= detail::kPrefetchBytes)  // G's panels of this block
       run(std::true_type{});
