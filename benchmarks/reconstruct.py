@@ -8,7 +8,13 @@ largest Lyapunov exponent and its relative error to the reference, PE(20), and t
     python benchmarks/reconstruct.py                       # both systems, seeds 0 1 2
     python benchmarks/reconstruct.py --systems lorenz63 --seeds 0 1 2 3 4
 
-Writes ``benchmarks/results/reconstruct.json`` (configs, per-run metrics, summary) and prints a
+With ``--floor K`` (default 8) each system also gets its floor: the same observation metrics
+(``metrics.score_trajectory``: D_stsp, D_H of the evaluation, the same length as a model's scored free
+run) for K noiseless trajectories of the true system from other initial conditions (generator seeds
+1000, 1001, ...), standardised with the training statistics like the test series: what a perfect
+reconstruction scores at this test length.
+
+Writes ``benchmarks/results/reconstruct.json`` (configs, per-run metrics, summary, floor) and prints a
 Markdown table. Targets (issue: Lorenz-63, 1e5 samples, dt = 0.01, 1 % noise, 2 CPU cores):
 D_stsp <= 0.3 (binned, 30 bins), D_H <= 0.1, lambda_max within 10 % of 0.906, <= 5 minutes.
 """
@@ -25,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from plrnn_native import cli
+from plrnn_native import cli, data, metrics, runconfig
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -54,6 +60,33 @@ def run_one(system: str, seed: int, extra: list, folder: str, threads: int) -> d
     return metrics
 
 
+def floor(system: str, extra: list, k: int) -> dict:
+    """D_stsp and D_H of ``k`` noiseless trajectories of the true system against the run's test series
+    (the data as ``plrnn train`` builds them with these settings; each trajectory as long as the
+    model's scored free run, standardised with the training statistics like the test series)."""
+    cfg = runconfig.resolve(None, [f"data.system={system}", *extra]).cfg
+    train, test = cli.load_data(cfg)
+    tr, te = train[0], test[0]
+    ev = cfg["evaluate"]
+    max_steps = int(ev.get("max_test_steps", 0) or 0)
+    x_test = np.asarray(te.x[:max_steps] if max_steps else te.x, dtype=cfg["model"].get("dtype", "float32"))
+    T = x_test.shape[0]
+    length = round(ev.get("gen_factor", 1.25) * T) - round(ev.get("transient_fraction", 0.25) * T)
+    gen = {key: v for key, v in cfg["data"].items() if key not in ("system", "test_T", "test_fraction", "test_split")}
+    rows = []
+    for i in range(k):
+        ts = data.make(system, **{**gen, "T": length, "seed": 1000 + i, "obs_noise": 0.0})
+        x = (ts.x * ts.std + ts.mean - tr.mean) / tr.std  # the training data's standardisation
+        rows.append(metrics.score_trajectory(x_test, x, seed=i))
+    out = {"trajectories": k, "generator_seeds": [1000 + i for i in range(k)], "T_generated": length,
+           "D_stsp_variant": rows[0]["D_stsp_variant"]}
+    for key in ("D_stsp", "D_H"):
+        vals = np.array([r[key] for r in rows])
+        out[key] = {"mean": float(vals.mean()), "std": float(vals.std()), "max": float(vals.max()),
+                    "values": vals.tolist()}
+    return out
+
+
 def summarize(runs: list) -> dict:
     keys = ["D_stsp", "D_H", "lambda_max_model", "lambda_max_rel_error", "PE", "train_seconds"]
     out = {}
@@ -71,6 +104,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="native threads (0: all cores)")
     p.add_argument("--set", action="append", default=[], help="extra section.key=value for every run")
     p.add_argument("--keep", help="folder to keep the run folders in (default: a temporary folder)")
+    p.add_argument("--floor", type=int, default=8, metavar="K",
+                   help="true-system trajectories scored as the floor (0: none)")
     p.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "reconstruct.json")
     args = p.parse_args(argv)
 
@@ -89,6 +124,8 @@ def main(argv=None) -> int:
             runs.append(r)
         results["systems"][system] = {"settings": extra, "runs": runs, "summary": summarize(runs),
                                       "targets": TARGETS.get(system)}
+        if args.floor > 0:
+            results["systems"][system]["floor"] = floor(system, extra, args.floor)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=1, default=float))
 
@@ -105,6 +142,10 @@ def main(argv=None) -> int:
         print(f"| {system} | {cell(s, 'D_stsp')} ({variant}) | {cell(s, 'D_H')} | {cell(s, 'lambda_max_model')} "
               f"| {cell(s, 'lambda_max_rel_error')} | {cell(s, 'PE', '{:.2e}')} | {cell(s, 'train_seconds', '{:.0f}')} "
               f"| {len(res['runs'])} |")
+        if "floor" in res:
+            f = res["floor"]
+            print(f"| {system}: the true system (floor) | {cell(f, 'D_stsp')} | {cell(f, 'D_H')} | – | – | – | – "
+                  f"| {f['trajectories']} trajectories |")
     print(f"\nrun folders: {folder}\nresults: {args.output}")
     return 0
 

@@ -421,6 +421,50 @@ def test_evaluate_diverging_model_is_flagged_not_raised(A):
     json.dumps(r)
 
 
+@pytest.mark.parametrize("N, seed", [(3, 5), (6, 6)])
+def test_score_trajectory_is_the_observation_part_of_evaluate(N, seed):
+    # the same free run as evaluate's (generate from x[0], transient dropped): the same D_stsp, D_H,
+    # variant, constants and outside fraction (one rule for both, metrics/protocol.py)
+    model = stable_model(M=8, N=N, seed=seed)
+    x = sines(600, [0.011, 0.017, 0.023, 0.029, 0.031, 0.037][:N])
+    r = metrics.evaluate(model, x, dt=0.01, seed=3, lyapunov_steps=100, lyapunov_transient=10)
+    x_gen = model.generate(r["T_generated"], x0=x[0])[r["T_transient"]:]
+    s = metrics.score_trajectory(x, x_gen, seed=3)
+    assert set(s) == {"D_stsp", "D_stsp_variant", "D_stsp_constants", "outside_fraction", "D_H",
+                      "D_H_smoothing_sigma", "T_test", "T_generated"}
+    for key in ("D_stsp", "D_stsp_variant", "D_stsp_constants", "outside_fraction", "D_H", "D_H_smoothing_sigma"):
+        assert s[key] == r[key], key
+    assert (s["T_test"], s["T_generated"]) == (600, 600)
+    assert s["D_stsp_variant"] == ("binned" if N <= 4 else "gmm")
+    expected_h = metrics.power_spectrum_distance(x, x_gen)
+    assert s["D_H"] == expected_h and s["D_H"] > 0
+    json.dumps(s)
+
+
+def test_score_trajectory_of_the_data_itself_is_zero_and_bad_input_raises():
+    x = sines(500, [0.013, 0.021, 0.005])
+    s = metrics.score_trajectory(x, x)
+    assert s["D_stsp"] == pytest.approx(0.0, abs=1e-12) and s["D_H"] == 0.0 and s["outside_fraction"] == 0.0
+    with pytest.raises(ValueError, match=named("x_gen")):
+        metrics.score_trajectory(x, x[:, :2])
+    bad = x.copy()
+    bad[7, 1] = np.nan
+    with pytest.raises(ValueError, match=named("x_gen")):
+        metrics.score_trajectory(x, bad)
+    with pytest.raises(ValueError, match=named("x_test")):
+        metrics.score_trajectory(bad, x)
+    const = x.copy()
+    const[:, 2] = 1.0
+    with pytest.raises(ValueError, match=named("x_test")):
+        metrics.score_trajectory(const, x)
+    with pytest.raises(ValueError, match=named("x_gen")):
+        metrics.score_trajectory(x, x[:1])
+    with pytest.raises(ValueError, match=named("gmm_scaling")):
+        metrics.score_trajectory(x, x, gmm_scaling=0.0)
+    with pytest.raises(TypeError, match=named("x_gen")):
+        metrics.score_trajectory(x, x.astype(np.complex128))
+
+
 # ----------------------------------------------------------------------------------------------
 # bad input
 # ----------------------------------------------------------------------------------------------

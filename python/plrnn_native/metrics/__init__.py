@@ -21,6 +21,7 @@ Metrics and their constants (defaults in brackets):
 - :func:`lyapunov_spectrum` -- Lyapunov exponents of the model by QR re-orthonormalisation along a free
   trajectory with the exact Jacobians.
 - :func:`evaluate` -- the whole protocol on a test set.
+- :func:`score_trajectory` -- its observation metrics (``D_stsp``, ``D_H``) for any generated series.
 
 Modules, by concern: :mod:`.observations` (``D_stsp``, ``D_H``: two series compared),
 :mod:`.prediction` (``PE``, VPT: a model's predictions from data-inferred states), :mod:`.dynamics`
@@ -34,7 +35,7 @@ from .dynamics import lyapunov_spectrum
 from .observations import (power_spectrum_distance, state_space_divergence_binned,
                            state_space_divergence_gmm)
 from .prediction import prediction_error, prediction_error_curve, valid_prediction_time
-from .protocol import evaluate
+from .protocol import evaluate, score_trajectory
 
 # used by other modules of the package (cli, runconfig), not part of __all__
 from ._checks import SeedLike  # noqa: F401
@@ -50,4 +51,5 @@ __all__ = [
     "valid_prediction_time",
     "lyapunov_spectrum",
     "evaluate",
+    "score_trajectory",
 ]

@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .._validation import as_rng, check_float, check_int
-from ._checks import SeedLike, check_model, model_data
+from ._checks import SeedLike, check_model, model_data, real_array, same_dim
 from .dynamics import lyapunov_spectrum
 from .observations import (BINNED_MAX_DIM, power_spectrum_distance, state_space_divergence_binned,
                            state_space_divergence_gmm)
@@ -138,18 +138,8 @@ def _blank_result(model, x: np.ndarray, dt: float, lyapunov_max: Optional[float]
                   T_tr: int, s: dict) -> dict:
     """The result dict with every entry at its not-yet-scored value and the constants used."""
     T, N = x.shape
-    binned = N <= BINNED_MAX_DIM
     return {
-        "D_stsp": math.nan,
-        "D_stsp_variant": "binned" if binned else "gmm",
-        "D_stsp_constants": (
-            dict(bins=30, widen=0.1, smoothing=1e-5, outside="drop")
-            if binned
-            else dict(scaling=s["gmm_scaling"], max_points=10_000, n_samples=1000)
-        ),
-        "outside_fraction": math.nan,
-        "D_H": math.nan,
-        "D_H_smoothing_sigma": 20.0,
+        **_observation_entries(N, s["gmm_scaling"]),
         "PE": math.nan,
         "PE_steps": s["pe_steps"],
         "VPT": None,
@@ -181,6 +171,57 @@ def _divergence(x64: np.ndarray, x_gen: np.ndarray, z: np.ndarray,
         return True, (f"free run leaves the data by more than {divergence_factor:g} x "
                       "their largest deviation from the mean")
     return False, None
+
+
+def score_trajectory(x_test: np.ndarray, x_gen: np.ndarray, seed: SeedLike = None,
+                     gmm_scaling: float = 1.0) -> dict:
+    """Score any generated series against the test data with the observation metrics of
+    :func:`evaluate` (step 2 and 3, the same variant and constants): e.g. a free run made elsewhere, or
+    a trajectory of the true system, whose scores are the floor a perfect reconstruction reaches at this
+    length (``benchmarks/reconstruct.py --floor``).
+
+    Args:
+        x_test: data ``[T, N]``, finite, ``T >= 2``, no constant dimension. x_gen: ``[T', N]``,
+            finite (``T'`` may differ from ``T``; :func:`evaluate` scores ``T' = T`` with its defaults).
+        seed: for the GMM variant (``N > 4``). gmm_scaling: its mixture std (1.0).
+
+    Returns:
+        a dict of plain floats/str: ``D_stsp``, ``D_stsp_variant``, ``D_stsp_constants``,
+        ``outside_fraction``, ``D_H``, ``D_H_smoothing_sigma``, ``T_test``, ``T_generated``.
+    """
+    x64 = real_array("x_test", x_test)  # float64
+    x_gen = real_array("x_gen", x_gen)
+    same_dim(x64, x_gen)
+    gmm_scaling = check_float("gmm_scaling", gmm_scaling, 0.0, lo_open=True)
+    rng = as_rng("seed", seed)
+    if x64.shape[0] < 2 or x_gen.shape[0] < 2:
+        raise ValueError(f"x_test, x_gen: need at least 2 steps each, got {x64.shape[0]} and {x_gen.shape[0]}")
+    if np.any(np.ptp(x64, axis=0) == 0):
+        raise ValueError(f"x_test: dimension {int(np.argmin(np.ptp(x64, axis=0)))} is constant")
+    result = {**_observation_entries(x64.shape[1], gmm_scaling), "T_test": int(x64.shape[0]),
+              "T_generated": int(x_gen.shape[0])}
+    _score_observations(result, x64, x_gen, rng)
+    for key in ("D_stsp", "D_H", "outside_fraction"):
+        result[key] = float(result[key])
+    return result
+
+
+def _observation_entries(N: int, gmm_scaling: float) -> dict:
+    """The observation metrics' entries of a result, not yet scored: the ``D_stsp`` variant for ``N``
+    dimensions and the constants of both metrics (the one place they are set)."""
+    binned = N <= BINNED_MAX_DIM
+    return {
+        "D_stsp": math.nan,
+        "D_stsp_variant": "binned" if binned else "gmm",
+        "D_stsp_constants": (
+            dict(bins=30, widen=0.1, smoothing=1e-5, outside="drop")
+            if binned
+            else dict(scaling=gmm_scaling, max_points=10_000, n_samples=1000)
+        ),
+        "outside_fraction": math.nan,
+        "D_H": math.nan,
+        "D_H_smoothing_sigma": 20.0,
+    }
 
 
 def _score_observations(result: dict, x64: np.ndarray, x_gen: np.ndarray,
