@@ -22,6 +22,11 @@ SIMD width of the build). Each configuration reports the rate of its matrix prod
 (``matrix_flops``: the products with W, or W1 and W2, forward, backward and gradient) as a fraction
 of ``threads`` x that peak, and the speed-up over torch that native would have if those products ran
 at 100 % of the peak and nothing else took time: no implementation of the same arithmetic can beat it.
+For the standard PLRNN the two matrix kernels of the step are also timed alone on one core
+(``_core.kernel_rates``: the per-step product and the gradient of W, on the step's data layout), and the
+record gives the fraction of the peak the step would reach at those rates with nothing else taking time
+(``native_fraction_bound_by_kernels``, the column "% of peak the kernels allow") and the share of the
+measured step that the kernels' own time explains (``kernel_share_of_native``).
 
 The default run covers the models users train: the shipped defaults (the Lorenz-63 preset, a
 shallow PLRNN M=3 H=100 B=16 T=200 with sparse forcing tau=25, and the settings derived for
@@ -297,6 +302,24 @@ def matrix_flops(config: Config) -> float:
     return 3 * 2.0 * config.M * config.M * steps
 
 
+def kernel_bound(config: Config, rates: dict[str, float], peak: float) -> dict[str, Any]:
+    """What the step's two matrix kernels allow on their own (standard PLRNN): their rates measured alone
+    on one core (``_core.kernel_rates``: the per-step product, which the forward ``W phi`` and backward
+    ``W^T g`` share, and the gradient ``g phi^T``), the time the step's products would take at those
+    rates on ``threads`` cores (2/3 of ``matrix_flops`` at the product's rate, 1/3 at the gradient's),
+    and the fraction of the FMA peak the whole step would reach if nothing else took time."""
+    flops = matrix_flops(config)
+    seconds = (2 / 3 * flops / rates["product_flops"] + 1 / 3 * flops / rates["weight_grad_flops"]) / config.threads
+    return {
+        "kernel_gflops_per_core": {"product": rates["product_flops"] / 1e9,
+                                   "weight_grad": rates["weight_grad_flops"] / 1e9},
+        "kernel_fraction_of_fma_peak": {"product": rates["product_flops"] / peak,
+                                        "weight_grad": rates["weight_grad_flops"] / peak},
+        "native_ms_at_kernel_rates": seconds * 1e3,
+        "native_fraction_bound_by_kernels": flops / seconds / (peak * config.threads),
+    }
+
+
 # --------------------------------------------------------------------------------------------------
 # Correctness check
 # --------------------------------------------------------------------------------------------------
@@ -451,6 +474,11 @@ def run_config(
         record["native_matrix_gflops"] = rate / 1e9
         record["native_fraction_of_fma_peak"] = rate / (args.peak_flops * config.threads)
         record["native_ms_at_fma_peak"] = record["matrix_flops"] / (args.peak_flops * config.threads) * 1e3
+        if config.kind == "standard" and hasattr(pn._core, "kernel_rates"):
+            rates = pn._core.kernel_rates("float32", config.M, config.B, config.T, args.kernel_seconds)
+            record.update(kernel_bound(config, rates, args.peak_flops))
+            # the share of the measured step that the kernels' own time explains (the rest: everything else)
+            record["kernel_share_of_native"] = record["native_ms_at_kernel_rates"] / native["median_ms"]
     return record
 
 
@@ -512,8 +540,8 @@ def markdown_table(records: Sequence[dict[str, Any]]) -> str:
     lines = [
         "| model | M | B | T | N | forcing | threads | native ms, median (IQR) | JAX ms | torch ms "
         "| JAX / native | torch / native | native % of FMA peak | native ms at 100 % peak "
-        "| loss rel. diff (torch, JAX) |",
-        "|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| % of peak the kernels allow | loss rel. diff (torch, JAX) |",
+        "|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for rec in records:
         cfg = rec["config"]
@@ -527,6 +555,7 @@ def markdown_table(records: Sequence[dict[str, Any]]) -> str:
         ratios = [rec.get(f"ratio_{name}_over_native") for name in BASELINES]
         fraction = rec.get("native_fraction_of_fma_peak")
         at_peak = rec.get("native_ms_at_fma_peak")
+        bound = rec.get("native_fraction_bound_by_kernels")
         cells = [
             kind,
             *(str(cfg[key]) for key in ("M", "B", "T", "N")),
@@ -537,6 +566,7 @@ def markdown_table(records: Sequence[dict[str, Any]]) -> str:
             *("—" if r is None else f"{r:.2f}x" for r in ratios),
             "—" if fraction is None else f"{100 * fraction:.0f} %",
             "—" if at_peak is None else f"{at_peak:.3g}",
+            "—" if bound is None else f"{100 * bound:.0f} %",
             ", ".join(diffs),
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -586,6 +616,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="untimed calls before each block, for at least this long (the first call's wake-up and a "
              "core that was idle can be slow for milliseconds)",
     )
+    parser.add_argument(
+        "--kernel-seconds", type=float, default=0.2,
+        help="standard PLRNN: time each of the step's two matrix kernels alone this long (_core.kernel_rates)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of model init and data")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     parser.add_argument("--no-jax", action="store_true", help="skip the JAX baseline")
@@ -598,8 +632,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         or min(args.threads) < 1
         or args.tau < 1
         or not 0 <= args.alpha <= 1
+        or not 0 < args.kernel_seconds <= 10
     ):
-        parser.error("need T >= 2, 1 <= N < M, tau >= 1, 0 <= alpha <= 1 and threads >= 1")
+        parser.error("need T >= 2, 1 <= N < M, tau >= 1, 0 <= alpha <= 1, threads >= 1 and "
+                     "0 < kernel-seconds <= 10")
     if args.clipped and args.model != "shallow":
         parser.error("--clipped needs --model shallow")
     try:

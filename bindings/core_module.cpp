@@ -16,6 +16,7 @@
 #include "analysis/lyapunov.h"
 #include "api.h"
 #include "core/fma_peak.h"
+#include "core/kernel_rates.h"
 #include "observation/pinv.h"
 #include "rollout/lane_bptt.h"
 #include "adam_binding.h"
@@ -360,6 +361,34 @@ PYBIND11_MODULE(_core, m) {
                               : plrnn::fma_peak_flops<double>(seconds);
   }, py::arg("dtype") = "float32", py::arg("seconds") = 0.2,
      "FMA throughput (flop/s, 2 per FMA) of the calling thread in the SIMD width of this build.");
+
+  m.def("kernel_rates", [](const std::string& dtype, long M, long B, long T, double seconds) {
+    if (dtype != "float32" && dtype != "float64")
+      throw py::value_error("dtype: must be 'float32' or 'float64', got '" + dtype + "'");
+    if (!(seconds > 0 && seconds <= 10)) throw py::value_error("seconds: must be in (0, 10]");
+    if (M < 1 || M > 4096) throw py::value_error("M: must be in [1, 4096]");
+    if (B < 1 || B > 4096) throw py::value_error("B: must be in [1, 4096]");
+    if (T < 2 || T > 100000) throw py::value_error("T: must be in [2, 100000]");
+    const auto [b0, b1] = plrnn::chunk_range(B, plrnn::batch_chunks(B), 0);
+    if (double(M) * double(T - 1) * double(b1 - b0) > double(1L << 25))
+      throw py::value_error("M, B, T: the probe's arrays [M, (T - 1) B / chunks] would hold more than 2^25 values");
+    plrnn::KernelRates r{};
+    {
+      py::gil_scoped_release nogil;
+      r = dtype == "float32" ? plrnn::kernel_rates<float>(M, B, T, seconds)
+                             : plrnn::kernel_rates<double>(M, B, T, seconds);
+    }
+    py::dict out;
+    out["product_flops"] = r.product;
+    out["weight_grad_flops"] = r.weight_grad;
+    out["nb"] = r.nb;
+    out["cols"] = r.cols;
+    return out;
+  }, py::arg("dtype"), py::arg("M"), py::arg("B"), py::arg("T"), py::arg("seconds") = 0.2,
+     "For benchmarks: flop/s (2 per FMA) on the calling thread of the standard PLRNN step's two matrix kernels "
+     "on their own (csrc/core/kernel_rates.h): the per-step product of a packed [M, M] matrix with one chunk's "
+     "[M, nb] block ('product_flops') and the gradient of W over the chunk's (T - 1) nb columns "
+     "('weight_grad_flops'); 'nb', 'cols' the chunk's sequences and columns. Each timed for about 2 x seconds.");
 
   m.def("get_num_threads", &plrnn::get_num_threads);
   m.def("set_num_threads", &plrnn::set_num_threads, py::arg("n"));
