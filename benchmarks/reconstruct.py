@@ -7,6 +7,7 @@ largest Lyapunov exponent and its relative error to the reference, PE(20), and t
 
     python benchmarks/reconstruct.py                       # both systems, seeds 0 1 2
     python benchmarks/reconstruct.py --systems lorenz63 --seeds 0 1 2 3 4
+    python benchmarks/reconstruct.py --floor-only --floor 16    # the true systems' scores alone
 
 With ``--floor K`` (default 8) each system also gets its floor: the same observation metrics
 (``metrics.score_trajectory``: D_stsp, D_H of the evaluation, the same length as a model's scored free
@@ -106,17 +107,20 @@ def main(argv=None) -> int:
     p.add_argument("--keep", help="folder to keep the run folders in (default: a temporary folder)")
     p.add_argument("--floor", type=int, default=8, metavar="K",
                    help="true-system trajectories scored as the floor (0: none)")
+    p.add_argument("--floor-only", action="store_true", help="only the floor: train no model")
     p.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "reconstruct.json")
     args = p.parse_args(argv)
+    if args.floor < 0 or (args.floor_only and args.floor == 0):
+        p.error("--floor must be >= 0, and >= 1 with --floor-only")
 
-    folder = args.keep or tempfile.mkdtemp(prefix="plrnn-reconstruct-")
+    folder = args.keep or (None if args.floor_only else tempfile.mkdtemp(prefix="plrnn-reconstruct-"))
     results = {"command": ["reconstruct.py", *(argv if argv is not None else sys.argv[1:])],
                "machine": machine_info(REPO), "cpu_count": os.cpu_count(), "defaults": cli.DEFAULTS,
                "systems": {}}
     for system in args.systems:
         extra = SYSTEMS[system] + args.set
         runs = []
-        for seed in args.seeds:
+        for seed in [] if args.floor_only else args.seeds:
             print(f"{system} seed {seed} ...", flush=True)
             r = run_one(system, seed, extra, folder, args.threads)
             print(f"  D_stsp={r['D_stsp']:.3f} ({r['D_stsp_variant']}) D_H={r['D_H']:.3f} "
@@ -138,7 +142,7 @@ def main(argv=None) -> int:
     print("|---|--:|--:|--:|--:|--:|--:|--:|")
     for system, res in results["systems"].items():
         s = res["summary"]
-        variant = res["runs"][0]["D_stsp_variant"]
+        variant = res["runs"][0]["D_stsp_variant"] if res["runs"] else "–"
         print(f"| {system} | {cell(s, 'D_stsp')} ({variant}) | {cell(s, 'D_H')} | {cell(s, 'lambda_max_model')} "
               f"| {cell(s, 'lambda_max_rel_error')} | {cell(s, 'PE', '{:.2e}')} | {cell(s, 'train_seconds', '{:.0f}')} "
               f"| {len(res['runs'])} |")
@@ -146,7 +150,7 @@ def main(argv=None) -> int:
             f = res["floor"]
             print(f"| {system}: the true system (floor) | {cell(f, 'D_stsp')} | {cell(f, 'D_H')} | – | – | – | – "
                   f"| {f['trajectories']} trajectories |")
-    print(f"\nrun folders: {folder}\nresults: {args.output}")
+    print(f"\nrun folders: {folder}\nresults: {args.output}" if folder else f"\nresults: {args.output}")
     return 0
 
 
