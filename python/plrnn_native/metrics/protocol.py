@@ -129,9 +129,14 @@ def _run_lengths(x: np.ndarray, gen_factor: float, transient_fraction: float, pe
             f"gen_factor, transient_fraction: leave {T_gen - T_tr} generated steps after the "
             "transient; need at least 2"
         )
+    _check_not_constant(x)
+    return T_gen, T_tr
+
+
+def _check_not_constant(x: np.ndarray) -> None:
+    """The test data ``x`` ``[T, N]`` vary in every dimension (D_H z-scores each one)."""
     if np.any(np.ptp(x, axis=0) == 0):
         raise ValueError(f"x_test: dimension {int(np.argmin(np.ptp(x, axis=0)))} is constant")
-    return T_gen, T_tr
 
 
 def _blank_result(model, x: np.ndarray, dt: float, lyapunov_max: Optional[float], T_gen: int,
@@ -196,8 +201,7 @@ def score_trajectory(x_test: np.ndarray, x_gen: np.ndarray, seed: SeedLike = Non
     rng = as_rng("seed", seed)
     if x64.shape[0] < 2 or x_gen.shape[0] < 2:
         raise ValueError(f"x_test, x_gen: need at least 2 steps each, got {x64.shape[0]} and {x_gen.shape[0]}")
-    if np.any(np.ptp(x64, axis=0) == 0):
-        raise ValueError(f"x_test: dimension {int(np.argmin(np.ptp(x64, axis=0)))} is constant")
+    _check_not_constant(x64)
     result = {**_observation_entries(x64.shape[1], gmm_scaling), "T_test": int(x64.shape[0]),
               "T_generated": int(x_gen.shape[0])}
     _score_observations(result, x64, x_gen, rng)
