@@ -73,7 +73,7 @@ def floor(system: str, extra: list, k: int) -> dict:
     x_test = np.asarray(te.x[:max_steps] if max_steps else te.x, dtype=cfg["model"].get("dtype", "float32"))
     T = x_test.shape[0]
     length = round(ev.get("gen_factor", 1.25) * T) - round(ev.get("transient_fraction", 0.25) * T)
-    gen = {key: v for key, v in cfg["data"].items() if key not in ("system", "test_T", "test_fraction", "test_split")}
+    gen = cli.generator_kwargs(cfg["data"])
     rows = []
     for i in range(k):
         ts = data.make(system, **{**gen, "T": length, "seed": 1000 + i, "obs_noise": 0.0})

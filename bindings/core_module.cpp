@@ -372,12 +372,10 @@ PYBIND11_MODULE(_core, m) {
     const auto [b0, b1] = plrnn::chunk_range(B, plrnn::batch_chunks(B), 0);
     if (double(M) * double(T - 1) * double(b1 - b0) > double(1L << 25))
       throw py::value_error("M, B, T: the probe's arrays [M, (T - 1) B / chunks] would hold more than 2^25 values");
-    plrnn::KernelRates r{};
-    {
-      py::gil_scoped_release nogil;
-      r = dtype == "float32" ? plrnn::kernel_rates<float>(M, B, T, seconds)
-                             : plrnn::kernel_rates<double>(M, B, T, seconds);
-    }
+    const plrnn::KernelRates r = call_interruptible([&] {
+      return dtype == "float32" ? plrnn::kernel_rates<float>(M, B, T, seconds)
+                                : plrnn::kernel_rates<double>(M, B, T, seconds);
+    });
     py::dict out;
     out["product_flops"] = r.product;
     out["weight_grad_flops"] = r.weight_grad;
@@ -388,7 +386,8 @@ PYBIND11_MODULE(_core, m) {
      "For benchmarks: flop/s (2 per FMA) on the calling thread of the standard PLRNN step's two matrix kernels "
      "on their own (csrc/core/kernel_rates.h): the per-step product of a packed [M, M] matrix with one chunk's "
      "[M, nb] block ('product_flops') and the gradient of W over the chunk's (T - 1) nb columns "
-     "('weight_grad_flops'); 'nb', 'cols' the chunk's sequences and columns. Each timed for about 2 x seconds.");
+     "('weight_grad_flops'); 'nb', 'cols' the chunk's sequences and columns. Each timed for about 2 x seconds; "
+     "interruptible (Ctrl-C).");
 
   m.def("get_num_threads", &plrnn::get_num_threads);
   m.def("set_num_threads", &plrnn::set_num_threads, py::arg("n"));

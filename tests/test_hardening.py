@@ -95,6 +95,10 @@ from plrnn_native import _core
 u0 = np.array([1.0, 2.0, 20.0])
 work = lambda: _core.ode_integrate("lorenz63", [10.0, 28.0, 8.0 / 3.0], u0, 0.0, 1e9, 1e-10, 1e-12)
 """,
+    "kernel_rates": """
+from plrnn_native import _core
+work = lambda: [_core.kernel_rates("float32", 256, 64, 2000, 10.0) for _ in range(100)]
+""",
     "training": """
 from plrnn_native.training import Trainer, TrainConfig
 model = pn.PLRNN("standard", M=200, N=3, dtype="float32", seed=0)

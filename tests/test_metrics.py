@@ -459,6 +459,8 @@ def test_score_trajectory_of_the_data_itself_is_zero_and_bad_input_raises():
         metrics.score_trajectory(const, x)
     with pytest.raises(ValueError, match=named("x_gen")):
         metrics.score_trajectory(x, x[:1])
+    with pytest.raises(ValueError, match=named("x_test")):
+        metrics.score_trajectory(x[:1], x)
     with pytest.raises(ValueError, match=named("gmm_scaling")):
         metrics.score_trajectory(x, x, gmm_scaling=0.0)
     with pytest.raises(TypeError, match=named("x_gen")):

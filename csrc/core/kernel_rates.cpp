@@ -6,6 +6,7 @@
 #include "core/eigen.h"
 #include "core/errors.h"
 #include "core/fp_env.h"
+#include "core/interrupt.h"
 #include "core/packed_gemm.h"
 #include "core/thread_pool.h"
 
@@ -60,7 +61,10 @@ KernelRates kernel_rates(index_t M, index_t B, index_t T, double seconds) {
   r.cols = cols;
   r.product = rate([&] {  // one chunk's time loop: a product per step, each step's block in turn
     S acc = S(0);
-    for (index_t c0 = 0; c0 < cols; c0 += nb) acc += packed::multiply(Wp, X.middleCols(c0, nb), buf)(0, 0);
+    for (index_t c0 = 0; c0 < cols; c0 += nb) {
+      interruption_point(2.0 * double(M) * double(M) * double(nb));
+      acc += packed::multiply(Wp, X.middleCols(c0, nb), buf)(0, 0);
+    }
     sink = acc;
     return 2.0 * double(M) * double(M) * double(cols);
   }, seconds);
@@ -69,6 +73,7 @@ KernelRates kernel_rates(index_t M, index_t B, index_t T, double seconds) {
   const Mat<S> Phi = X.cwiseMax(S(0));
   const bool tape_phi = packed::read_in_place<S>(M);
   r.weight_grad = rate([&] {
+    interruption_point(2.0 * double(M) * double(M) * double(cols));  // a sweep: a few seconds at most (the binding's limits)
     D.setZero();
     if (tape_phi)
       packed::times_transpose_into<S>(G, Phi, D);

@@ -19,6 +19,7 @@ struct KernelRates {
 // One thread (the caller), flushing subnormals like the pool's tasks; each kernel is timed over
 // repeated sweeps of a chunk's T - 1 steps for at least `seconds` after one untimed sweep. Data:
 // deterministic pseudo-random values in [-1, 1] (no global random state). M >= 1, B >= 1, T >= 2.
+// Interruptible (core/interrupt.h: between steps of the product, before each sweep of the gradient).
 template <typename S>
 KernelRates kernel_rates(index_t M, index_t B, index_t T, double seconds);
 

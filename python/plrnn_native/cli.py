@@ -47,6 +47,15 @@ EPOCH_HOOK = None
 
 
 # ---- data -----------------------------------------------------------------------------------------
+#: [data] keys that choose and split the data; the rest are arguments of a built-in system's generator.
+_DATA_CHOICE_KEYS = ("system", "path", "inputs", "test_T", "test_fraction", "test_split")
+
+
+def generator_kwargs(data: dict) -> dict:
+    """The settings of a [data] section that go to the built-in system's generator (``data.make``)."""
+    return {key: v for key, v in data.items() if key not in _DATA_CHOICE_KEYS}
+
+
 def load_data(cfg: dict):
     """(train, test) lists of TimeSeries from the [data] section.
 
@@ -62,13 +71,14 @@ def load_data(cfg: dict):
     from . import data as data_mod
     from . import recordings
 
-    d = dict(cfg["data"])
-    test_fraction = float(d.pop("test_fraction", 0.2))
-    test_T = int(d.pop("test_T", 0) or 0)
-    test_split = d.pop("test_split", "auto")
-    path = d.pop("path", None)
-    inputs = d.pop("inputs", None)
-    system = d.pop("system", None)
+    given = cfg["data"]
+    d = generator_kwargs(given)
+    test_fraction = float(given.get("test_fraction", 0.2))
+    test_T = int(given.get("test_T", 0) or 0)
+    test_split = given.get("test_split", "auto")
+    path = given.get("path")
+    inputs = given.get("inputs")
+    system = given.get("system")
     if path:
         ignored = sorted(set(d) - {"dt"}) + (["test_T"] if test_T else [])
         if ignored:

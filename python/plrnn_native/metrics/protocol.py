@@ -199,8 +199,9 @@ def score_trajectory(x_test: np.ndarray, x_gen: np.ndarray, seed: SeedLike = Non
     same_dim(x64, x_gen)
     gmm_scaling = check_float("gmm_scaling", gmm_scaling, 0.0, lo_open=True)
     rng = as_rng("seed", seed)
-    if x64.shape[0] < 2 or x_gen.shape[0] < 2:
-        raise ValueError(f"x_test, x_gen: need at least 2 steps each, got {x64.shape[0]} and {x_gen.shape[0]}")
+    for name, x in (("x_test", x64), ("x_gen", x_gen)):
+        if x.shape[0] < 2:
+            raise ValueError(f"{name}: needs at least 2 steps, got {x.shape[0]}")
     _check_not_constant(x64)
     result = {**_observation_entries(x64.shape[1], gmm_scaling), "T_test": int(x64.shape[0]),
               "T_generated": int(x_gen.shape[0])}
