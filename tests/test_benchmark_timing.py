@@ -75,3 +75,20 @@ def test_bad_arguments():
         timing.time_interleaved({"a": lambda: None}, repeats=1, warmup=0, block=0)
     with pytest.raises(ValueError):
         timing.time_interleaved({"a": lambda: None}, repeats=1, warmup=0, reentry_s=-1.0)
+
+
+def test_cache_sizes_from_sysfs(tmp_path):
+    """The machine record's cache sizes: each sysfs index's level, type and size in bytes; an entry that
+    cannot be read or parsed is left out, not guessed."""
+    timing = _timing()
+    entries = {"index0": ("1", "Data", "32K"), "index1": ("1", "Instruction", "32K"),
+               "index2": ("2", "Unified", "1024K"), "index3": ("3", "Unified", "32M"),
+               "index4": ("4", "Unified", "n/a")}
+    for name, (level, kind, size) in entries.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "level").write_text(level + "\n")
+        (tmp_path / name / "type").write_text(kind + "\n")
+        (tmp_path / name / "size").write_text(size + "\n")
+    (tmp_path / "index5").mkdir()  # no files: unreadable
+    assert timing._cache_sizes(tmp_path) == {"L1d": 32 << 10, "L1i": 32 << 10, "L2": 1 << 20, "L3": 32 << 20}
+    assert timing._cache_sizes(tmp_path / "missing") == {}

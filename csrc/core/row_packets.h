@@ -6,6 +6,8 @@
 //
 //   for_row_packets(rows, packet_fn, scalar_fn)  packet_fn(i) for i = 0, kLanes, ... (whole packets),
 //                                                then scalar_fn(i) for each of the last rows % kLanes
+//   short_columns(n, cols, a, b, d, op)          d = op(a, b) on the first n < kLanes rows, a column at
+//                                                a time (one masked packet with AVX-512)
 #pragma once
 #include <cmath>
 #include <type_traits>
@@ -51,6 +53,35 @@ inline Eigen::internal::Packet8d where_positive(const Eigen::internal::Packet8d&
   return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(a, _mm512_setzero_pd(), _CMP_GT_OQ), r);
 }
 #endif
+
+// d(r, c) = op(a(r, c), b(r, c)) for the first n rows of cols columns (column-major, leading dimensions
+// lda, ldb, ldd; d may be a), for blocks of fewer rows than a packet (the N observed rows of a small
+// model's state). With AVX-512 each column is one masked load of a and of b and one masked store of d
+// (the other lanes are neither read nor written); else, or for n >= kLanes, element by element. op
+// takes two packets or two scalars (an elementwise operation: the same bits either way).
+template <typename S, class Op>
+inline void short_columns(index_t n, index_t cols, const S* a, index_t lda, const S* b, index_t ldb, S* d,
+                          index_t ldd, const Op& op) {
+#if defined(EIGEN_VECTORIZE_AVX512)
+  if (n < kLanes<S>) {
+    if constexpr (std::is_same_v<S, float>) {
+      const auto m = static_cast<__mmask16>((1u << n) - 1u);
+      for (index_t c = 0; c < cols; ++c)
+        _mm512_mask_storeu_ps(d + c * ldd, m,
+                              op(_mm512_maskz_loadu_ps(m, a + c * lda), _mm512_maskz_loadu_ps(m, b + c * ldb)));
+      return;
+    } else if constexpr (std::is_same_v<S, double>) {
+      const auto m = static_cast<__mmask8>((1u << n) - 1u);
+      for (index_t c = 0; c < cols; ++c)
+        _mm512_mask_storeu_pd(d + c * ldd, m,
+                              op(_mm512_maskz_loadu_pd(m, a + c * lda), _mm512_maskz_loadu_pd(m, b + c * ldb)));
+      return;
+    }
+  }
+#endif
+  for (index_t c = 0; c < cols; ++c)
+    for (index_t r = 0; r < n; ++r) d[c * ldd + r] = op(a[c * lda + r], b[c * ldb + r]);
+}
 
 template <typename S, class PacketFn, class ScalarFn>
 inline void for_row_packets(index_t rows, PacketFn&& packet_fn, ScalarFn&& scalar_fn) {

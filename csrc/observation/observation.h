@@ -11,6 +11,7 @@
 #include "core/column_product.h"
 #include "core/eigen.h"
 #include "core/grad_buffers.h"
+#include "core/row_packets.h"
 
 namespace plrnn {
 
@@ -34,22 +35,17 @@ class IdentityObs {
   // xhat = z[:N]                                      Z [M, nb] -> Xhat [N, nb]
   void observe(CRef<S> Z, Ref<S> Xhat) const { Xhat = Z.topRows(N_); }
   // E = xhat - x                                      Z [M, nb], X, E [N, nb]
-  // (plain loops: for the few rows of the small models Eigen's per-column work costs more than the
-  // subtractions)
+  // (a column's N rows at a time, core/row_packets.h: for the few rows of the small models Eigen's
+  // per-column work costs more than the subtractions, and element by element the scalar loads of rows
+  // the step had just stored as whole packets stalled)
   void residual(CRef<S> Z, CRef<S> X, Ref<S> E) const {
-    const index_t nb = E.cols(), ldz = Z.outerStride(), ldx = X.outerStride(), lde = E.outerStride();
-    const S *z = Z.data(), *x = X.data();
-    S* e = E.data();
-    for (index_t c = 0; c < nb; ++c)
-      for (index_t r = 0; r < N_; ++r) e[c * lde + r] = z[c * ldz + r] - x[c * ldx + r];
+    rowpk::short_columns<S>(N_, E.cols(), Z.data(), Z.outerStride(), X.data(), X.outerStride(), E.data(),
+                            E.outerStride(), [](auto z, auto x) { return z - x; });
   }
   // grad: G += d/dz of <E, xhat>                      E [N, nb] (already scaled), G [M, nb]
   void observe_grad(CRef<S> E, Ref<S> G) const {
-    const index_t nb = E.cols(), lde = E.outerStride(), ldg = G.outerStride();
-    const S* e = E.data();
-    S* g = G.data();
-    for (index_t c = 0; c < nb; ++c)
-      for (index_t r = 0; r < N_; ++r) g[c * ldg + r] += e[c * lde + r];
+    rowpk::short_columns<S>(N_, E.cols(), G.data(), G.outerStride(), E.data(), E.outerStride(), G.data(),
+                            G.outerStride(), [](auto g, auto e) { return g + e; });
   }
 
   // Z <- force(Z, X, a), in place                     Z [M, nb], X [N, nb]
