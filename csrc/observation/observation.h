@@ -19,6 +19,7 @@ template <typename S>
 class IdentityObs {
  public:
   static constexpr bool kNeedsStates = false;  // no gradient needs the pre-forcing states
+  static constexpr bool kObservesRows = true;  // xhat is Z's first N rows (rollout/loss.h: score_row_residuals)
   IdentityObs(const ModelSpec& spec, const Params<S>& p, const S* /*Binv*/)
       : M_(spec.dims.M), N_(spec.dims.N), Lx_(p.L, M_ - N_, N_) {}
 
@@ -79,6 +80,7 @@ template <typename S>
 class LinearObs {
  public:
   static constexpr bool kNeedsStates = true;  // dL/dB needs the pre-forcing states
+  static constexpr bool kObservesRows = false;
   LinearObs(const ModelSpec& spec, const Params<S>& p, const S* Binv)
       : M_(spec.dims.M),
         N_(spec.dims.N),

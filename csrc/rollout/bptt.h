@@ -62,9 +62,19 @@ class ChunkBPTT {
       const index_t c0 = (t - 1) * nb;
       Ref<S> Z = state(t);
       model_.step(state(t - 1), inputs_at(t), Z, ws_, keep ? &tape_ : nullptr, c0);
-      obs_.residual(Z, x_at(t), E);
-      if (batch_.mask) E.array() *= mask_at(t).array();
-      sse += score_residuals(E, keep ? E_all_.data() + c0 * N_ : nullptr, grad_scale);
+      S* e = keep ? E_all_.data() + c0 * N_ : nullptr;  // the tape's residuals (times grad_scale)
+      if constexpr (Observation::kObservesRows) {       // the residual straight from Z's first N rows
+        if (batch_.mask) {
+          const CMapSlice<S> Mk = mask_at(t);
+          sse += score_row_residuals<S>(Z, x_at(t), &Mk, e, grad_scale);
+        } else {
+          sse += score_row_residuals<S>(Z, x_at(t), nullptr, e, grad_scale);
+        }
+      } else {
+        obs_.residual(Z, x_at(t), E);
+        if (batch_.mask) E.array() *= mask_at(t).array();
+        sse += score_residuals(E, e, grad_scale);
+      }
       if constexpr (Observation::kNeedsStates)
         if (keep) Z_all_.middleCols(c0, nb) = Z;
       emit(t, Z, Xhat);
