@@ -628,13 +628,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if (
         args.T < 2
         or args.N < 1
-        or (args.M is not None and min(args.M) <= args.N)
+        or (args.M is not None and min(args.M) < args.N)  # N <= M (the Lorenz-63 preset: M = N = 3)
         or min(args.threads) < 1
         or args.tau < 1
         or not 0 <= args.alpha <= 1
         or not 0 < args.kernel_seconds <= 10
     ):
-        parser.error("need T >= 2, 1 <= N < M, tau >= 1, 0 <= alpha <= 1, threads >= 1 and "
+        parser.error("need T >= 2, 1 <= N <= M, tau >= 1, 0 <= alpha <= 1, threads >= 1 and "
                      "0 < kernel-seconds <= 10")
     if args.clipped and args.model != "shallow":
         parser.error("--clipped needs --model shallow")
