@@ -35,15 +35,12 @@ class IdentityObs {
 
   // xhat = z[:N]                                      Z [M, nb] -> Xhat [N, nb]
   void observe(CRef<S> Z, Ref<S> Xhat) const { Xhat = Z.topRows(N_); }
-  // E = xhat - x                                      Z [M, nb], X, E [N, nb]
-  // (a column's N rows at a time, core/row_packets.h: for the few rows of the small models Eigen's
-  // per-column work costs more than the subtractions, and element by element the scalar loads of rows
-  // the step had just stored as whole packets stalled)
-  void residual(CRef<S> Z, CRef<S> X, Ref<S> E) const {
-    rowpk::short_columns<S>(N_, E.cols(), Z.data(), Z.outerStride(), X.data(), X.outerStride(), E.data(),
-                            E.outerStride(), [](auto z, auto x) { return z - x; });
-  }
+  // E = xhat - x = Z[:N] - X: formed with the step's loss from Z's rows (kObservesRows; rollout/loss.h:
+  // score_row_residuals, and the lane loop's packets in rollout/lane_bptt.h), no method here
   // grad: G += d/dz of <E, xhat>                      E [N, nb] (already scaled), G [M, nb]
+  // (a column's N rows at a time, core/row_packets.h: for the few rows of the small models Eigen's
+  // per-column work costs more than the additions, and element by element the scalar loads of rows
+  // the step had just stored as whole packets stalled)
   void observe_grad(CRef<S> E, Ref<S> G) const {
     rowpk::short_columns<S>(N_, E.cols(), G.data(), G.outerStride(), E.data(), E.outerStride(), G.data(),
                             G.outerStride(), [](auto g, auto e) { return g + e; });

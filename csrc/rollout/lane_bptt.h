@@ -102,7 +102,7 @@ class LaneChunkBPTT {
         model_.step_group(u_block(t - 1, g), z, v_block(t - 1, g));
         const S* xl = xl_block(t, g);
         S* e = e_block(t - 1, g);
-        for (index_t r = 0; r < N_; ++r) {  // IdentityObs::residual, score_residuals' squares and tape
+        for (index_t r = 0; r < N_; ++r) {  // the residual, score_residuals' squares and tape (score_row_residuals)
           const Bk d = psub(pload<Bk>(z + r * L), pload<Bk>(xl + r * L));
           pstore(sq.data() + r * L, pmul(d, d));
           pstore(e + r * L, pmul(scale, d));
