@@ -54,29 +54,43 @@ inline Eigen::internal::Packet8d where_positive(const Eigen::internal::Packet8d&
 }
 #endif
 
+#if defined(EIGEN_VECTORIZE_AVX512)
+// The first n < kLanes entries at p as a packet (the other lanes 0) and back (the other lanes not
+// written): one masked load or store. lane(v, k): entry k of a packet, moved down by a permutation (a
+// store and scalar reloads of it stall on the store).
+inline Eigen::internal::Packet16f load_first(const float* p, index_t n) {
+  return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p);
+}
+inline Eigen::internal::Packet8d load_first(const double* p, index_t n) {
+  return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p);
+}
+inline void store_first(float* p, const Eigen::internal::Packet16f& v, index_t n) {
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), v);
+}
+inline void store_first(double* p, const Eigen::internal::Packet8d& v, index_t n) {
+  _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1u), v);
+}
+inline float lane(const Eigen::internal::Packet16f& v, index_t k) {
+  return _mm512_cvtss_f32(_mm512_permutexvar_ps(_mm512_set1_epi32(static_cast<int>(k)), v));
+}
+inline double lane(const Eigen::internal::Packet8d& v, index_t k) {
+  return _mm512_cvtsd_f64(_mm512_permutexvar_pd(_mm512_set1_epi64(k), v));
+}
+#endif
+
 // d(r, c) = op(a(r, c), b(r, c)) for the first n rows of cols columns (column-major, leading dimensions
 // lda, ldb, ldd; d may be a), for blocks of fewer rows than a packet (the N observed rows of a small
 // model's state). With AVX-512 each column is one masked load of a and of b and one masked store of d
-// (the other lanes are neither read nor written); else, or for n >= kLanes, element by element. op
-// takes two packets or two scalars (an elementwise operation: the same bits either way).
+// (load_first, store_first); else, or for n >= kLanes, element by element. op takes two packets or two
+// scalars (an elementwise operation: the same bits either way).
 template <typename S, class Op>
 inline void short_columns(index_t n, index_t cols, const S* a, index_t lda, const S* b, index_t ldb, S* d,
                           index_t ldd, const Op& op) {
 #if defined(EIGEN_VECTORIZE_AVX512)
   if (n < kLanes<S>) {
-    if constexpr (std::is_same_v<S, float>) {
-      const auto m = static_cast<__mmask16>((1u << n) - 1u);
-      for (index_t c = 0; c < cols; ++c)
-        _mm512_mask_storeu_ps(d + c * ldd, m,
-                              op(_mm512_maskz_loadu_ps(m, a + c * lda), _mm512_maskz_loadu_ps(m, b + c * ldb)));
-      return;
-    } else if constexpr (std::is_same_v<S, double>) {
-      const auto m = static_cast<__mmask8>((1u << n) - 1u);
-      for (index_t c = 0; c < cols; ++c)
-        _mm512_mask_storeu_pd(d + c * ldd, m,
-                              op(_mm512_maskz_loadu_pd(m, a + c * lda), _mm512_maskz_loadu_pd(m, b + c * ldb)));
-      return;
-    }
+    for (index_t c = 0; c < cols; ++c)
+      store_first(d + c * ldd, op(load_first(a + c * lda, n), load_first(b + c * ldb, n)), n);
+    return;
   }
 #endif
   for (index_t c = 0; c < cols; ++c)

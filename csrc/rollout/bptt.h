@@ -66,9 +66,9 @@ class ChunkBPTT {
       if constexpr (Observation::kObservesRows) {       // the residual straight from Z's first N rows
         if (batch_.mask) {
           const CMapSlice<S> Mk = mask_at(t);
-          sse += score_row_residuals<S>(Z, x_at(t), &Mk, e, grad_scale);
+          sse += score_row_residuals<S>(Z, x_at(t), &Mk, E, e, grad_scale);
         } else {
-          sse += score_row_residuals<S>(Z, x_at(t), nullptr, e, grad_scale);
+          sse += score_row_residuals<S>(Z, x_at(t), nullptr, E, e, grad_scale);
         }
       } else {
         obs_.residual(Z, x_at(t), E);
